@@ -1,0 +1,2 @@
+/* rtd/http.c: not written yet. */
+typedef int placeholder_http;

@@ -1,0 +1,2 @@
+/* rtd/sio.c: not written yet. */
+typedef int placeholder_sio;

@@ -1,0 +1,128 @@
+/* sio.h: the Socket.IO v5 server on top of eio: namespaces, sockets, rooms, events, acks.
+ *
+ * This is the internal API the rest of the daemon is written against (platform.c, the
+ * conformance server). Everything runs on the loop thread.
+ *
+ * Emitting: a packet is encoded once into a sio_packet (one Engine.IO packet for the JSON
+ * part, one per binary attachment) and the same bytes are queued to every recipient, each
+ * taking a reference. Broadcasting to a namespace or room walks a dense array of sockets;
+ * nothing is allocated per recipient.
+ *
+ * Ownership: the server owns namespaces and sockets. A sio_socket is valid until its
+ * namespace's disconnect callback has returned. JSON values handed to callbacks belong to
+ * the caller of the callback and live only during the call. */
+#ifndef RTD_SIO_H
+#define RTD_SIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "rtd/eio.h"
+
+typedef struct sio_server sio_server;
+typedef struct sio_namespace sio_namespace;
+typedef struct sio_socket sio_socket;
+
+struct sio_config {
+    unsigned connect_timeout_ms; /* close an Engine.IO session with no CONNECT by then: 45000 */
+    unsigned max_attachments;    /* binary attachments per packet: 64 */
+    unsigned max_namespaces;     /* namespaces one session may join: 32 */
+    unsigned max_json_depth;     /* nesting of event payloads: 32 */
+};
+
+/* A binary attachment. */
+typedef struct sio_bin {
+    const unsigned char *data;
+    size_t len;
+} sio_bin;
+
+/* Arguments of an incoming event or ack: elements [first, n) of array. Attachments are
+ * referred to from the JSON by {"_placeholder":true,"num":i} objects (sio_arg_bin resolves
+ * them). */
+typedef struct sio_args {
+    struct json_object *array;
+    size_t first;
+    const sio_bin *bins;
+    size_t nbins;
+} sio_args;
+
+size_t sio_argc(const sio_args *a);
+struct json_object *sio_arg(const sio_args *a, size_t i); /* NULL when out of range */
+/* If arg i is a placeholder for an attachment, returns it. */
+const sio_bin *sio_arg_bin(const sio_args *a, size_t i);
+/* The arguments as JSON text joined by commas (no brackets), e.g. `"x",{"a":1}`. */
+int sio_args_json(const sio_args *a, buf *out);
+
+/* An encoded packet shared between recipients. */
+typedef struct sio_packet {
+    uint32_t refs;
+    uint32_t n;          /* 1 + number of attachments */
+    eio_packet *parts[]; /* parts[0] holds the JSON; parts[1..] the attachments */
+} sio_packet;
+
+void sio_packet_unref(sio_packet *p);
+
+/* Callbacks. ack_id is -1 when the client asked for no acknowledgement. A connect callback
+ * returns 0 to accept, or non-zero to refuse with CONNECT_ERROR {"message": *error}. */
+typedef int sio_connect_fn(sio_socket *s, struct json_object *auth, const char **error,
+                           void *ud);
+typedef void sio_event_fn(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
+                          void *ud);
+typedef void sio_disconnect_fn(sio_socket *s, const char *reason, void *ud);
+/* s is NULL if the socket went away first; a is NULL on timeout. */
+typedef void sio_ack_fn(sio_socket *s, const sio_args *a, void *ud);
+
+sio_server *sio_server_new(loop *l, const struct sio_config *cfg, const struct eio_config *ecfg);
+void sio_server_free(sio_server *srv);
+eio_server *sio_server_engine(sio_server *srv);
+
+sio_namespace *sio_namespace_add(sio_server *srv, const char *name);
+sio_namespace *sio_namespace_find(sio_server *srv, const char *name);
+const char *sio_namespace_name(const sio_namespace *nsp);
+size_t sio_namespace_size(const sio_namespace *nsp);
+void sio_on_connect(sio_namespace *nsp, sio_connect_fn *fn, void *ud);
+void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud);
+/* Handler for one event name; event "*" catches every event without its own handler. */
+int sio_on(sio_namespace *nsp, const char *event, sio_event_fn *fn, void *ud);
+
+/* Encoding. args_json is the arguments' JSON text joined by commas (may be empty); bins
+ * are the attachments its placeholders refer to. NULL when out of memory. */
+sio_packet *sio_event_packet(const sio_namespace *nsp, const char *event, const char *args_json,
+                             size_t args_len, const sio_bin *bins, size_t nbins);
+
+/* Sending. */
+int sio_send(sio_socket *s, sio_packet *p);
+int sio_emit(sio_socket *s, const char *event, const char *args_json);
+/* Emits and waits for the client's ack, at most timeout_ms (0: forever). */
+int sio_emit_with_ack(sio_socket *s, const char *event, const char *args_json,
+                      unsigned timeout_ms, sio_ack_fn *fn, void *ud);
+/* Answers the client's ack_id: ACK, or BINARY_ACK when there are attachments. */
+int sio_ack(sio_socket *s, int64_t ack_id, const char *args_json, const sio_bin *bins,
+            size_t nbins);
+/* Sends p to every socket of nsp (room NULL) or of the room, except `except` (may be NULL).
+ * Returns the number of recipients. */
+size_t sio_broadcast(sio_namespace *nsp, const char *room, const sio_socket *except,
+                     sio_packet *p);
+
+/* Rooms. A socket is always reachable as the room named by its id. */
+int sio_join(sio_socket *s, const char *room);
+int sio_leave(sio_socket *s, const char *room);
+bool sio_in_room(const sio_socket *s, const char *room);
+size_t sio_socket_room_count(const sio_socket *s);
+size_t sio_room_size(const sio_namespace *nsp, const char *room);
+
+/* Server-side disconnect from the namespace (sends DISCONNECT); close_session also closes
+ * the Engine.IO session. The disconnect callback runs before this returns. */
+void sio_disconnect(sio_socket *s, bool close_session);
+
+const char *sio_socket_id(const sio_socket *s);
+sio_namespace *sio_socket_namespace(const sio_socket *s);
+eio_session *sio_socket_session(const sio_socket *s);
+sio_socket *sio_socket_find(sio_namespace *nsp, const char *id);
+void sio_socket_set_user(sio_socket *s, void *user);
+void *sio_socket_user(const sio_socket *s);
+
+#endif

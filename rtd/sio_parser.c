@@ -1,0 +1,2 @@
+/* rtd/sio_parser.c: not written yet. */
+typedef int placeholder_sio_parser;

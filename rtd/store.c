@@ -1,0 +1,2 @@
+/* rtd/store.c: not written yet. */
+typedef int placeholder_store;

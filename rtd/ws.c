@@ -1,0 +1,2 @@
+/* rtd/ws.c: not written yet. */
+typedef int placeholder_ws;

@@ -1,0 +1,2 @@
+/* rtd/wsconn.c: not written yet. */
+typedef int placeholder_wsconn;
