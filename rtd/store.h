@@ -11,6 +11,8 @@
  * The counters the dashboard reads (message_counts, connection_counts, totals) are updated
  * by the writer in the same transaction as the rows they count.
  *
+ * The store owns the loop's wake hook (loop_set_wake): completions are drained there.
+ *
  * Ownership: every string passed in is copied before the call returns. Completion callbacks
  * run on the loop thread; the strings they receive live only during the call. */
 #ifndef RTD_STORE_H
@@ -83,5 +85,10 @@ struct store_stats {
 };
 extern const double store_commit_buckets_ms[8];
 void store_get_stats(store *st, struct store_stats *out);
+
+/* Copies the database at src_path to dest_path with SQLite's online backup API: a
+ * consistent copy even while rtd is writing. Runs in the caller's thread (the --backup
+ * command, not the daemon). Returns 0, or -1 and a malloc'ed *err. */
+int store_backup(const char *src_path, const char *dest_path, char **err);
 
 #endif
