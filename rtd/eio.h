@@ -22,6 +22,7 @@ typedef struct eio_server eio_server;
 typedef struct eio_session eio_session;
 struct MHD_Connection;
 struct http_request;
+struct http_server;
 
 enum eio_transport { EIO_T_POLLING = 0, EIO_T_WEBSOCKET = 1 };
 
@@ -42,6 +43,8 @@ struct eio_callbacks {
     /* A message packet arrived (text or binary). data is only valid during the call. */
     void (*on_message)(eio_session *s, const unsigned char *data, size_t len, bool binary,
                        void *ud);
+    /* The session moved to another transport (upgrade to WebSocket). May be NULL. */
+    void (*on_upgrade)(eio_session *s, void *ud);
     /* The session is closing; it must not be used after this returns. */
     void (*on_close)(eio_session *s, const char *reason, void *ud);
 };
@@ -55,6 +58,8 @@ unsigned eio_server_session_count(const eio_server *srv);
 /* Sessions by current transport, for metrics. */
 void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsigned *websocket);
 
+/* The HTTP front that upgraded sockets are given back to. */
+void eio_server_set_http(eio_server *srv, struct http_server *h);
 /* Entry from the HTTP front (http.c) for a request under cfg->path. */
 void eio_handle_request(eio_server *srv, struct http_request *req);
 

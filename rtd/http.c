@@ -1,2 +1,774 @@
-/* rtd/http.c: not written yet. */
-typedef int placeholder_http;
+/* http.c: rtd's HTTP front over libmicrohttpd, run from rtd's loop (see http.h).
+ *
+ * MHD is started in external-epoll mode without threads: its epoll fd is registered in our
+ * loop and MHD_run() is called when it is readable or when MHD's own timeout is due. So
+ * every request handler runs on the loop thread and may touch sessions directly.
+ *
+ * Long-polls are MHD-suspended connections. MHD stops watching a suspended socket, so we
+ * watch it ourselves (EPOLLRDHUP) to learn when a client abandons a held poll, which the
+ * Engine.IO protocol treats as the end of the session. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "rtd/http.h"
+#include "rtd/log.h"
+#include "rtd/ws.h"
+
+#define MAX_ROUTES 16
+#define MAX_EXTRA_HEADERS 8
+
+struct route {
+    char *path;
+    size_t path_len;
+    bool prefix;
+    http_handler_fn *fn;
+    void *ud;
+    size_t max_body;
+};
+
+struct http_server {
+    loop *l;
+    struct MHD_Daemon *d;
+    int mhd_epfd;
+    struct route routes[MAX_ROUTES];
+    int nroutes;
+    char **cors;         /* exact origins */
+    bool cors_any;
+    char *static_dir;
+    bool need_run;       /* connections were resumed: MHD_run must see them before we sleep */
+};
+
+struct header {
+    char *name;
+    char *value;
+};
+
+struct http_request {
+    http_server *h;
+    struct MHD_Connection *conn;
+    const struct route *route;
+    const char *method;  /* MHD's, valid for the request */
+    const char *url;
+    char remote[INET6_ADDRSTRLEN];
+    buf body;
+    bool started;        /* headers seen, handler not yet called */
+    bool dispatched;
+    bool too_large;
+    bool responded;
+    bool suspended;
+    bool resumed;
+    bool gone;           /* client hung up while suspended */
+    int watch_fd;        /* fd we watch while suspended, -1 otherwise */
+    void (*on_gone)(http_request *r, void *ud);
+    void *gone_ud;
+    struct header extra[MAX_EXTRA_HEADERS];
+    int nextra;
+    void *ud;
+    /* answer prepared by http_resume_respond */
+    bool pending;
+    unsigned pending_status;
+    char *pending_ctype;
+    buf pending_body;
+    /* websocket */
+    http_upgraded_fn *up_fn;
+    void *up_ud;
+};
+
+/* ---- request accessors ---- */
+
+const char *http_request_method(const http_request *r)
+{
+    return r->method;
+}
+
+const char *http_request_path(const http_request *r)
+{
+    return r->url;
+}
+
+const char *http_request_query(const http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_request_header(const http_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_remote_addr(const http_request *r)
+{
+    return r->remote;
+}
+
+static enum MHD_Result copy_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    buf *out = cls;
+    if (buf_append(out, key, strlen(key) + 1) < 0 ||
+        buf_append(out, value ? value : "", (value ? strlen(value) : 0) + 1) < 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+int http_request_copy_query(const http_request *r, buf *out)
+{
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, copy_arg, out);
+    return buf_putc(out, '\0');
+}
+
+const unsigned char *http_request_body(const http_request *r, size_t *len)
+{
+    *len = r->body.len;
+    return (const unsigned char *)(r->body.data ? r->body.data : "");
+}
+
+bool http_request_too_large(const http_request *r)
+{
+    return r->too_large;
+}
+
+bool http_request_resumed(const http_request *r)
+{
+    return r->resumed;
+}
+
+bool http_request_suspended(const http_request *r)
+{
+    return r->suspended;
+}
+
+static bool header_has_token(const char *v, const char *token)
+{
+    if (!v)
+        return false;
+    size_t tl = strlen(token);
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - start) == tl && strncasecmp(start, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool http_request_wants_websocket(const http_request *r)
+{
+    return strcmp(r->method, "GET") == 0 &&
+           header_has_token(http_request_header(r, "Upgrade"), "websocket");
+}
+
+void http_request_set_ud(http_request *r, void *ud)
+{
+    r->ud = ud;
+}
+
+void *http_request_ud(const http_request *r)
+{
+    return r->ud;
+}
+
+/* ---- answers ---- */
+
+void http_add_header(http_request *r, const char *name, const char *value)
+{
+    if (r->nextra == MAX_EXTRA_HEADERS)
+        return;
+    r->extra[r->nextra].name = strdup(name);
+    r->extra[r->nextra].value = strdup(value);
+    r->nextra++;
+}
+
+static void free_extra(http_request *r)
+{
+    for (int i = 0; i < r->nextra; i++) {
+        free(r->extra[i].name);
+        free(r->extra[i].value);
+    }
+    r->nextra = 0;
+}
+
+static const char *allowed_origin(const http_server *h, const char *origin)
+{
+    if (!origin)
+        return NULL;
+    if (h->cors_any)
+        return "*";
+    for (char **o = h->cors; o && *o; o++)
+        if (strcmp(*o, origin) == 0)
+            return origin;
+    return NULL;
+}
+
+static void add_cors(const http_request *r, struct MHD_Response *resp)
+{
+    const char *origin = http_request_header(r, "Origin");
+    const char *allow = allowed_origin(r->h, origin);
+    if (!allow)
+        return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
+    if (strcmp(allow, "*") != 0) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
+        MHD_add_response_header(resp, "Vary", "Origin");
+    }
+}
+
+static void queue(http_request *r, unsigned status, struct MHD_Response *resp, const char *ctype)
+{
+    if (!resp) {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+        ctype = NULL;
+    }
+    if (ctype)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    for (int i = 0; i < r->nextra; i++)
+        MHD_add_response_header(resp, r->extra[i].name, r->extra[i].value);
+    free_extra(r);
+    add_cors(r, resp);
+    MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->responded = true;
+}
+
+void http_respond(http_request *r, unsigned status, const char *ctype, const void *body,
+                  size_t len)
+{
+    if (r->responded || r->suspended)
+        return;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    queue(r, status, resp, ctype);
+}
+
+void http_respond_buf(http_request *r, unsigned status, const char *ctype, buf *b)
+{
+    if (r->responded || r->suspended) {
+        buf_free(b);
+        return;
+    }
+    struct MHD_Response *resp;
+    if (b->len == 0) {
+        buf_free(b);
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else {
+        resp = MHD_create_response_from_buffer(b->len, b->data, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            buf_free(b);
+        b->data = NULL;
+        b->len = b->cap = 0;
+    }
+    queue(r, status, resp, ctype);
+}
+
+/* ---- long-polling ---- */
+
+static void stop_watch(http_request *r)
+{
+    if (r->watch_fd >= 0) {
+        loop_del_fd(r->h->l, r->watch_fd);
+        r->watch_fd = -1;
+    }
+}
+
+static void watch_cb(loop *l, int fd, void *ud, int mask)
+{
+    http_request *r = ud;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 && !(mask & LOOP_HUP)) {
+        /* The client sent more (a pipelined request): it is still there. Stop watching,
+         * or level-triggered readiness would spin. */
+        stop_watch(r);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !(mask & LOOP_HUP))
+        return;
+    stop_watch(r);
+    r->gone = true;
+    void (*fn)(http_request *, void *) = r->on_gone;
+    r->on_gone = NULL;
+    if (fn)
+        fn(r, r->gone_ud);
+    /* Let MHD notice the dead socket and clean the request up. */
+    if (r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        r->h->need_run = true;
+    }
+}
+
+void http_suspend(http_request *r, void (*on_gone)(http_request *r, void *ud), void *ud)
+{
+    if (r->responded || r->suspended)
+        return;
+    r->on_gone = on_gone;
+    r->gone_ud = ud;
+    r->suspended = true;
+    MHD_suspend_connection(r->conn);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && loop_add_fd(r->h->l, ci->connect_fd, LOOP_READ, watch_cb, r) == 0)
+        r->watch_fd = ci->connect_fd;
+}
+
+void http_resume(http_request *r)
+{
+    if (!r->suspended)
+        return;
+    stop_watch(r);
+    r->suspended = false;
+    r->on_gone = NULL;
+    r->resumed = true;
+    r->dispatched = false; /* MHD calls the access handler again: dispatch once more */
+    MHD_resume_connection(r->conn);
+    r->h->need_run = true;
+}
+
+void http_resume_respond(http_request *r, unsigned status, const char *ctype, buf *b)
+{
+    if (!r->suspended) {
+        http_respond_buf(r, status, ctype, b);
+        return;
+    }
+    r->pending = true;
+    r->pending_status = status;
+    free(r->pending_ctype);
+    r->pending_ctype = ctype ? strdup(ctype) : NULL;
+    buf_free(&r->pending_body);
+    r->pending_body = *b;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    http_resume(r);
+}
+
+/* ---- websocket upgrade ---- */
+
+static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_cls,
+                       const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh)
+{
+    http_request *r = con_cls;
+    int fl = fcntl(sock, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK))
+        fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+    http_upgraded_fn *fn = r->up_fn;
+    r->up_fn = NULL;
+    if (fn)
+        fn(r->up_ud, sock, (const unsigned char *)extra_in, extra_in_size, urh);
+    else
+        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
+{
+    if (r->responded || r->suspended)
+        return -1;
+    const char *key = http_request_header(r, "Sec-WebSocket-Key");
+    const char *version = http_request_header(r, "Sec-WebSocket-Version");
+    char accept[29];
+    if (!header_has_token(http_request_header(r, "Connection"), "upgrade") || !key ||
+        !version || strcmp(version, "13") != 0 || ws_accept_key(key, accept) < 0) {
+        if (version && strcmp(version, "13") != 0)
+            http_add_header(r, "Sec-WebSocket-Version", "13");
+        static const char msg[] = "Bad WebSocket handshake";
+        http_respond(r, MHD_HTTP_BAD_REQUEST, "text/plain", msg, sizeof msg - 1);
+        return -1;
+    }
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_cb, r);
+    if (!resp) {
+        queue(r, 500, NULL, NULL);
+        return -1;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
+    r->up_fn = fn;
+    r->up_ud = ud;
+    free_extra(r);
+    MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    r->responded = true;
+    return 0;
+}
+
+void http_upgrade_release(http_server *h, struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)h;
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* ---- dispatch ---- */
+
+static const struct route *find_route(const http_server *h, const char *url)
+{
+    for (int i = 0; i < h->nroutes; i++) {
+        const struct route *rt = &h->routes[i];
+        if (rt->prefix ? strncmp(url, rt->path, rt->path_len) == 0 : strcmp(url, rt->path) == 0)
+            return rt;
+    }
+    return NULL;
+}
+
+static void answer_preflight(http_request *r)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        queue(r, 500, NULL, NULL);
+        return;
+    }
+    const char *origin = http_request_header(r, "Origin");
+    if (allowed_origin(r->h, origin)) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                                "GET,HEAD,PUT,PATCH,POST,DELETE");
+        const char *req_headers = http_request_header(r, "Access-Control-Request-Headers");
+        if (req_headers)
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers", req_headers);
+        MHD_add_response_header(resp, "Vary", "Access-Control-Request-Headers");
+    }
+    queue(r, MHD_HTTP_NO_CONTENT, resp, NULL);
+}
+
+static bool safe_static_name(const char *name)
+{
+    if (!*name || strlen(name) > 128)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return name[0] != '.';
+}
+
+static const char *mime_for(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return "application/octet-stream";
+    if (!strcmp(dot, ".html"))
+        return "text/html; charset=utf-8";
+    if (!strcmp(dot, ".css"))
+        return "text/css; charset=utf-8";
+    if (!strcmp(dot, ".js"))
+        return "application/javascript; charset=utf-8";
+    if (!strcmp(dot, ".svg"))
+        return "image/svg+xml";
+    if (!strcmp(dot, ".png"))
+        return "image/png";
+    if (!strcmp(dot, ".ico"))
+        return "image/x-icon";
+    return "application/octet-stream";
+}
+
+/* Serves a flat directory of small files (the test page and its assets). */
+static bool serve_static(http_request *r)
+{
+    const http_server *h = r->h;
+    if (!h->static_dir || (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")))
+        return false;
+    const char *name;
+    if (!strcmp(r->url, "/") || !strcmp(r->url, "/test.html"))
+        name = "test.html";
+    else if (!strncmp(r->url, "/static/", 8))
+        name = r->url + 8;
+    else
+        return false;
+    if (!safe_static_name(name))
+        return false;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", h->static_dir, name) >= sizeof path)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    off_t size = lseek(fd, 0, SEEK_END);
+    if (size < 0 || size > (1 << 24)) {
+        close(fd);
+        return false;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
+    if (!resp) {
+        close(fd);
+        return false;
+    }
+    MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    queue(r, MHD_HTTP_OK, resp, mime_for(name));
+    return true;
+}
+
+static void not_found(http_request *r)
+{
+    static const char msg[] = "Not Found";
+    http_respond(r, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", msg, sizeof msg - 1);
+}
+
+static void dispatch(http_request *r)
+{
+    r->dispatched = true;
+    if (r->pending) {
+        r->pending = false;
+        http_respond_buf(r, r->pending_status, r->pending_ctype, &r->pending_body);
+        return;
+    }
+    if (!r->resumed && strcmp(r->method, "OPTIONS") == 0 && r->route) {
+        answer_preflight(r);
+        return;
+    }
+    if (r->route) {
+        r->route->fn(r, r->route->ud);
+    } else if (!serve_static(r)) {
+        not_found(r);
+    }
+    if (!r->responded && !r->suspended)
+        queue(r, 500, NULL, NULL);
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    http_server *h = cls;
+    http_request *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->h = h;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->watch_fd = -1;
+        r->route = find_route(h, url);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->remote,
+                          sizeof r->remote);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote,
+                          sizeof r->remote);
+        }
+        *con_cls = r;
+        r->started = true;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t max = r->route ? r->route->max_body : 0;
+        if (!r->too_large && r->body.len + *upload_data_size <= max) {
+            if (buf_append(&r->body, upload_data, *upload_data_size) < 0)
+                r->too_large = true;
+        } else {
+            r->too_large = true;
+            buf_free(&r->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->gone)
+        return MHD_NO; /* the client hung up while we held its poll */
+    if (r->responded || r->suspended || r->dispatched)
+        return MHD_YES;
+    dispatch(r);
+    return MHD_YES;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_request *r = *con_cls;
+    if (!r)
+        return;
+    stop_watch(r);
+    if (r->on_gone && !r->gone) {
+        /* Terminated while held (e.g. shutdown): tell the owner its pointer is dead. */
+        void (*fn)(http_request *, void *) = r->on_gone;
+        r->on_gone = NULL;
+        fn(r, r->gone_ud);
+    }
+    buf_free(&r->body);
+    buf_free(&r->pending_body);
+    free(r->pending_ctype);
+    free_extra(r);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ---- loop integration ---- */
+
+static void mhd_ready(loop *l, int fd, void *ud, int mask)
+{
+    http_server *h = ud;
+    MHD_run(h->d);
+}
+
+/* Runs last before the loop sleeps. libmicrohttpd in external mode only notices resumed
+ * connections in MHD_run(), so run it now and do not sleep this turn: what it produced is
+ * flushed by the next turn's before-sleep hook. */
+static int64_t mhd_sleep_limit(loop *l, void *ud)
+{
+    http_server *h = ud;
+    if (h->need_run) {
+        h->need_run = false;
+        MHD_run(h->d);
+        return 0;
+    }
+    MHD_UNSIGNED_LONG_LONG t;
+    if (MHD_get_timeout(h->d, &t) == MHD_YES)
+        return (int64_t)(t > 60000 ? 60000 : t);
+    return -1;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    rlogf(RLOG_DEBUG, "HTTP", "{\"libmicrohttpd\":\"%.400s\"}", msg);
+}
+
+http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
+{
+    http_server *h = calloc(1, sizeof *h);
+    if (!h) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    h->l = l;
+    h->mhd_epfd = -1;
+    size_t n = 0;
+    for (const char *const *o = cfg->cors_origins; o && *o; o++)
+        n++;
+    h->cors = calloc(n + 1, sizeof *h->cors);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cfg->cors_origins[i], "*") == 0)
+            h->cors_any = true;
+        h->cors[i] = strdup(cfg->cors_origins[i]);
+    }
+    if (cfg->static_dir)
+        h->static_dir = strdup(cfg->static_dir);
+
+    struct sockaddr_in6 a6 = {0};
+    struct sockaddr_in a4 = {0};
+    const struct sockaddr *sa = NULL;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+    if (cfg->bind && *cfg->bind) {
+        if (inet_pton(AF_INET, cfg->bind, &a4.sin_addr) == 1) {
+            a4.sin_family = AF_INET;
+            a4.sin_port = htons((uint16_t)cfg->port);
+            sa = (const struct sockaddr *)&a4;
+        } else if (inet_pton(AF_INET6, cfg->bind, &a6.sin6_addr) == 1) {
+            a6.sin6_family = AF_INET6;
+            a6.sin6_port = htons((uint16_t)cfg->port);
+            sa = (const struct sockaddr *)&a6;
+            flags |= MHD_USE_IPv6;
+        } else {
+            *err = strdup("--bind: not an IPv4 or IPv6 address");
+            http_server_free(h);
+            return NULL;
+        }
+    }
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
+        {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 20000, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout_s ? cfg->request_timeout_s : 60,
+         NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
+        {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
+        {sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)sa},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    h->d = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, access_cb, h,
+                            MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!h->d) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "cannot listen on port %u: %s", cfg->port,
+                 errno ? strerror(errno) : "libmicrohttpd refused to start");
+        *err = strdup(msg);
+        http_server_free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!di || loop_add_fd(l, di->epoll_fd, LOOP_READ, mhd_ready, h) < 0) {
+        *err = strdup("cannot watch libmicrohttpd's epoll descriptor");
+        http_server_free(h);
+        return NULL;
+    }
+    h->mhd_epfd = di->epoll_fd;
+    loop_add_sleep_limit(l, mhd_sleep_limit, h);
+    return h;
+}
+
+unsigned http_server_port(const http_server *h)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    return di ? di->port : 0;
+}
+
+void http_server_quiesce(http_server *h)
+{
+    if (!h->d)
+        return;
+    MHD_socket s = MHD_quiesce_daemon(h->d);
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
+}
+
+void http_server_free(http_server *h)
+{
+    if (!h)
+        return;
+    if (h->mhd_epfd >= 0)
+        loop_del_fd(h->l, h->mhd_epfd);
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    for (char **o = h->cors; o && *o; o++)
+        free(*o);
+    free(h->cors);
+    for (int i = 0; i < h->nroutes; i++)
+        free(h->routes[i].path);
+    free(h->static_dir);
+    free(h);
+}
+
+int http_route(http_server *h, const char *path, http_handler_fn *fn, void *ud, size_t max_body)
+{
+    if (h->nroutes == MAX_ROUTES)
+        return -1;
+    struct route *rt = &h->routes[h->nroutes++];
+    rt->path = strdup(path);
+    rt->path_len = strlen(path);
+    rt->prefix = rt->path_len > 0 && path[rt->path_len - 1] == '/';
+    rt->fn = fn;
+    rt->ud = ud;
+    rt->max_body = max_body;
+    return rt->path ? 0 : -1;
+}

@@ -37,6 +37,8 @@ struct http_config {
 
 http_server *http_server_new(loop *l, const struct http_config *cfg, char **err);
 void http_server_free(http_server *h);
+/* The port actually bound (useful with port 0). */
+unsigned http_server_port(const http_server *h);
 /* Stops accepting new connections (shutdown keeps serving the ones already open). */
 void http_server_quiesce(http_server *h);
 /* Routes: prefix match when path ends with '/', exact match otherwise. max_body bounds the
@@ -51,6 +53,8 @@ const char *http_request_query(const http_request *r, const char *name);
 const char *http_request_query_string(const http_request *r);
 const char *http_request_header(const http_request *r, const char *name);
 const char *http_request_remote_addr(const http_request *r);
+/* Appends every query parameter as "name\0value\0" pairs, then a final "\0". */
+int http_request_copy_query(const http_request *r, buf *out);
 const unsigned char *http_request_body(const http_request *r, size_t *len);
 bool http_request_too_large(const http_request *r);
 /* The handler is being called again after http_resume(). */
@@ -73,6 +77,9 @@ void http_add_header(http_request *r, const char *name, const char *value);
  * http_request_resumed() true, and the handler must answer then. */
 void http_suspend(http_request *r, void (*on_gone)(http_request *r, void *ud), void *ud);
 void http_resume(http_request *r);
+/* Resumes a held request and answers it with this response (status, type, body taken from
+ * b) without calling the handler again. */
+void http_resume_respond(http_request *r, unsigned status, const char *ctype, buf *b);
 bool http_request_suspended(const http_request *r);
 
 /* WebSocket: answers 101 with Sec-WebSocket-Accept (after checking the key and version; a
@@ -81,7 +88,9 @@ bool http_request_suspended(const http_request *r);
  * already sent after its headers, and the handle to give back when done. */
 typedef void http_upgraded_fn(void *ud, int fd, const unsigned char *extra, size_t extra_len,
                               struct MHD_UpgradeResponseHandle *urh);
-void http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud);
+/* Returns 0 when the 101 answer was queued (fn will be called), -1 when the request was
+ * refused with a 400 (fn is never called). */
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud);
 /* Gives the socket back to libmicrohttpd, which closes it. */
 void http_upgrade_release(http_server *h, struct MHD_UpgradeResponseHandle *urh);
 

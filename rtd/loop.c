@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +45,14 @@ struct loop {
     void *wake_ud;
     struct sleep_limit limits[4];
     int nlimits;
+    int sigfd;
+    sigset_t sigs;
+    struct {
+        int signo;
+        loop_signal_fn *fn;
+        void *ud;
+    } sighandlers[8];
+    int nsig;
     volatile int stop;
 };
 
@@ -86,6 +96,8 @@ loop *loop_new(int max_fds)
         return NULL;
     }
     l->now = mono_ms();
+    l->sigfd = -1;
+    sigemptyset(&l->sigs);
     return l;
 }
 
@@ -97,6 +109,8 @@ void loop_free(loop *l)
         close(l->epfd);
     if (l->wakefd >= 0)
         close(l->wakefd);
+    if (l->sigfd >= 0)
+        close(l->sigfd);
     free(l->fds);
     free(l->events);
     free(l->heap);
@@ -275,6 +289,38 @@ void loop_wake(loop *l)
     uint64_t one = 1;
     ssize_t r = write(l->wakefd, &one, sizeof one);
     (void)r;
+}
+
+static void signal_read(loop *l, int fd, void *ud, int mask)
+{
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        for (int i = 0; i < l->nsig; i++)
+            if (l->sighandlers[i].signo == (int)si.ssi_signo)
+                l->sighandlers[i].fn(l, (int)si.ssi_signo, l->sighandlers[i].ud);
+    }
+}
+
+int loop_on_signal(loop *l, int signo, loop_signal_fn *fn, void *ud)
+{
+    if (l->nsig == (int)(sizeof l->sighandlers / sizeof l->sighandlers[0]))
+        return -1;
+    sigaddset(&l->sigs, signo);
+    if (sigprocmask(SIG_BLOCK, &l->sigs, NULL) < 0)
+        return -1;
+    int fd = signalfd(l->sigfd, &l->sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (l->sigfd < 0) {
+        l->sigfd = fd;
+        if (loop_add_fd(l, fd, LOOP_READ, signal_read, NULL) < 0)
+            return -1;
+    }
+    l->sighandlers[l->nsig].signo = signo;
+    l->sighandlers[l->nsig].fn = fn;
+    l->sighandlers[l->nsig].ud = ud;
+    l->nsig++;
+    return 0;
 }
 
 void loop_stop(loop *l)

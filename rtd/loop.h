@@ -63,6 +63,11 @@ void loop_set_wake(loop *l, loop_hook_fn *fn, void *ud);
 /* Thread-safe: makes the loop run its wake hook soon. */
 void loop_wake(loop *l);
 
+/* Delivers signo through the loop (signalfd): fn runs on the loop thread. The signal is
+ * blocked for the calling thread, so call this before starting other threads. Up to 8. */
+typedef void loop_signal_fn(loop *l, int signo, void *ud);
+int loop_on_signal(loop *l, int signo, loop_signal_fn *fn, void *ud);
+
 /* Runs until loop_stop(). */
 void loop_run(loop *l);
 void loop_stop(loop *l);

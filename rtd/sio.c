@@ -1,2 +1,1024 @@
-/* rtd/sio.c: not written yet. */
-typedef int placeholder_sio;
+/* sio.c: the Socket.IO v5 server (see sio.h).
+ *
+ * One sio_client per Engine.IO session multiplexes that session's namespace sockets.
+ * Incoming text packets are decoded (header by sio_parser.c, payload by json-c with a depth
+ * limit and strict UTF-8), checked as the reference decoder checks them, and dispatched;
+ * binary packets wait for their attachments first. Anything invalid closes the session,
+ * as the reference does.
+ *
+ * Namespaces keep their sockets in a dense array and rooms keep their members in dense
+ * arrays, each socket remembering its index in each, so join, leave and disconnect are
+ * O(1) and a broadcast is a linear walk with one reference taken per recipient. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtd/log.h"
+#include "rtd/map.h"
+#include "rtd/sio.h"
+#include "rtd/sio_parser.h"
+#include "rtd/util.h"
+
+typedef struct sio_client sio_client;
+
+struct handler {
+    char *event;
+    sio_event_fn *fn;
+    void *ud;
+};
+
+struct room {
+    char *name;
+    sio_socket **members;
+    size_t n, cap;
+};
+
+struct membership {
+    struct room *room;
+    size_t idx; /* position in room->members */
+};
+
+struct pending_ack {
+    struct pending_ack *next;
+    sio_socket *s;
+    int64_t id;
+    sio_ack_fn *fn;
+    void *ud;
+    loop_timer timer;
+};
+
+struct sio_namespace {
+    sio_server *srv;
+    char *name;
+    sio_authorize_fn *authorize;
+    void *authorize_ud;
+    sio_connection_fn *on_connection;
+    void *connection_ud;
+    sio_disconnect_fn *on_disconnect;
+    void *disconnect_ud;
+    map handlers;          /* event name -> struct handler */
+    struct handler *any;
+    sio_socket **sockets;  /* dense */
+    size_t nsockets, capsockets;
+    map by_id;             /* socket id -> sio_socket */
+    map rooms;             /* name -> struct room */
+};
+
+struct sio_socket {
+    sio_client *client;
+    sio_namespace *nsp;
+    char id[UTIL_ID_LEN + 1];
+    size_t idx;            /* position in nsp->sockets */
+    struct membership *rooms;
+    uint32_t nrooms, caprooms;
+    int64_t next_ack;
+    struct pending_ack *acks;
+    void *user;
+};
+
+/* A binary packet waiting for its attachments. */
+struct reassembly {
+    sio_header hdr;
+    char *nsp;
+    struct json_object *payload;
+    sio_bin *bins;
+    unsigned char **copies;
+    size_t got;
+    size_t bytes;
+};
+
+struct sio_client {
+    sio_server *srv;
+    eio_session *es;
+    sio_socket **sockets;  /* one per connected namespace */
+    uint32_t n, cap;
+    loop_timer connect_timer;
+    struct reassembly *pending;
+};
+
+struct sio_server {
+    loop *l;
+    eio_server *eio;
+    struct sio_config cfg;
+    map nsps;
+    json_tokener *tok;
+    size_t nsockets;
+};
+
+static void socket_close(sio_socket *s, const char *reason);
+static void client_fail(sio_client *c, const char *reason);
+
+/* ---- packets ---- */
+
+void sio_packet_unref(sio_packet *p)
+{
+    if (!p || --p->refs)
+        return;
+    for (uint32_t i = 0; i < p->n; i++)
+        eio_packet_unref(p->parts[i]);
+    free(p);
+}
+
+/* Builds a packet: header + "[" + prefix + args + "]" as the text part, attachments after. */
+static sio_packet *build(enum sio_type type, const char *nsp, int64_t id, const char *prefix,
+                         const char *args, size_t args_len, const sio_bin *bins, size_t nbins,
+                         bool array)
+{
+    buf b = BUF_INIT;
+    if (nbins && type == SIO_EVENT)
+        type = SIO_BINARY_EVENT;
+    if (nbins && type == SIO_ACK)
+        type = SIO_BINARY_ACK;
+    int r = sio_encode_header(&b, type, nbins, nsp, id);
+    if (array) {
+        r |= buf_putc(&b, '[');
+        if (prefix)
+            r |= buf_puts(&b, prefix);
+        if (prefix && args_len)
+            r |= buf_putc(&b, ',');
+        r |= buf_append(&b, args, args_len);
+        r |= buf_putc(&b, ']');
+    } else if (args_len) {
+        r |= buf_append(&b, args, args_len);
+    }
+    sio_packet *p = r ? NULL : malloc(sizeof *p + (nbins + 1) * sizeof(eio_packet *));
+    if (!p) {
+        buf_free(&b);
+        return NULL;
+    }
+    p->refs = 1;
+    p->n = 0;
+    p->parts[p->n] = eio_packet_new(EIO_MESSAGE, false, b.data, b.len);
+    buf_free(&b);
+    if (!p->parts[p->n]) {
+        free(p);
+        return NULL;
+    }
+    p->n++;
+    for (size_t i = 0; i < nbins; i++) {
+        p->parts[p->n] = eio_packet_new(EIO_MESSAGE, true, bins[i].data, bins[i].len);
+        if (!p->parts[p->n]) {
+            sio_packet_unref(p);
+            return NULL;
+        }
+        p->n++;
+    }
+    return p;
+}
+
+sio_packet *sio_event_packet(const sio_namespace *nsp, const char *event, const char *args_json,
+                             size_t args_len, const sio_bin *bins, size_t nbins)
+{
+    buf name = BUF_INIT;
+    if (buf_putc(&name, '"') < 0 || buf_json_escape(&name, event, strlen(event)) < 0 ||
+        buf_putc(&name, '"') < 0 || buf_terminate(&name) < 0) {
+        buf_free(&name);
+        return NULL;
+    }
+    sio_packet *p = build(SIO_EVENT, nsp->name, -1, name.data, args_json ? args_json : "",
+                          args_json ? args_len : 0, bins, nbins, true);
+    buf_free(&name);
+    return p;
+}
+
+static int send_simple(sio_socket *s, enum sio_type type, const char *json, int64_t id)
+{
+    sio_packet *p = build(type, s->nsp->name, id, NULL, json, json ? strlen(json) : 0, NULL, 0,
+                          false);
+    if (!p)
+        return -1;
+    int r = sio_send(s, p);
+    sio_packet_unref(p);
+    return r;
+}
+
+int sio_send(sio_socket *s, sio_packet *p)
+{
+    eio_session *es = s->client->es;
+    for (uint32_t i = 0; i < p->n; i++)
+        if (eio_send(es, p->parts[i]) < 0)
+            return -1;
+    return 0;
+}
+
+int sio_emit(sio_socket *s, const char *event, const char *args_json)
+{
+    sio_packet *p = sio_event_packet(s->nsp, event, args_json, args_json ? strlen(args_json) : 0,
+                                     NULL, 0);
+    if (!p)
+        return -1;
+    int r = sio_send(s, p);
+    sio_packet_unref(p);
+    return r;
+}
+
+int sio_ack(sio_socket *s, int64_t ack_id, const char *args_json, const sio_bin *bins,
+            size_t nbins)
+{
+    if (ack_id < 0)
+        return 0;
+    sio_packet *p = build(SIO_ACK, s->nsp->name, ack_id, NULL, args_json ? args_json : "",
+                          args_json ? strlen(args_json) : 0, bins, nbins, true);
+    if (!p)
+        return -1;
+    int r = sio_send(s, p);
+    sio_packet_unref(p);
+    return r;
+}
+
+static void ack_timeout(loop *l, void *ud)
+{
+    struct pending_ack *a = ud;
+    sio_socket *s = a->s;
+    for (struct pending_ack **pp = &s->acks; *pp; pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    a->fn(s, NULL, a->ud);
+    free(a);
+}
+
+int sio_emit_with_ack(sio_socket *s, const char *event, const char *args_json,
+                      unsigned timeout_ms, sio_ack_fn *fn, void *ud)
+{
+    struct pending_ack *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    a->s = s;
+    a->id = s->next_ack++;
+    a->fn = fn;
+    a->ud = ud;
+    buf name = BUF_INIT;
+    buf_putc(&name, '"');
+    buf_json_escape(&name, event, strlen(event));
+    buf_putc(&name, '"');
+    if (buf_terminate(&name) < 0) {
+        free(a);
+        buf_free(&name);
+        return -1;
+    }
+    sio_packet *p = build(SIO_EVENT, s->nsp->name, a->id, name.data, args_json ? args_json : "",
+                          args_json ? strlen(args_json) : 0, NULL, 0, true);
+    buf_free(&name);
+    if (!p || sio_send(s, p) < 0) {
+        sio_packet_unref(p);
+        free(a);
+        return -1;
+    }
+    sio_packet_unref(p);
+    a->next = s->acks;
+    s->acks = a;
+    if (timeout_ms)
+        loop_timer_start(s->client->srv->l, &a->timer, timeout_ms, ack_timeout, a);
+    return 0;
+}
+
+/* ---- args ---- */
+
+size_t sio_argc(const sio_args *a)
+{
+    size_t n = a->array ? json_object_array_length(a->array) : 0;
+    return n > a->first ? n - a->first : 0;
+}
+
+struct json_object *sio_arg(const sio_args *a, size_t i)
+{
+    if (i >= sio_argc(a))
+        return NULL;
+    return json_object_array_get_idx(a->array, a->first + i);
+}
+
+const sio_bin *sio_arg_bin(const sio_args *a, size_t i)
+{
+    struct json_object *v = sio_arg(a, i), *ph, *num;
+    if (!v || !json_object_object_get_ex(v, "_placeholder", &ph) ||
+        !json_object_get_boolean(ph) || !json_object_object_get_ex(v, "num", &num))
+        return NULL;
+    int64_t n = json_object_get_int64(num);
+    return n >= 0 && (size_t)n < a->nbins ? &a->bins[n] : NULL;
+}
+
+int sio_args_json(const sio_args *a, buf *out)
+{
+    size_t n = sio_argc(a);
+    for (size_t i = 0; i < n; i++) {
+        if (i && buf_putc(out, ',') < 0)
+            return -1;
+        const char *j = json_object_to_json_string_ext(
+            sio_arg(a, i), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        if (buf_puts(out, j ? j : "null") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- namespaces ---- */
+
+sio_namespace *sio_namespace_add(sio_server *srv, const char *name)
+{
+    sio_namespace *nsp = map_get(&srv->nsps, name);
+    if (nsp)
+        return nsp;
+    nsp = calloc(1, sizeof *nsp);
+    if (!nsp)
+        return NULL;
+    nsp->srv = srv;
+    nsp->name = strdup(name);
+    if (!nsp->name || map_put(&srv->nsps, nsp->name, nsp) < 0) {
+        free(nsp->name);
+        free(nsp);
+        return NULL;
+    }
+    return nsp;
+}
+
+sio_namespace *sio_namespace_find(sio_server *srv, const char *name)
+{
+    return map_get(&srv->nsps, name);
+}
+
+const char *sio_namespace_name(const sio_namespace *nsp)
+{
+    return nsp->name;
+}
+
+size_t sio_namespace_size(const sio_namespace *nsp)
+{
+    return nsp->nsockets;
+}
+
+void sio_use(sio_namespace *nsp, sio_authorize_fn *fn, void *ud)
+{
+    nsp->authorize = fn;
+    nsp->authorize_ud = ud;
+}
+
+void sio_on_connection(sio_namespace *nsp, sio_connection_fn *fn, void *ud)
+{
+    nsp->on_connection = fn;
+    nsp->connection_ud = ud;
+}
+
+void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud)
+{
+    nsp->on_disconnect = fn;
+    nsp->disconnect_ud = ud;
+}
+
+int sio_on(sio_namespace *nsp, const char *event, sio_event_fn *fn, void *ud)
+{
+    struct handler *h = calloc(1, sizeof *h);
+    if (!h || !(h->event = strdup(event))) {
+        free(h);
+        return -1;
+    }
+    h->fn = fn;
+    h->ud = ud;
+    if (strcmp(event, "*") == 0) {
+        if (nsp->any) {
+            free(nsp->any->event);
+            free(nsp->any);
+        }
+        nsp->any = h;
+        return 0;
+    }
+    struct handler *old = map_get(&nsp->handlers, event);
+    if (map_put(&nsp->handlers, h->event, h) < 0) {
+        free(h->event);
+        free(h);
+        return -1;
+    }
+    if (old) {
+        free(old->event);
+        free(old);
+    }
+    return 0;
+}
+
+/* ---- rooms ---- */
+
+static struct room *room_get(sio_namespace *nsp, const char *name, bool create)
+{
+    struct room *r = map_get(&nsp->rooms, name);
+    if (r || !create)
+        return r;
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->name = strdup(name)) || map_put(&nsp->rooms, r->name, r) < 0) {
+        if (r)
+            free(r->name);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int membership_index(const sio_socket *s, const char *room)
+{
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i].room->name, room) == 0)
+            return (int)i;
+    return -1;
+}
+
+int sio_join(sio_socket *s, const char *room)
+{
+    if (membership_index(s, room) >= 0)
+        return 0;
+    struct room *r = room_get(s->nsp, room, true);
+    if (!r)
+        return -1;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4;
+        sio_socket **m = realloc(r->members, cap * sizeof *m);
+        if (!m)
+            return -1;
+        r->members = m;
+        r->cap = cap;
+    }
+    if (s->nrooms == s->caprooms) {
+        uint32_t cap = s->caprooms ? s->caprooms * 2 : 2;
+        struct membership *m = realloc(s->rooms, cap * sizeof *m);
+        if (!m)
+            return -1;
+        s->rooms = m;
+        s->caprooms = cap;
+    }
+    r->members[r->n] = s;
+    s->rooms[s->nrooms++] = (struct membership){r, r->n};
+    r->n++;
+    return 0;
+}
+
+static void room_remove_at(sio_socket *s, uint32_t mi)
+{
+    struct membership m = s->rooms[mi];
+    struct room *r = m.room;
+    /* swap the last member into the hole and fix its recorded index */
+    sio_socket *last = r->members[--r->n];
+    if (m.idx != r->n) {
+        r->members[m.idx] = last;
+        for (uint32_t i = 0; i < last->nrooms; i++)
+            if (last->rooms[i].room == r) {
+                last->rooms[i].idx = m.idx;
+                break;
+            }
+    }
+    s->rooms[mi] = s->rooms[--s->nrooms];
+    if (r->n == 0) {
+        map_del(&s->nsp->rooms, r->name);
+        free(r->members);
+        free(r->name);
+        free(r);
+    }
+}
+
+int sio_leave(sio_socket *s, const char *room)
+{
+    int i = membership_index(s, room);
+    if (i >= 0)
+        room_remove_at(s, (uint32_t)i);
+    return 0;
+}
+
+bool sio_in_room(const sio_socket *s, const char *room)
+{
+    return membership_index(s, room) >= 0;
+}
+
+size_t sio_socket_room_count(const sio_socket *s)
+{
+    return s->nrooms;
+}
+
+size_t sio_room_size(const sio_namespace *nsp, const char *room)
+{
+    struct room *r = map_get(&nsp->rooms, room);
+    if (r)
+        return r->n;
+    return map_get(&nsp->by_id, room) ? 1 : 0;
+}
+
+size_t sio_broadcast(sio_namespace *nsp, const char *room, const sio_socket *except,
+                     sio_packet *p)
+{
+    size_t sent = 0;
+    sio_socket **list;
+    size_t n;
+    if (!room) {
+        list = nsp->sockets;
+        n = nsp->nsockets;
+    } else {
+        struct room *r = map_get(&nsp->rooms, room);
+        if (r) {
+            list = r->members;
+            n = r->n;
+        } else {
+            sio_socket *one = map_get(&nsp->by_id, room);
+            if (!one || one == except)
+                return 0;
+            return sio_send(one, p) == 0 ? 1 : 0;
+        }
+    }
+    /* eio_send never closes a session synchronously, so the list cannot change under us. */
+    for (size_t i = 0; i < n; i++) {
+        if (list[i] == except)
+            continue;
+        if (sio_send(list[i], p) == 0)
+            sent++;
+    }
+    return sent;
+}
+
+/* ---- sockets ---- */
+
+const char *sio_socket_id(const sio_socket *s)
+{
+    return s->id;
+}
+
+sio_namespace *sio_socket_namespace(const sio_socket *s)
+{
+    return s->nsp;
+}
+
+eio_session *sio_socket_session(const sio_socket *s)
+{
+    return s->client->es;
+}
+
+sio_socket *sio_socket_find(sio_namespace *nsp, const char *id)
+{
+    return map_get(&nsp->by_id, id);
+}
+
+void sio_socket_set_user(sio_socket *s, void *user)
+{
+    s->user = user;
+}
+
+void *sio_socket_user(const sio_socket *s)
+{
+    return s->user;
+}
+
+size_t sio_server_socket_count(const sio_server *srv)
+{
+    return srv->nsockets;
+}
+
+static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
+{
+    for (uint32_t i = 0; i < c->n; i++) {
+        const char *name = c->sockets[i]->nsp->name;
+        if (strlen(name) == len && memcmp(name, nsp, len) == 0)
+            return c->sockets[i];
+    }
+    return NULL;
+}
+
+static void socket_close(sio_socket *s, const char *reason)
+{
+    sio_namespace *nsp = s->nsp;
+    sio_client *c = s->client;
+    while (s->nrooms)
+        room_remove_at(s, s->nrooms - 1);
+    free(s->rooms);
+    /* out of the namespace */
+    sio_socket *last = nsp->sockets[--nsp->nsockets];
+    if (s->idx != nsp->nsockets) {
+        nsp->sockets[s->idx] = last;
+        last->idx = s->idx;
+    }
+    map_del(&nsp->by_id, s->id);
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->sockets[i] == s) {
+            c->sockets[i] = c->sockets[--c->n];
+            break;
+        }
+    c->srv->nsockets--;
+    /* pending acks learn the socket is gone */
+    while (s->acks) {
+        struct pending_ack *a = s->acks;
+        s->acks = a->next;
+        loop_timer_stop(c->srv->l, &a->timer);
+        a->fn(NULL, NULL, a->ud);
+        free(a);
+    }
+    if (nsp->on_disconnect)
+        nsp->on_disconnect(s, reason, nsp->disconnect_ud);
+    free(s);
+}
+
+void sio_disconnect(sio_socket *s, bool close_session)
+{
+    sio_client *c = s->client;
+    send_simple(s, SIO_DISCONNECT, NULL, -1);
+    socket_close(s, "server namespace disconnect");
+    if (close_session)
+        eio_close(c->es, "forced server close");
+}
+
+/* ---- decoding and dispatch ---- */
+
+static struct json_object *parse_json(sio_server *srv, const char *data, size_t len)
+{
+    if (len == 0)
+        return NULL;
+    json_tokener_reset(srv->tok);
+    struct json_object *v = json_tokener_parse_ex(srv->tok, data, (int)len);
+    if (!v || json_tokener_get_error(srv->tok) != json_tokener_success ||
+        json_tokener_get_parse_end(srv->tok) != len) {
+        json_object_put(v);
+        return (struct json_object *)-1;
+    }
+    return v;
+}
+
+static void dispatch_event(sio_socket *s, struct json_object *payload, const sio_bin *bins,
+                           size_t nbins, int64_t id)
+{
+    sio_namespace *nsp = s->nsp;
+    struct json_object *name = json_object_array_get_idx(payload, 0);
+    const char *ev = json_object_get_string(name);
+    struct handler *h = map_get(&nsp->handlers, ev);
+    if (!h)
+        h = nsp->any;
+    if (!h)
+        return;
+    sio_args a = {payload, 1, bins, nbins};
+    h->fn(s, ev, &a, id, h->ud);
+}
+
+static void dispatch_ack(sio_socket *s, struct json_object *payload, const sio_bin *bins,
+                         size_t nbins, int64_t id)
+{
+    for (struct pending_ack **pp = &s->acks; *pp; pp = &(*pp)->next) {
+        struct pending_ack *a = *pp;
+        if (a->id != id)
+            continue;
+        *pp = a->next;
+        loop_timer_stop(s->client->srv->l, &a->timer);
+        sio_args args = {payload, 0, bins, nbins};
+        a->fn(s, &args, a->ud);
+        free(a);
+        return;
+    }
+    /* an ack nobody waits for (late, or never asked): ignored, as the reference does */
+}
+
+static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const char *message)
+{
+    buf b = BUF_INIT;
+    buf_putc(&b, '4');
+    if (!(nsp_len == 1 && nsp[0] == '/')) {
+        buf_append(&b, nsp, nsp_len);
+        buf_putc(&b, ',');
+    }
+    buf_puts(&b, "{\"message\":\"");
+    buf_json_escape(&b, message, strlen(message));
+    buf_puts(&b, "\"}");
+    if (b.data)
+        eio_send_text(c->es, b.data, b.len);
+    buf_free(&b);
+}
+
+static void handle_connect(sio_client *c, const sio_header *h, struct json_object *auth)
+{
+    sio_server *srv = c->srv;
+    if (client_socket(c, h->nsp, h->nsp_len))
+        return; /* already connected to it: ignored, as the reference does */
+    char name[256];
+    if (h->nsp_len >= sizeof name) {
+        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace");
+        return;
+    }
+    memcpy(name, h->nsp, h->nsp_len);
+    name[h->nsp_len] = '\0';
+    sio_namespace *nsp = map_get(&srv->nsps, name);
+    if (!nsp) {
+        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace");
+        return;
+    }
+    if (c->n >= srv->cfg.max_namespaces) {
+        connect_error(c, h->nsp, h->nsp_len, "Too many namespaces");
+        return;
+    }
+    sio_socket *s = calloc(1, sizeof *s);
+    if (!s || util_random_id(s->id) < 0) {
+        free(s);
+        connect_error(c, h->nsp, h->nsp_len, "Server error");
+        return;
+    }
+    s->client = c;
+    s->nsp = nsp;
+    if (nsp->authorize) {
+        const char *err = "Not authorized";
+        if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {
+            connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized");
+            free(s);
+            return;
+        }
+    }
+    if (c->n == c->cap) {
+        uint32_t cap = c->cap ? c->cap * 2 : 2;
+        sio_socket **arr = realloc(c->sockets, cap * sizeof *arr);
+        if (!arr) {
+            free(s);
+            return;
+        }
+        c->sockets = arr;
+        c->cap = cap;
+    }
+    if (nsp->nsockets == nsp->capsockets) {
+        size_t cap = nsp->capsockets ? nsp->capsockets * 2 : 64;
+        sio_socket **arr = realloc(nsp->sockets, cap * sizeof *arr);
+        if (!arr) {
+            free(s);
+            return;
+        }
+        nsp->sockets = arr;
+        nsp->capsockets = cap;
+    }
+    if (map_put(&nsp->by_id, s->id, s) < 0) {
+        free(s);
+        return;
+    }
+    c->sockets[c->n++] = s;
+    s->idx = nsp->nsockets;
+    nsp->sockets[nsp->nsockets++] = s;
+    srv->nsockets++;
+    loop_timer_stop(srv->l, &c->connect_timer);
+    char data[64];
+    snprintf(data, sizeof data, "{\"sid\":\"%s\"}", s->id);
+    send_simple(s, SIO_CONNECT, data, -1);
+    if (nsp->on_connection)
+        nsp->on_connection(s, auth, nsp->connection_ud);
+}
+
+static void free_reassembly(struct reassembly *r)
+{
+    if (!r)
+        return;
+    json_object_put(r->payload);
+    for (size_t i = 0; i < r->got; i++)
+        free(r->copies[i]);
+    free(r->copies);
+    free(r->bins);
+    free(r->nsp);
+    free(r);
+}
+
+/* Runs a complete packet. payload may be NULL (no JSON). */
+static void run_packet(sio_client *c, const sio_header *h, struct json_object *payload,
+                       const sio_bin *bins, size_t nbins)
+{
+    if (h->type == SIO_CONNECT) {
+        handle_connect(c, h, payload);
+        return;
+    }
+    sio_socket *s = client_socket(c, h->nsp, h->nsp_len);
+    if (!s) {
+        /* a packet for a namespace the client is not in: the reference closes */
+        client_fail(c, "invalid namespace state");
+        return;
+    }
+    switch (h->type) {
+    case SIO_DISCONNECT:
+        socket_close(s, "client namespace disconnect");
+        break;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT:
+        dispatch_event(s, payload, bins, nbins, h->id);
+        break;
+    case SIO_ACK:
+    case SIO_BINARY_ACK:
+        if (h->id < 0) {
+            client_fail(c, "ack without id");
+            return;
+        }
+        dispatch_ack(s, payload, bins, nbins, h->id);
+        break;
+    default:
+        client_fail(c, "unexpected packet");
+    }
+}
+
+static void on_text(sio_client *c, const char *data, size_t len)
+{
+    sio_server *srv = c->srv;
+    if (c->pending) {
+        client_fail(c, "text while waiting for attachments");
+        return;
+    }
+    sio_header h;
+    if (sio_parse_header(data, len, srv->cfg.max_attachments, &h) < 0 ||
+        h.type == SIO_CONNECT_ERROR) {
+        client_fail(c, "invalid packet");
+        return;
+    }
+    struct json_object *payload = parse_json(srv, h.data, h.data_len);
+    if (payload == (struct json_object *)-1 || !sio_payload_valid(h.type, payload)) {
+        if (payload != (struct json_object *)-1)
+            json_object_put(payload);
+        client_fail(c, "invalid payload");
+        return;
+    }
+    bool binary = h.type == SIO_BINARY_EVENT || h.type == SIO_BINARY_ACK;
+    if (binary && !sio_placeholders_valid(payload, h.attachments)) {
+        json_object_put(payload);
+        client_fail(c, "invalid attachments");
+        return;
+    }
+    if (binary && h.attachments > 0) {
+        struct reassembly *r = calloc(1, sizeof *r);
+        if (!r || !(r->nsp = malloc(h.nsp_len + 1)) ||
+            !(r->bins = calloc(h.attachments, sizeof *r->bins)) ||
+            !(r->copies = calloc(h.attachments, sizeof *r->copies))) {
+            if (r) {
+                free(r->nsp);
+                free(r->bins);
+                free(r);
+            }
+            json_object_put(payload);
+            client_fail(c, "out of memory");
+            return;
+        }
+        memcpy(r->nsp, h.nsp, h.nsp_len);
+        r->nsp[h.nsp_len] = '\0';
+        r->hdr = h;
+        r->hdr.nsp = r->nsp;
+        r->hdr.data = NULL;
+        r->hdr.data_len = 0;
+        r->payload = payload;
+        c->pending = r;
+        return;
+    }
+    run_packet(c, &h, payload, NULL, 0);
+    json_object_put(payload);
+}
+
+static void on_binary(sio_client *c, const unsigned char *data, size_t len)
+{
+    struct reassembly *r = c->pending;
+    if (!r) {
+        client_fail(c, "unexpected binary");
+        return;
+    }
+    r->bytes += len;
+    if (r->bytes > c->srv->cfg.max_binary_bytes) {
+        client_fail(c, "attachments too large");
+        return;
+    }
+    unsigned char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        client_fail(c, "out of memory");
+        return;
+    }
+    memcpy(copy, data, len);
+    r->copies[r->got] = copy;
+    r->bins[r->got] = (sio_bin){copy, len};
+    r->got++;
+    if (r->got < r->hdr.attachments)
+        return;
+    c->pending = NULL;
+    run_packet(c, &r->hdr, r->payload, r->bins, r->got);
+    free_reassembly(r);
+}
+
+/* ---- Engine.IO glue ---- */
+
+static void connect_timeout(loop *l, void *ud)
+{
+    sio_client *c = ud;
+    if (c->n == 0)
+        eio_close(c->es, "connect timeout");
+}
+
+static int on_open(eio_session *es, void *ud)
+{
+    sio_server *srv = ud;
+    sio_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->srv = srv;
+    c->es = es;
+    eio_session_set_user(es, c);
+    if (srv->cfg.connect_timeout_ms)
+        loop_timer_start(srv->l, &c->connect_timer, srv->cfg.connect_timeout_ms,
+                         connect_timeout, c);
+    return 0;
+}
+
+static void on_message(eio_session *es, const unsigned char *data, size_t len, bool binary,
+                       void *ud)
+{
+    sio_client *c = eio_session_user(es);
+    if (!c)
+        return;
+    if (binary)
+        on_binary(c, data, len);
+    else
+        on_text(c, (const char *)data, len);
+}
+
+static void on_close(eio_session *es, const char *reason, void *ud)
+{
+    sio_client *c = eio_session_user(es);
+    if (!c)
+        return;
+    eio_session_set_user(es, NULL);
+    loop_timer_stop(c->srv->l, &c->connect_timer);
+    while (c->n)
+        socket_close(c->sockets[c->n - 1], reason);
+    free_reassembly(c->pending);
+    free(c->sockets);
+    free(c);
+}
+
+static void client_fail(sio_client *c, const char *reason)
+{
+    rlogf(RLOG_DEBUG, "Socket.IO protocol error", "{\"sid\":\"%s\",\"error\":\"%s\"}",
+          eio_session_id(c->es), reason);
+    eio_close(c->es, "parse error");
+}
+
+sio_server *sio_server_new(loop *l, const struct sio_config *cfg, const struct eio_config *ecfg)
+{
+    sio_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return NULL;
+    srv->l = l;
+    srv->cfg = *cfg;
+    if (!srv->cfg.max_attachments)
+        srv->cfg.max_attachments = 64;
+    if (!srv->cfg.max_namespaces)
+        srv->cfg.max_namespaces = 32;
+    if (!srv->cfg.max_json_depth)
+        srv->cfg.max_json_depth = 32;
+    if (!srv->cfg.max_binary_bytes)
+        srv->cfg.max_binary_bytes = 4 * ecfg->max_payload;
+    srv->tok = json_tokener_new_ex((int)srv->cfg.max_json_depth);
+    if (!srv->tok) {
+        free(srv);
+        return NULL;
+    }
+    json_tokener_set_flags(srv->tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    struct eio_callbacks cb = {
+        .on_open = on_open,
+        .on_message = on_message,
+        .on_close = on_close,
+    };
+    srv->eio = eio_server_new(l, ecfg, &cb, srv);
+    if (!srv->eio) {
+        json_tokener_free(srv->tok);
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+eio_server *sio_server_engine(sio_server *srv)
+{
+    return srv->eio;
+}
+
+void sio_server_close_all(sio_server *srv, const char *reason)
+{
+    (void)reason;
+    eio_server_free(srv->eio);
+    srv->eio = NULL;
+}
+
+void sio_server_free(sio_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->eio)
+        eio_server_free(srv->eio);
+    map_entry *e;
+    for (size_t it = 0; map_next(&srv->nsps, &it, &e);) {
+        sio_namespace *nsp = e->val;
+        map_entry *he;
+        for (size_t j = 0; map_next(&nsp->handlers, &j, &he);) {
+            struct handler *h = he->val;
+            free(h->event);
+            free(h);
+        }
+        if (nsp->any) {
+            free(nsp->any->event);
+            free(nsp->any);
+        }
+        map_free(&nsp->handlers);
+        map_free(&nsp->by_id);
+        map_free(&nsp->rooms);
+        free(nsp->sockets);
+        free(nsp->name);
+        free(nsp);
+    }
+    map_free(&srv->nsps);
+    json_tokener_free(srv->tok);
+    free(srv);
+}

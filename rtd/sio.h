@@ -31,6 +31,7 @@ struct sio_config {
     unsigned max_attachments;    /* binary attachments per packet: 64 */
     unsigned max_namespaces;     /* namespaces one session may join: 32 */
     unsigned max_json_depth;     /* nesting of event payloads: 32 */
+    size_t max_binary_bytes;     /* attachment bytes of one packet: 4 * maxPayload */
 };
 
 /* A binary attachment. */
@@ -65,10 +66,13 @@ typedef struct sio_packet {
 
 void sio_packet_unref(sio_packet *p);
 
-/* Callbacks. ack_id is -1 when the client asked for no acknowledgement. A connect callback
- * returns 0 to accept, or non-zero to refuse with CONNECT_ERROR {"message": *error}. */
-typedef int sio_connect_fn(sio_socket *s, struct json_object *auth, const char **error,
-                           void *ud);
+/* Callbacks. ack_id is -1 when the client asked for no acknowledgement.
+ * An authorize callback (middleware) runs before the CONNECT answer: it returns 0 to accept,
+ * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string).
+ * A connection callback runs once the CONNECT answer is queued. */
+typedef int sio_authorize_fn(sio_socket *s, struct json_object *auth, const char **error,
+                             void *ud);
+typedef void sio_connection_fn(sio_socket *s, struct json_object *auth, void *ud);
 typedef void sio_event_fn(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
                           void *ud);
 typedef void sio_disconnect_fn(sio_socket *s, const char *reason, void *ud);
@@ -83,7 +87,8 @@ sio_namespace *sio_namespace_add(sio_server *srv, const char *name);
 sio_namespace *sio_namespace_find(sio_server *srv, const char *name);
 const char *sio_namespace_name(const sio_namespace *nsp);
 size_t sio_namespace_size(const sio_namespace *nsp);
-void sio_on_connect(sio_namespace *nsp, sio_connect_fn *fn, void *ud);
+void sio_use(sio_namespace *nsp, sio_authorize_fn *fn, void *ud);
+void sio_on_connection(sio_namespace *nsp, sio_connection_fn *fn, void *ud);
 void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud);
 /* Handler for one event name; event "*" catches every event without its own handler. */
 int sio_on(sio_namespace *nsp, const char *event, sio_event_fn *fn, void *ud);
@@ -113,6 +118,11 @@ int sio_leave(sio_socket *s, const char *room);
 bool sio_in_room(const sio_socket *s, const char *room);
 size_t sio_socket_room_count(const sio_socket *s);
 size_t sio_room_size(const sio_namespace *nsp, const char *room);
+
+/* Number of connected sockets over all namespaces. */
+size_t sio_server_socket_count(const sio_server *srv);
+/* Closes every session (used at shutdown). */
+void sio_server_close_all(sio_server *srv, const char *reason);
 
 /* Server-side disconnect from the namespace (sends DISCONNECT); close_session also closes
  * the Engine.IO session. The disconnect callback runs before this returns. */

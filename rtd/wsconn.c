@@ -1,2 +1,526 @@
-/* rtd/wsconn.c: not written yet. */
-typedef int placeholder_wsconn;
+/* wsconn.c: the WebSocket transport: a socket handed over by libmicrohttpd after the 101,
+ * read and written by rtd itself.
+ *
+ * Reading goes through one 64 KiB buffer shared by every connection: an idle connection
+ * holds no input buffer, and frames are unmasked and parsed in place. Only an incomplete
+ * frame is copied into the connection's own buffer, bounded by maxPayload.
+ * Writing: each connection has a ring of references to shared packets (a broadcast is one
+ * packet referenced by every recipient). Connections with output are put on a dirty list
+ * and flushed with one writev each just before the loop sleeps; a partial write arms
+ * EPOLLOUT and the rest goes when the socket drains.
+ * Closing is the RFC 6455 handshake: send a close frame, wait (bounded) for the peer's,
+ * then give the socket back to libmicrohttpd, which closes it. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "rtd/eio_internal.h"
+#include "rtd/log.h"
+
+#define CLOSE_WAIT_MS 1000
+#define MAX_IOV 256
+
+struct wsconn {
+    eio_server *srv;
+    eio_session *s;           /* the session this socket serves (or probes), NULL once detached */
+    int fd;
+    struct MHD_UpgradeResponseHandle *urh;
+    ws_reader rd;
+    buf in;                   /* an incomplete frame carried over to the next read */
+    eio_packet **out;         /* ring of frames to write */
+    uint32_t out_head, out_len, out_cap;
+    size_t out_off;           /* bytes of the first frame already written */
+    size_t out_bytes;         /* bytes waiting in the ring */
+    wsconn *dirty_next;
+    wsconn *dead_next;
+    loop_timer close_timer;
+    bool dirty;
+    bool want_write;
+    bool closing;             /* our close frame is queued: nothing else goes out */
+    bool peer_closed;         /* the peer sent its close frame or hung up */
+    bool released;
+};
+
+struct pending_upgrade {
+    eio_server *srv;
+    struct eio_handshake hs;  /* new session */
+    char sid[UTIL_ID_LEN + 1];/* or the session to upgrade */
+};
+
+static void release(wsconn *c);
+
+/* ---- output ---- */
+
+static void mark_dirty(wsconn *c)
+{
+    if (c->dirty || c->released)
+        return;
+    c->dirty = true;
+    c->dirty_next = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+static int push_frame(wsconn *c, eio_packet *p)
+{
+    if (c->out_len == c->out_cap) {
+        uint32_t cap = c->out_cap ? c->out_cap * 2 : 4;
+        eio_packet **items = malloc(cap * sizeof *items);
+        if (!items)
+            return -1;
+        for (uint32_t i = 0; i < c->out_len; i++)
+            items[i] = c->out[(c->out_head + i) % c->out_cap];
+        free(c->out);
+        c->out = items;
+        c->out_head = 0;
+        c->out_cap = cap;
+    }
+    c->out[(c->out_head + c->out_len) % c->out_cap] = eio_packet_ref(p);
+    c->out_len++;
+    size_t flen;
+    eio_packet_ws_frame(p, &flen);
+    c->out_bytes += flen;
+    mark_dirty(c);
+    return 0;
+}
+
+int wsconn_send(wsconn *c, eio_packet *p)
+{
+    if (c->closing || c->released)
+        return -1;
+    return push_frame(c, p);
+}
+
+size_t wsconn_buffered(const wsconn *c)
+{
+    return c->out_bytes;
+}
+
+/* A control frame (pong, close) as a one-off packet, so it queues behind the data. */
+static eio_packet *control_frame(enum ws_opcode op, const void *data, size_t len)
+{
+    eio_packet *p = eio_packet_alloc(EIO_MESSAGE, true, len);
+    if (!p)
+        return NULL;
+    if (len)
+        memcpy(eio_packet_payload(p), data, len);
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t n = ws_frame_header(hdr, op, true, len);
+    memcpy(eio_packet_payload(p) - n, hdr, n);
+    p->ws_hdr_len = (uint8_t)n;
+    return p;
+}
+
+static void set_write_interest(wsconn *c, bool on)
+{
+    if (c->want_write == on || c->released)
+        return;
+    c->want_write = on;
+    loop_mod_fd(c->srv->l, c->fd, LOOP_READ | (on ? LOOP_WRITE : 0));
+}
+
+/* Writes as much as the socket takes. Returns -1 if the connection died. */
+static int flush(wsconn *c)
+{
+    while (c->out_len > 0) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        size_t total = 0;
+        for (uint32_t i = 0; i < c->out_len && n < MAX_IOV; i++) {
+            size_t flen;
+            const unsigned char *f = eio_packet_ws_frame(c->out[(c->out_head + i) % c->out_cap],
+                                                         &flen);
+            size_t skip = i == 0 ? c->out_off : 0;
+            iov[n].iov_base = (void *)(f + skip);
+            iov[n].iov_len = flen - skip;
+            total += iov[n].iov_len;
+            n++;
+        }
+        ssize_t w = writev(c->fd, iov, n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_write_interest(c, true);
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        size_t left = (size_t)w;
+        c->out_bytes -= left;
+        while (left > 0) {
+            eio_packet *p = c->out[c->out_head];
+            size_t flen;
+            eio_packet_ws_frame(p, &flen);
+            size_t rest = flen - c->out_off;
+            if (left < rest) {
+                c->out_off += left;
+                break;
+            }
+            left -= rest;
+            c->out_off = 0;
+            c->out_head = (c->out_head + 1) % c->out_cap;
+            c->out_len--;
+            eio_packet_unref(p);
+        }
+        if ((size_t)w < total) {
+            set_write_interest(c, true);
+            return 0;
+        }
+    }
+    set_write_interest(c, false);
+    if (c->closing && c->peer_closed)
+        release(c);
+    return 0;
+}
+
+static void lost(wsconn *c, const char *reason)
+{
+    eio_session *s = c->s;
+    c->s = NULL;
+    c->peer_closed = true;
+    if (s) {
+        if (s->probe == c)
+            eio_session_probe_closed(s, c);
+        else if (s->ws == c) {
+            s->ws = NULL;
+            eio_session_transport_closed(s, reason);
+        }
+    }
+    release(c);
+}
+
+void wsconn_flush_all(eio_server *srv)
+{
+    while (srv->dirty) {
+        wsconn *c = srv->dirty;
+        srv->dirty = c->dirty_next;
+        c->dirty = false;
+        if (!c->released && !c->want_write && flush(c) < 0)
+            lost(c, "transport error");
+    }
+}
+
+/* ---- closing ---- */
+
+static void close_timeout(loop *l, void *ud)
+{
+    release(ud);
+}
+
+void wsconn_close(wsconn *c, uint16_t code)
+{
+    if (c->closing || c->released)
+        return;
+    uint8_t frame[WS_MAX_HEADER + 125];
+    size_t n = ws_close_frame(frame, code, NULL);
+    /* ws_close_frame wrote header + payload; requeue the payload as a control packet. */
+    size_t hdr = 2;
+    eio_packet *p = control_frame(WS_OP_CLOSE, frame + hdr, n - hdr);
+    if (p) {
+        push_frame(c, p);
+        eio_packet_unref(p);
+    }
+    c->closing = true;
+    if (c->peer_closed && c->out_len == 0) {
+        release(c);
+        return;
+    }
+    loop_timer_start(c->srv->l, &c->close_timer, CLOSE_WAIT_MS, close_timeout, c);
+}
+
+void wsconn_detach(wsconn *c)
+{
+    c->s = NULL;
+}
+
+static void release(wsconn *c)
+{
+    if (c->released)
+        return;
+    c->released = true;
+    eio_server *srv = c->srv;
+    loop_timer_stop(srv->l, &c->close_timer);
+    loop_del_fd(srv->l, c->fd);
+    http_upgrade_release(srv->http, c->urh);
+    c->fd = -1;
+    c->dead_next = srv->dead;
+    srv->dead = c;
+}
+
+void wsconn_abort(wsconn *c)
+{
+    c->s = NULL;
+    release(c);
+}
+
+void wsconn_free_dead(eio_server *srv)
+{
+    while (srv->dead) {
+        wsconn *c = srv->dead;
+        srv->dead = c->dead_next;
+        while (c->out_len > 0) {
+            eio_packet_unref(c->out[c->out_head]);
+            c->out_head = (c->out_head + 1) % c->out_cap;
+            c->out_len--;
+        }
+        free(c->out);
+        buf_free(&c->in);
+        ws_reader_free(&c->rd);
+        free(c);
+    }
+}
+
+/* ---- input ---- */
+
+static void on_message(wsconn *c, const ws_event *ev)
+{
+    eio_session *s = c->s;
+    if (!s || c->closing)
+        return;
+    eio_in pkt;
+    if (eio_decode_ws(ev->data, ev->len, ev->op == WS_OP_BINARY, &pkt) < 0) {
+        if (s->probe == c) {
+            eio_session_probe_packet(s, c, &(eio_in){.type = EIO_OPEN});
+            return;
+        }
+        eio_session_transport_closed(s, "parse error");
+        return;
+    }
+    if (s->probe == c)
+        eio_session_probe_packet(s, c, &pkt);
+    else
+        eio_session_packet(s, &pkt);
+}
+
+/* Parses frames from data; returns bytes used, or -1 when the connection is finished. */
+static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->released) {
+        size_t used = 0;
+        ws_event ev;
+        int r = ws_reader_parse(&c->rd, data + off, len - off, &used, &ev);
+        if (r < 0) {
+            eio_session *s = c->s;
+            c->s = NULL;
+            wsconn_close(c, (uint16_t)-r);
+            if (s) {
+                if (s->probe == c)
+                    eio_session_probe_closed(s, c);
+                else if (s->ws == c) {
+                    s->ws = NULL;
+                    eio_session_transport_closed(s, "transport error");
+                }
+            }
+            return -1;
+        }
+        off += used;
+        if (r == 0) {
+            if (used == 0)
+                break;
+            continue;
+        }
+        switch (ev.op) {
+        case WS_OP_TEXT:
+        case WS_OP_BINARY:
+            on_message(c, &ev);
+            break;
+        case WS_OP_PING:
+            if (!c->closing) {
+                eio_packet *p = control_frame(WS_OP_PONG, ev.data, ev.len);
+                if (p) {
+                    push_frame(c, p);
+                    eio_packet_unref(p);
+                }
+            }
+            break;
+        case WS_OP_PONG:
+            break;
+        case WS_OP_CLOSE: {
+            bool was_closing = c->closing;
+            c->peer_closed = true;
+            if (!was_closing)
+                wsconn_close(c, ev.close_code);
+            eio_session *s = c->s;
+            c->s = NULL;
+            if (s) {
+                if (s->probe == c)
+                    eio_session_probe_closed(s, c);
+                else if (s->ws == c) {
+                    s->ws = NULL;
+                    eio_session_transport_closed(s, "transport close");
+                }
+            }
+            if (c->out_len == 0)
+                release(c);
+            return -1;
+        }
+        default:
+            break;
+        }
+    }
+    return (ssize_t)off;
+}
+
+static void on_readable(wsconn *c)
+{
+    eio_server *srv = c->srv;
+    uint8_t *data;
+    size_t len;
+    ssize_t n;
+    if (c->in.len == 0) {
+        n = read(c->fd, srv->rbuf, srv->rbuf_size);
+        data = srv->rbuf;
+    } else {
+        /* Carry-over: read straight behind the partial frame, up to one full frame. */
+        size_t room = srv->cfg.max_payload + 64;
+        if (buf_reserve(&c->in, 64 * 1024) < 0) {
+            lost(c, "transport error");
+            return;
+        }
+        size_t want = c->in.cap - c->in.len;
+        if (want > room)
+            want = room;
+        n = read(c->fd, c->in.data + c->in.len, want);
+        if (n > 0)
+            c->in.len += (size_t)n;
+        data = (uint8_t *)c->in.data;
+    }
+    if (n == 0) {
+        lost(c, "transport close");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            lost(c, "transport error");
+        return;
+    }
+    len = c->in.len ? c->in.len : (size_t)n;
+    ssize_t used = parse(c, data, len);
+    if (used < 0 || c->released)
+        return;
+    size_t rest = len - (size_t)used;
+    if (data == srv->rbuf) {
+        if (rest && buf_append(&c->in, data + used, rest) < 0)
+            lost(c, "transport error");
+    } else if (rest == 0) {
+        buf_free(&c->in); /* back to holding nothing while idle */
+    } else {
+        buf_consume(&c->in, (size_t)used);
+    }
+}
+
+static void on_io(loop *l, int fd, void *ud, int mask)
+{
+    wsconn *c = ud;
+    if ((mask & LOOP_WRITE) && !c->released) {
+        c->want_write = false; /* flush re-arms it if the socket is still full */
+        loop_mod_fd(l, fd, LOOP_READ);
+        if (flush(c) < 0) {
+            lost(c, "transport error");
+            return;
+        }
+    }
+    if ((mask & (LOOP_READ | LOOP_HUP)) && !c->released)
+        on_readable(c);
+}
+
+/* ---- upgrade ---- */
+
+static wsconn *wsconn_new(eio_server *srv, int fd, struct MHD_UpgradeResponseHandle *urh)
+{
+    wsconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    c->fd = fd;
+    c->urh = urh;
+    ws_reader_init(&c->rd, srv->cfg.max_payload);
+    if (loop_add_fd(srv->l, fd, LOOP_READ, on_io, c) < 0) {
+        ws_reader_free(&c->rd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t extra_len,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    struct pending_upgrade *pu = ud;
+    eio_server *srv = pu->srv;
+    wsconn *c = wsconn_new(srv, fd, urh);
+    if (!c) {
+        http_upgrade_release(srv->http, urh);
+        eio_handshake_free(&pu->hs);
+        free(pu);
+        return;
+    }
+    if (pu->sid[0]) {
+        eio_session *s = eio_find(srv, pu->sid);
+        if (!s || s->ws || s->probe || s->transport != EIO_T_POLLING)
+            wsconn_close(c, WS_CLOSE_NO_STATUS); /* as the reference: accept, then close */
+        else {
+            c->s = s;
+            eio_session_probe_start(s, c);
+        }
+    } else {
+        eio_session *s = eio_session_create(srv, &pu->hs, EIO_T_WEBSOCKET);
+        if (!s) {
+            wsconn_close(c, WS_CLOSE_INTERNAL);
+        } else {
+            c->s = s;
+            s->ws = c;
+            buf b = BUF_INIT;
+            eio_packet *open = NULL;
+            if (eio_open_payload(s, &b, false) == 0)
+                open = eio_packet_new(EIO_OPEN, false, b.data, b.len);
+            buf_free(&b);
+            if (!open) {
+                eio_session_transport_closed(s, "out of memory");
+            } else {
+                wsconn_send(c, open);
+                eio_packet_unref(open);
+                eio_session_opened(s);
+            }
+        }
+    }
+    eio_handshake_free(&pu->hs);
+    free(pu);
+    if (extra_len && !c->released) {
+        if (buf_append(&c->in, extra, extra_len) < 0) {
+            lost(c, "transport error");
+            return;
+        }
+        ssize_t used = parse(c, (uint8_t *)c->in.data, c->in.len);
+        if (used > 0 && !c->released)
+            buf_consume(&c->in, (size_t)used);
+    }
+}
+
+void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake *hs,
+                           http_request *req)
+{
+    struct pending_upgrade *pu = calloc(1, sizeof *pu);
+    if (!pu) {
+        if (hs)
+            eio_handshake_free(hs);
+        http_respond(req, 500, "text/plain", "out of memory", 13);
+        return;
+    }
+    pu->srv = srv;
+    if (s) {
+        memcpy(pu->sid, s->sid, sizeof pu->sid);
+    } else {
+        pu->hs = *hs;
+        memset(hs, 0, sizeof *hs);
+    }
+    if (http_upgrade_websocket(req, on_upgraded, pu) < 0) {
+        eio_handshake_free(&pu->hs);
+        free(pu);
+    }
+}
