@@ -142,6 +142,22 @@ void eio_server_free(eio_server *srv)
     free(srv);
 }
 
+void eio_server_close_all(eio_server *srv, const char *reason)
+{
+    map_entry *e;
+    for (;;) {
+        size_t it = 0;
+        if (!map_next(&srv->sessions, &it, &e))
+            break;
+        session_close(e->val, reason, false);
+    }
+}
+
+unsigned eio_server_sockets_open(const eio_server *srv)
+{
+    return srv->n_sockets;
+}
+
 const struct eio_config *eio_server_config(const eio_server *srv)
 {
     return &srv->cfg;
@@ -156,6 +172,12 @@ void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsig
 {
     *polling = srv->n_polling;
     *websocket = srv->n_websocket;
+}
+
+void eio_server_bytes(const eio_server *srv, uint64_t *in, uint64_t *out)
+{
+    *in = srv->bytes_in;
+    *out = srv->bytes_out;
 }
 
 void eio_set_transport_counts(eio_server *srv, eio_session *s, int delta)

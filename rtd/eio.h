@@ -51,6 +51,10 @@ struct eio_callbacks {
 
 eio_server *eio_server_new(loop *l, const struct eio_config *cfg, const struct eio_callbacks *cb,
                            void *ud);
+/* Closes every session cleanly (close packets and frames go out; on_close runs). */
+void eio_server_close_all(eio_server *srv, const char *reason);
+/* WebSocket connections still finishing their close handshake. */
+unsigned eio_server_sockets_open(const eio_server *srv);
 /* Closes every session (their on_close runs) and frees the server. */
 void eio_server_free(eio_server *srv);
 const struct eio_config *eio_server_config(const eio_server *srv);
@@ -58,6 +62,8 @@ unsigned eio_server_session_count(const eio_server *srv);
 /* Sessions by current transport, for metrics. */
 void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsigned *websocket);
 
+/* Bytes received and sent by every transport since start. */
+void eio_server_bytes(const eio_server *srv, uint64_t *in, uint64_t *out);
 /* The HTTP front that upgraded sockets are given back to. */
 void eio_server_set_http(eio_server *srv, struct http_server *h);
 /* Entry from the HTTP front (http.c) for a request under cfg->path. */

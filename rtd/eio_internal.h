@@ -66,6 +66,8 @@ struct eio_server {
     void *ud;
     map sessions;             /* sid -> eio_session */
     unsigned n_polling, n_websocket;
+    uint64_t bytes_in, bytes_out;  /* transport payload bytes, for metrics */
+    unsigned n_sockets;            /* WebSocket connections not yet given back */
     wsconn *dirty;            /* WebSocket connections with output to flush this turn */
     wsconn *dead;             /* released WebSocket connections to free this turn */
     eio_session *flush_head;  /* polling sessions to answer this turn */

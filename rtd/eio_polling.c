@@ -35,6 +35,7 @@ static void respond_queue(eio_session *s, http_request *req)
         eio_packet_append_polling(&b, p);
         eio_packet_unref(p);
     }
+    s->srv->bytes_out += b.len;
     if (http_request_suspended(req))
         http_resume_respond(req, 200, text_plain, &b);
     else
@@ -121,6 +122,7 @@ static void handle_post(eio_session *s, http_request *req)
     }
     size_t len;
     const unsigned char *body = http_request_body(req, &len);
+    srv->bytes_in += len;
     struct post_ctx ctx = {s};
     /* A body holds at most max_payload bytes, so a packet count bound of the same size
      * only guards against degenerate input. */

@@ -412,8 +412,8 @@ int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
 
 void http_upgrade_release(http_server *h, struct MHD_UpgradeResponseHandle *urh)
 {
-    (void)h;
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    h->need_run = true; /* MHD closes the socket in its next MHD_run() */
 }
 
 /* ---- dispatch ---- */
@@ -694,6 +694,7 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
         }
     }
     struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 20000, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
@@ -701,7 +702,6 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
          NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
         {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 16 * 1024, NULL},
         {sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, 0, (void *)sa},
         {MHD_OPTION_END, 0, NULL},

@@ -1,6 +1,283 @@
-/* main.c: rtd's entry point (flags, signals, start-up and shutdown). Not written yet. */
+/* main.c: rtd's entry point: flags, start-up, signals and the clean shutdown.
+ *
+ * Start-up order matters: signals are routed to the loop (signalfd) before the store starts
+ * its threads, so the threads inherit the blocked mask and SIGTERM always reaches the loop.
+ * Shutdown (SIGTERM, SIGINT): stop accepting, close every client cleanly (close packets and
+ * frames), give WebSockets up to two seconds to finish their close handshake, then let the
+ * store commit what is queued and close every connection row, and exit 0. */
 #include "config.h"
-int main(void)
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "rtd/auth.h"
+#include "rtd/http.h"
+#include "rtd/log.h"
+#include "rtd/options.h"
+#include "rtd/platform.h"
+#include "rtd/sio.h"
+#include "rtd/status.h"
+#include "rtd/store.h"
+
+#define STATUS_EVERY_MS 5000
+#define CLOSE_GRACE_MS 2000
+
+struct daemon {
+    loop *l;
+    http_server *http;
+    sio_server *sio;
+    store *st;
+    platform *plat;
+    struct status_sources status;
+    loop_timer status_timer;
+    loop_timer shutdown_timer;
+    uint64_t shutdown_started;
+    bool stopping;
+};
+
+static void route_engine(http_request *r, void *ud)
 {
+    eio_handle_request(ud, r);
+}
+
+/* The browser client, as the Node.js server serves it (its serveClient option). */
+struct file_blob {
+    char *data;
+    size_t len;
+};
+
+static void route_client_js(http_request *r, void *ud)
+{
+    struct file_blob *f = ud;
+    http_add_header(r, "Cache-Control", "public, max-age=3600");
+    http_respond(r, 200, "application/javascript; charset=utf-8", f->data, f->len);
+}
+
+static int load_file(const char *path, struct file_blob *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    buf b = BUF_INIT;
+    char chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (8u << 20))
+        if (buf_append(&b, chunk, n) < 0)
+            break;
+    fclose(f);
+    out->data = b.data;
+    out->len = b.len;
+    return b.len ? 0 : -1;
+}
+
+static void status_tick(loop *l, void *ud)
+{
+    struct daemon *d = ud;
+    struct platform_stats ps;
+    platform_get_stats(d->plat, &ps);
+    store_status(d->st, platform_connections(d->plat), ps.messages_in, ps.messages_out);
+    loop_timer_start(l, &d->status_timer, STATUS_EVERY_MS, status_tick, d);
+}
+
+static void shutdown_tick(loop *l, void *ud)
+{
+    struct daemon *d = ud;
+    eio_server *eio = sio_server_engine(d->sio);
+    if (eio_server_sockets_open(eio) == 0 || loop_now(l) - d->shutdown_started >= CLOSE_GRACE_MS) {
+        loop_stop(l);
+        return;
+    }
+    loop_timer_start(l, &d->shutdown_timer, 20, shutdown_tick, d);
+}
+
+static void on_terminate(loop *l, int signo, void *ud)
+{
+    struct daemon *d = ud;
+    if (d->stopping) {
+        loop_stop(l); /* a second signal: do not wait for the close handshakes */
+        return;
+    }
+    d->stopping = true;
+    rlogf(RLOG_INFO, "Shutting down", "{\"signal\":\"%s\",\"connections\":%u}",
+          signo == SIGTERM ? "SIGTERM" : "SIGINT", platform_connections(d->plat));
+    http_server_quiesce(d->http);
+    loop_timer_stop(l, &d->status_timer);
+    eio_server_close_all(sio_server_engine(d->sio), "server shutting down");
+    d->shutdown_started = loop_now(l);
+    shutdown_tick(l, d);
+}
+
+static void on_hup(loop *l, int signo, void *ud)
+{
+    if (rlog_reopen() < 0)
+        rlog(RLOG_ERROR, "Cannot reopen the log file", NULL);
+    else
+        rlog(RLOG_INFO, "Log file reopened", NULL);
+}
+
+static int backup(const struct rtd_options *o)
+{
+    char *err = NULL;
+    if (store_backup(o->db, o->backup_dest, &err) < 0) {
+        fprintf(stderr, "rtd: backup failed: %s\n", err ? err : "unknown error");
+        free(err);
+        return 1;
+    }
+    printf("rtd: %s copied to %s\n", o->db, o->backup_dest);
     return 0;
+}
+
+static unsigned raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur > 1000000 ? 1000000 : (unsigned)rl.rlim_cur;
+}
+
+int main(int argc, char **argv)
+{
+    struct rtd_options o;
+    enum options_result pr = options_parse(argc, argv, &o, stdout, stderr);
+    if (pr != OPTIONS_RUN) {
+        options_free(&o);
+        return pr == OPTIONS_EXIT_OK ? 0 : 2;
+    }
+    if (o.backup_dest) {
+        int r = backup(&o);
+        options_free(&o);
+        return r;
+    }
+    if (rlog_init(o.log_level, o.log_file) < 0) {
+        fprintf(stderr, "rtd: cannot open log file %s\n", o.log_file);
+        options_free(&o);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    unsigned files = raise_file_limit();
+    if (o.max_connections + 64 > files) {
+        rlogf(RLOG_WARN, "File limit lower than --max-connections",
+              "{\"files\":%u,\"maxConnections\":%u}", files, o.max_connections);
+        o.max_connections = files > 128 ? files - 64 : 64;
+    }
+
+    int rc = 1;
+    struct daemon d = {0};
+    char *err = NULL;
+    char *secret = NULL;
+    size_t secret_len = 0;
+    struct file_blob client_js = {0};
+    d.l = loop_new((int)files + 16);
+    if (!d.l) {
+        fprintf(stderr, "rtd: cannot create the event loop\n");
+        goto out;
+    }
+    loop_on_signal(d.l, SIGTERM, on_terminate, &d);
+    loop_on_signal(d.l, SIGINT, on_terminate, &d);
+    loop_on_signal(d.l, SIGHUP, on_hup, &d);
+
+    if (o.auth_secret_file && !(secret = auth_load_secret(o.auth_secret_file, &secret_len, &err))) {
+        rlog(RLOG_ERROR, err, NULL);
+        goto out;
+    }
+    struct store_config sc = {
+        .path = o.db,
+        .sync_full = o.sync_full,
+        .retention_days = o.retention_days,
+    };
+    d.st = store_open(&sc, d.l, &err);
+    if (!d.st) {
+        rlogf(RLOG_ERROR, "Cannot open the database", "{\"path\":\"%s\",\"error\":\"%s\"}", o.db,
+              err ? err : "");
+        goto out;
+    }
+    struct http_config hc = {
+        .bind = o.bind,
+        .port = o.port,
+        .max_connections = o.max_connections,
+        .max_per_ip = o.max_connections_per_ip,
+        .request_timeout_s = o.request_timeout_s,
+        .cors_origins = o.cors_origins,
+        .static_dir = o.static_dir,
+    };
+    d.http = http_server_new(d.l, &hc, &err);
+    if (!d.http) {
+        rlog(RLOG_ERROR, err ? err : "cannot start the HTTP server", NULL);
+        goto out;
+    }
+    struct eio_config ec = {
+        .path = "/socket.io/",
+        .ping_interval_ms = o.ping_interval_ms,
+        .ping_timeout_ms = o.ping_timeout_ms,
+        .upgrade_timeout_ms = 10000,
+        .max_payload = o.max_payload,
+        .max_buffered = o.max_buffered,
+        .max_sessions = o.max_connections,
+        .allow_eio3 = o.allow_eio3,
+    };
+    struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms};
+    d.sio = sio_server_new(d.l, &sioc, &ec);
+    struct platform_config pc = {
+        .max_message_bytes = o.max_message_bytes,
+        .presence = o.presence,
+        .rate_limit = o.rate_limit,
+        .rate_burst = o.rate_burst,
+        .max_rooms = o.max_rooms,
+        .auth_secret = secret,
+        .auth_secret_len = secret_len,
+    };
+    d.plat = d.sio ? platform_new(d.l, d.sio, d.st, &pc) : NULL;
+    if (!d.plat) {
+        rlog(RLOG_ERROR, "Out of memory at start-up", NULL);
+        goto out;
+    }
+    eio_server *eio = sio_server_engine(d.sio);
+    eio_server_set_http(eio, d.http);
+    d.status = (struct status_sources){d.sio, d.plat, d.st, loop_wall_ms()};
+    if (o.client_js) {
+        if (load_file(o.client_js, &client_js) < 0) {
+            rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", o.client_js);
+            goto out;
+        }
+        http_route(d.http, "/socket.io/socket.io.js", route_client_js, &client_js, 0);
+        http_route(d.http, "/socket.io/socket.io.min.js", route_client_js, &client_js, 0);
+    }
+    http_route(d.http, ec.path, route_engine, eio, o.max_payload);
+    http_route(d.http, "/health", status_health, &d.status, 0);
+    http_route(d.http, "/metrics", status_metrics, &d.status, 0);
+    status_tick(d.l, &d);
+
+    rlogf(RLOG_INFO, "Socket.IO server running",
+          "{\"port\":%u,\"db\":\"%s\",\"version\":\"%s\",\"pid\":%d}", http_server_port(d.http),
+          o.db, PACKAGE_VERSION, (int)getpid());
+    loop_run(d.l);
+    rc = 0;
+
+out:
+    if (d.sio)
+        sio_server_free(d.sio); /* closes what is left; platform records the disconnects */
+    if (d.plat)
+        platform_free(d.plat);
+    if (d.http)
+        http_server_free(d.http);
+    if (d.st)
+        store_close(d.st);
+    if (rc == 0)
+        rlog(RLOG_INFO, "Stopped", NULL);
+    loop_free(d.l);
+    free(secret);
+    free(client_js.data);
+    free(err);
+    options_free(&o);
+    rlog_close();
+    return rc;
 }

@@ -105,6 +105,8 @@ struct sio_server {
     map nsps;
     json_tokener *tok;
     size_t nsockets;
+    sio_upgrade_fn *on_upgrade;
+    void *upgrade_ud;
 };
 
 static void socket_close(sio_socket *s, const char *reason);
@@ -938,6 +940,22 @@ static void on_close(eio_session *es, const char *reason, void *ud)
     free(c);
 }
 
+static void on_eio_upgrade(eio_session *es, void *ud)
+{
+    sio_server *srv = ud;
+    sio_client *c = eio_session_user(es);
+    if (!c || !srv->on_upgrade)
+        return;
+    for (uint32_t i = 0; i < c->n; i++)
+        srv->on_upgrade(c->sockets[i], srv->upgrade_ud);
+}
+
+void sio_on_upgrade(sio_server *srv, sio_upgrade_fn *fn, void *ud)
+{
+    srv->on_upgrade = fn;
+    srv->upgrade_ud = ud;
+}
+
 static void client_fail(sio_client *c, const char *reason)
 {
     rlogf(RLOG_DEBUG, "Socket.IO protocol error", "{\"sid\":\"%s\",\"error\":\"%s\"}",
@@ -969,6 +987,7 @@ sio_server *sio_server_new(loop *l, const struct sio_config *cfg, const struct e
     struct eio_callbacks cb = {
         .on_open = on_open,
         .on_message = on_message,
+        .on_upgrade = on_eio_upgrade,
         .on_close = on_close,
     };
     srv->eio = eio_server_new(l, ecfg, &cb, srv);

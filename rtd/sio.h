@@ -119,6 +119,11 @@ bool sio_in_room(const sio_socket *s, const char *room);
 size_t sio_socket_room_count(const sio_socket *s);
 size_t sio_room_size(const sio_namespace *nsp, const char *room);
 
+/* Called when a session's transport changes (upgrade to WebSocket), for each of its
+ * sockets. */
+typedef void sio_upgrade_fn(sio_socket *s, void *ud);
+void sio_on_upgrade(sio_server *srv, sio_upgrade_fn *fn, void *ud);
+
 /* Number of connected sockets over all namespaces. */
 size_t sio_server_socket_count(const sio_server *srv);
 /* Closes every session (used at shutdown). */

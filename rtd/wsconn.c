@@ -151,6 +151,7 @@ static int flush(wsconn *c)
         }
         size_t left = (size_t)w;
         c->out_bytes -= left;
+        c->srv->bytes_out += left;
         while (left > 0) {
             eio_packet *p = c->out[c->out_head];
             size_t flen;
@@ -243,6 +244,7 @@ static void release(wsconn *c)
         return;
     c->released = true;
     eio_server *srv = c->srv;
+    srv->n_sockets--;
     loop_timer_stop(srv->l, &c->close_timer);
     loop_del_fd(srv->l, c->fd);
     http_upgrade_release(srv->http, c->urh);
@@ -399,6 +401,7 @@ static void on_readable(wsconn *c)
             lost(c, "transport error");
         return;
     }
+    srv->bytes_in += (size_t)n;
     len = c->in.len ? c->in.len : (size_t)n;
     ssize_t used = parse(c, data, len);
     if (used < 0 || c->released)
@@ -445,6 +448,7 @@ static wsconn *wsconn_new(eio_server *srv, int fd, struct MHD_UpgradeResponseHan
         free(c);
         return NULL;
     }
+    srv->n_sockets++;
     return c;
 }
 

@@ -1,0 +1,356 @@
+/* options.c: parsing rtd's flags (see options.h and man/rtd.8). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtd/options.h"
+#include "rtd/util.h"
+
+enum {
+    OPT_PORT = 256,
+    OPT_BIND,
+    OPT_DB,
+    OPT_CORS,
+    OPT_PING_INTERVAL,
+    OPT_PING_TIMEOUT,
+    OPT_MAX_PAYLOAD,
+    OPT_CONNECT_TIMEOUT,
+    OPT_MAX_MESSAGE,
+    OPT_PRESENCE,
+    OPT_SYNC,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FILE,
+    OPT_STATIC_DIR,
+    OPT_CLIENT_JS,
+    OPT_MAX_CONN,
+    OPT_MAX_CONN_IP,
+    OPT_RATE_LIMIT,
+    OPT_RATE_BURST,
+    OPT_MAX_ROOMS,
+    OPT_REQUEST_TIMEOUT,
+    OPT_RETENTION,
+    OPT_MAX_BUFFERED,
+    OPT_ALLOW_EIO3,
+    OPT_AUTH_SECRET,
+    OPT_BACKUP,
+    OPT_VERSION,
+    OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"db", required_argument, NULL, OPT_DB},
+    {"cors-origin", required_argument, NULL, OPT_CORS},
+    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+    {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+    {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE},
+    {"presence", required_argument, NULL, OPT_PRESENCE},
+    {"sync", required_argument, NULL, OPT_SYNC},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"static-dir", required_argument, NULL, OPT_STATIC_DIR},
+    {"client-js", required_argument, NULL, OPT_CLIENT_JS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONN_IP},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
+    {"max-rooms", required_argument, NULL, OPT_MAX_ROOMS},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+    {"retention-days", required_argument, NULL, OPT_RETENTION},
+    {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
+    {"allow-eio3", no_argument, NULL, OPT_ALLOW_EIO3},
+    {"auth-secret", required_argument, NULL, OPT_AUTH_SECRET},
+    {"backup", required_argument, NULL, OPT_BACKUP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage_text[] =
+    "Usage: rtd [OPTION]...\n"
+    "The realtime daemon: Engine.IO v4 and Socket.IO v5 over long-polling and WebSocket,\n"
+    "persisting connections and messages into SQLite.\n"
+    "\n"
+    "  --port N                  listen on port N (3001; env SOCKET_PORT)\n"
+    "  --bind ADDR               listen on this IPv4/IPv6 address only (all)\n"
+    "  --db PATH                 SQLite database (./socket_events.db; env DATABASE_PATH)\n"
+    "  --cors-origin ORIGIN      allow this browser origin; repeatable; * for any\n"
+    "                            (none; env CORS_ORIGINS, comma-separated)\n"
+    "  --ping-interval MS        heartbeat interval (25000)\n"
+    "  --ping-timeout MS         heartbeat answer deadline (20000)\n"
+    "  --max-payload BYTES       largest HTTP body or WebSocket message (1000000)\n"
+    "  --connect-timeout MS      close sessions that join no namespace by then (45000)\n"
+    "  --max-message-bytes N     longest send-message text in bytes (10000)\n"
+    "  --presence on|off         user-connected/user-disconnected broadcasts (on)\n"
+    "  --sync normal|full        SQLite synchronous level (normal)\n"
+    "  --log-level LEVEL         error, warn, info or debug (info)\n"
+    "  --log-file PATH           log to PATH instead of stderr; SIGHUP reopens it\n"
+    "  --static-dir DIR          directory holding test.html (" RTD_DATADIR "/static)\n"
+    "  --client-js FILE          serve FILE (the Socket.IO browser client) at\n"
+    "                            /socket.io/socket.io.js (none)\n"
+    "  --max-connections N       open connections at most (10000)\n"
+    "  --max-connections-per-ip N  open connections per client address (0: no limit)\n"
+    "  --rate-limit N            events per second per socket, 0 for none (20)\n"
+    "  --rate-burst N            events a socket may send at once (40)\n"
+    "  --max-rooms N             rooms one socket may join (50)\n"
+    "  --request-timeout S       idle or slow HTTP request deadline in seconds (30)\n"
+    "  --retention-days N        delete messages older than N days, 0 keeps all (90)\n"
+    "  --max-buffered BYTES      unsent output per client before it is dropped (4194304)\n"
+    "  --allow-eio3              also accept Engine.IO v3 / Socket.IO 2.x clients\n"
+    "  --auth-secret FILE        require an HS256 JWT signed with FILE's secret in auth.token\n"
+    "  --backup DEST             copy the database to DEST (online, consistent) and exit\n"
+    "  --version                 print the version and exit\n"
+    "  --help                    print this help and exit\n";
+
+static int bad(FILE *err, const char *flag, const char *value, const char *why)
+{
+    fprintf(err, "rtd: invalid value '%s' for --%s: %s\n", value, flag, why);
+    return -1;
+}
+
+static int num(FILE *err, const char *flag, const char *v, long long min, long long max,
+               long long *out)
+{
+    if (util_parse_int(v, min, max, out) < 0) {
+        char why[96];
+        snprintf(why, sizeof why, "expected an integer from %lld to %lld", min, max);
+        return bad(err, flag, v, why);
+    }
+    return 0;
+}
+
+static int add_origin(struct rtd_options *o, const char *origin)
+{
+    const char **arr = realloc(o->cors_origins, (o->n_cors + 2) * sizeof *arr);
+    if (!arr)
+        return -1;
+    o->cors_origins = arr;
+    arr[o->n_cors++] = origin;
+    arr[o->n_cors] = NULL;
+    return 0;
+}
+
+static char *env_origins; /* CORS_ORIGINS, split in place */
+
+static void defaults(struct rtd_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->port = 3001;
+    o->db = "./socket_events.db";
+    o->ping_interval_ms = 25000;
+    o->ping_timeout_ms = 20000;
+    o->max_payload = 1000000;
+    o->connect_timeout_ms = 45000;
+    o->max_message_bytes = 10000;
+    o->presence = true;
+    o->log_level = RLOG_INFO;
+    o->static_dir = RTD_DATADIR "/static";
+    o->max_connections = 10000;
+    o->rate_limit = 20;
+    o->rate_burst = 40;
+    o->max_rooms = 50;
+    o->request_timeout_s = 30;
+    o->retention_days = 90;
+    o->max_buffered = 4u << 20;
+}
+
+static int from_env(struct rtd_options *o, FILE *err)
+{
+    long long v;
+    const char *port = getenv("SOCKET_PORT");
+    if (port && *port) {
+        if (util_parse_int(port, 0, 65535, &v) < 0) {
+            fprintf(err, "rtd: invalid SOCKET_PORT '%s'\n", port);
+            return -1;
+        }
+        o->port = (unsigned)v;
+    }
+    const char *db = getenv("DATABASE_PATH");
+    if (db && *db)
+        o->db = db;
+    const char *origins = getenv("CORS_ORIGINS");
+    if (origins && *origins) {
+        free(env_origins);
+        env_origins = strdup(origins);
+        if (!env_origins)
+            return -1;
+        for (char *save = NULL, *t = strtok_r(env_origins, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ')
+                t++;
+            if (*t && add_origin(o, t) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+enum options_result options_parse(int argc, char **argv, struct rtd_options *o, FILE *out,
+                                  FILE *err)
+{
+    defaults(o);
+    if (from_env(o, err) < 0)
+        return OPTIONS_EXIT_USAGE;
+    bool cli_cors = false;
+    long long v;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+        const char *a = optarg;
+        int r = 0;
+        switch (c) {
+        case OPT_PORT:
+            r = num(err, "port", a, 0, 65535, &v);
+            o->port = (unsigned)v;
+            break;
+        case OPT_BIND:
+            o->bind = a;
+            break;
+        case OPT_DB:
+            if (!*a)
+                r = bad(err, "db", a, "empty path");
+            o->db = a;
+            break;
+        case OPT_CORS:
+            if (!cli_cors) { /* flags replace CORS_ORIGINS */
+                o->n_cors = 0;
+                cli_cors = true;
+            }
+            if (!*a)
+                r = bad(err, "cors-origin", a, "empty origin");
+            else if (add_origin(o, a) < 0)
+                r = -1;
+            break;
+        case OPT_PING_INTERVAL:
+            r = num(err, "ping-interval", a, 10, 3600000, &v);
+            o->ping_interval_ms = (unsigned)v;
+            break;
+        case OPT_PING_TIMEOUT:
+            r = num(err, "ping-timeout", a, 10, 3600000, &v);
+            o->ping_timeout_ms = (unsigned)v;
+            break;
+        case OPT_MAX_PAYLOAD:
+            r = num(err, "max-payload", a, 1024, 100000000, &v);
+            o->max_payload = (size_t)v;
+            break;
+        case OPT_CONNECT_TIMEOUT:
+            r = num(err, "connect-timeout", a, 0, 3600000, &v);
+            o->connect_timeout_ms = (unsigned)v;
+            break;
+        case OPT_MAX_MESSAGE:
+            r = num(err, "max-message-bytes", a, 1, 10000000, &v);
+            o->max_message_bytes = (size_t)v;
+            break;
+        case OPT_PRESENCE:
+            if (!strcmp(a, "on"))
+                o->presence = true;
+            else if (!strcmp(a, "off"))
+                o->presence = false;
+            else
+                r = bad(err, "presence", a, "expected on or off");
+            break;
+        case OPT_SYNC:
+            if (!strcmp(a, "normal"))
+                o->sync_full = false;
+            else if (!strcmp(a, "full"))
+                o->sync_full = true;
+            else
+                r = bad(err, "sync", a, "expected normal or full");
+            break;
+        case OPT_LOG_LEVEL:
+            if (rlog_parse_level(a, &o->log_level) < 0)
+                r = bad(err, "log-level", a, "expected error, warn, info or debug");
+            break;
+        case OPT_LOG_FILE:
+            o->log_file = a;
+            break;
+        case OPT_STATIC_DIR:
+            o->static_dir = a;
+            break;
+        case OPT_CLIENT_JS:
+            o->client_js = a;
+            break;
+        case OPT_MAX_CONN:
+            r = num(err, "max-connections", a, 1, 1000000, &v);
+            o->max_connections = (unsigned)v;
+            break;
+        case OPT_MAX_CONN_IP:
+            r = num(err, "max-connections-per-ip", a, 0, 1000000, &v);
+            o->max_connections_per_ip = (unsigned)v;
+            break;
+        case OPT_RATE_LIMIT: {
+            char *end;
+            errno = 0;
+            double d = strtod(a, &end);
+            if (errno || end == a || *end || d < 0 || d > 1e9)
+                r = bad(err, "rate-limit", a, "expected a number of events per second >= 0");
+            o->rate_limit = d;
+            break;
+        }
+        case OPT_RATE_BURST:
+            r = num(err, "rate-burst", a, 1, 1000000000, &v);
+            o->rate_burst = (unsigned)v;
+            break;
+        case OPT_MAX_ROOMS:
+            r = num(err, "max-rooms", a, 0, 1000000, &v);
+            o->max_rooms = (unsigned)v;
+            break;
+        case OPT_REQUEST_TIMEOUT:
+            r = num(err, "request-timeout", a, 1, 86400, &v);
+            o->request_timeout_s = (unsigned)v;
+            break;
+        case OPT_RETENTION:
+            r = num(err, "retention-days", a, 0, 36500, &v);
+            o->retention_days = (unsigned)v;
+            break;
+        case OPT_MAX_BUFFERED:
+            r = num(err, "max-buffered", a, 65536, 1LL << 34, &v);
+            o->max_buffered = (size_t)v;
+            break;
+        case OPT_ALLOW_EIO3:
+            o->allow_eio3 = true;
+            break;
+        case OPT_AUTH_SECRET:
+            o->auth_secret_file = a;
+            break;
+        case OPT_BACKUP:
+            o->backup_dest = a;
+            break;
+        case OPT_VERSION:
+            fprintf(out, "rtd %s\n", PACKAGE_VERSION);
+            return OPTIONS_EXIT_OK;
+        case OPT_HELP:
+            fputs(usage_text, out);
+            return OPTIONS_EXIT_OK;
+        case ':':
+            fprintf(err, "rtd: option '%s' needs a value\nTry 'rtd --help'.\n", argv[optind - 1]);
+            return OPTIONS_EXIT_USAGE;
+        default:
+            fprintf(err, "rtd: unknown option '%s'\nTry 'rtd --help'.\n", argv[optind - 1]);
+            return OPTIONS_EXIT_USAGE;
+        }
+        if (r < 0)
+            return OPTIONS_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(err, "rtd: unexpected argument '%s'\nTry 'rtd --help'.\n", argv[optind]);
+        return OPTIONS_EXIT_USAGE;
+    }
+    return OPTIONS_RUN;
+}
+
+void options_free(struct rtd_options *o)
+{
+    free(o->cors_origins);
+    o->cors_origins = NULL;
+    free(env_origins);
+    env_origins = NULL;
+}

@@ -1,0 +1,760 @@
+/* platform.c: the platform's events on "/" (see platform.h and README.md).
+ *
+ * Every event is validated before anything else happens; invalid input is answered with
+ * {ok:false, error} in the ack, or an "error" event {code, message} when the client asked
+ * for no ack, and nothing is stored or broadcast. A message is broadcast and acknowledged
+ * only from the store's completion, i.e. after its transaction committed: receive-message
+ * carries the row's id, and an ack is a promise that the row is on disk.
+ *
+ * Work waiting for the store (a message, a history page) is tracked per socket, so a client
+ * that disconnects meanwhile is simply not answered; a stored message is still delivered to
+ * everyone else. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtd/auth.h"
+#include "rtd/log.h"
+#include "rtd/loop.h"
+#include "rtd/platform.h"
+#include "rtd/util.h"
+#include "rtd/ws.h"
+
+#define MAX_SENDER_CHARS 100
+#define MAX_ROOM_BYTES 128
+#define MAX_USER_ID_BYTES 128
+#define MAX_APP_VERSION_BYTES 64
+#define MAX_PLATFORM_BYTES 32
+#define MAX_PLATFORMS 64
+#define HISTORY_DEFAULT 50
+#define HISTORY_MAX 200
+
+typedef struct client client;
+
+enum pending_kind { PENDING_MESSAGE, PENDING_QUERY };
+
+/* Work waiting for the store. Strings live in the same allocation, after the struct. */
+struct pending {
+    struct pending *prev, *next; /* in the client's list while the client exists */
+    enum pending_kind kind;
+    platform *p;
+    client *c;                   /* NULL once the client is gone */
+    int64_t ack_id;
+    int64_t at_ms;
+    char socket_id[UTIL_ID_LEN + 1];
+    const char *sender;
+    const char *text;
+    size_t text_len;
+    const char *platform;
+    const char *room;            /* NULL: everyone */
+};
+
+struct client {
+    platform *p;
+    sio_socket *s;
+    char socket_id[UTIL_ID_LEN + 1];
+    char platform[MAX_PLATFORM_BYTES + 1];
+    int platform_slot;
+    char *user_id;
+    int64_t connected_ms;
+    double tokens;
+    uint64_t refill_ms;
+    unsigned violations;
+    struct pending *pending;
+};
+
+struct platform_count {
+    char name[MAX_PLATFORM_BYTES + 1];
+    unsigned n;
+};
+
+struct platform {
+    sio_server *srv;
+    sio_namespace *root;
+    store *st;
+    loop *l;
+    struct platform_config cfg;
+    struct platform_stats stats;
+    struct platform_count counts[MAX_PLATFORMS];
+    int ncounts;
+};
+
+/* ---- small helpers ---- */
+
+static void pending_link(client *c, struct pending *pd)
+{
+    pd->c = c;
+    pd->prev = NULL;
+    pd->next = c->pending;
+    if (c->pending)
+        c->pending->prev = pd;
+    c->pending = pd;
+}
+
+static void pending_unlink(struct pending *pd)
+{
+    client *c = pd->c;
+    if (!c)
+        return;
+    if (pd->prev)
+        pd->prev->next = pd->next;
+    else
+        c->pending = pd->next;
+    if (pd->next)
+        pd->next->prev = pd->prev;
+    pd->c = NULL;
+}
+
+static int count_slot(platform *p, const char *name)
+{
+    for (int i = 0; i < p->ncounts; i++)
+        if (strcmp(p->counts[i].name, name) == 0)
+            return i;
+    if (p->ncounts == MAX_PLATFORMS)
+        return MAX_PLATFORMS - 1; /* the last slot absorbs an unbounded variety of names */
+    int i = p->ncounts++;
+    snprintf(p->counts[i].name, sizeof p->counts[i].name, "%s",
+             i == MAX_PLATFORMS - 1 ? "other" : name);
+    p->counts[i].n = 0;
+    return i;
+}
+
+static void set_platform(client *c, const char *name)
+{
+    platform *p = c->p;
+    if (c->platform_slot >= 0)
+        p->counts[c->platform_slot].n--;
+    snprintf(c->platform, sizeof c->platform, "%s", name);
+    c->platform_slot = count_slot(p, name);
+    p->counts[c->platform_slot].n++;
+}
+
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            chars++;
+    return chars;
+}
+
+static bool valid_token(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_PLATFORM_BYTES)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+              ch == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* A string member: returns 1 and sets out and len when present and a string, 0 when absent
+ * or null, -1 when present with another type. */
+static int get_string(struct json_object *obj, const char *key, const char **out, size_t *len)
+{
+    struct json_object *v;
+    if (!obj || !json_object_object_get_ex(obj, key, &v) || !v)
+        return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return -1;
+    *out = json_object_get_string(v);
+    *len = (size_t)json_object_get_string_len(v);
+    return 1;
+}
+
+static bool valid_text(const char *s, size_t n)
+{
+    return memchr(s, '\0', n) == NULL && ws_utf8_valid((const uint8_t *)s, n);
+}
+
+/* Answers a refused event: in the ack when there is one, else with an "error" event. */
+static void refuse(client *c, int64_t ack_id, const char *code, const char *message)
+{
+    buf b = BUF_INIT;
+    c->p->stats.rejected++;
+    if (ack_id >= 0) {
+        buf_puts(&b, "{\"ok\":false,\"error\":\"");
+        buf_json_escape(&b, message, strlen(message));
+        buf_puts(&b, "\",\"code\":\"");
+        buf_puts(&b, code);
+        buf_puts(&b, "\"}");
+        if (buf_terminate(&b) == 0)
+            sio_ack(c->s, ack_id, b.data, NULL, 0);
+    } else {
+        buf_puts(&b, "{\"code\":\"");
+        buf_puts(&b, code);
+        buf_puts(&b, "\",\"message\":\"");
+        buf_json_escape(&b, message, strlen(message));
+        buf_puts(&b, "\"}");
+        if (buf_terminate(&b) == 0)
+            sio_emit(c->s, "error", b.data);
+    }
+    buf_free(&b);
+}
+
+static void ack_ok(client *c, int64_t ack_id)
+{
+    sio_ack(c->s, ack_id, "{\"ok\":true}", NULL, 0);
+}
+
+/* Token bucket per socket. Returns false (and answers the client) when over the rate; a
+ * client that keeps going after a burst's worth of refusals is disconnected. */
+static bool take_token(client *c, int64_t ack_id)
+{
+    platform *p = c->p;
+    if (p->cfg.rate_limit <= 0)
+        return true;
+    uint64_t now = loop_now(p->l);
+    c->tokens += (double)(now - c->refill_ms) * p->cfg.rate_limit / 1000.0;
+    c->refill_ms = now;
+    if (c->tokens > p->cfg.rate_burst)
+        c->tokens = p->cfg.rate_burst;
+    if (c->tokens >= 1) {
+        c->tokens -= 1;
+        c->violations = 0;
+        return true;
+    }
+    p->stats.rate_limited++;
+    if (++c->violations > p->cfg.rate_burst) {
+        rlogf(RLOG_WARN, "Client disconnected for flooding", "{\"socketId\":\"%s\"}",
+              c->socket_id);
+        sio_disconnect(c->s, true);
+        return false;
+    }
+    refuse(c, ack_id, "rate_limited", "too many events, slow down");
+    return false;
+}
+
+static struct json_object *first_object(const sio_args *a)
+{
+    struct json_object *o = sio_arg(a, 0);
+    return o && json_object_is_type(o, json_type_object) ? o : NULL;
+}
+
+/* ---- identify ---- */
+
+static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
+                        void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    struct json_object *o = first_object(a);
+    if (!o) {
+        refuse(c, ack_id, "invalid_payload", "identify expects {userId, platform, appVersion}");
+        return;
+    }
+    const char *user = NULL, *plat = NULL, *ver = NULL;
+    size_t user_len = 0, plat_len = 0, ver_len = 0;
+    char numbuf[32];
+    struct json_object *uv;
+    int ru = get_string(o, "userId", &user, &user_len);
+    if (ru < 0 && json_object_object_get_ex(o, "userId", &uv) &&
+        json_object_is_type(uv, json_type_int)) {
+        snprintf(numbuf, sizeof numbuf, "%lld", (long long)json_object_get_int64(uv));
+        user = numbuf;
+        user_len = strlen(numbuf);
+        ru = 1;
+    }
+    int rp = get_string(o, "platform", &plat, &plat_len);
+    int rv = get_string(o, "appVersion", &ver, &ver_len);
+    if (ru < 0 || (ru > 0 && (user_len == 0 || user_len > MAX_USER_ID_BYTES ||
+                              !valid_text(user, user_len)))) {
+        refuse(c, ack_id, "invalid_user_id", "userId must be a string of 1 to 128 bytes");
+        return;
+    }
+    char lower[MAX_PLATFORM_BYTES + 1] = "";
+    if (rp > 0 && plat_len <= MAX_PLATFORM_BYTES) {
+        for (size_t i = 0; i <= plat_len; i++)
+            lower[i] = (char)(plat[i] >= 'A' && plat[i] <= 'Z' ? plat[i] + 32 : plat[i]);
+    }
+    if (rp < 0 || (rp > 0 && (plat_len > MAX_PLATFORM_BYTES || !valid_token(lower)))) {
+        refuse(c, ack_id, "invalid_platform",
+               "platform must be a short token such as flutter, laravel or web");
+        return;
+    }
+    if (rv < 0 || (rv > 0 && (ver_len > MAX_APP_VERSION_BYTES || !valid_text(ver, ver_len)))) {
+        refuse(c, ack_id, "invalid_app_version", "appVersion must be a string of at most 64 bytes");
+        return;
+    }
+    if (ru > 0) {
+        char *copy = strndup(user, user_len);
+        if (copy) {
+            free(c->user_id);
+            c->user_id = copy;
+        }
+    }
+    if (rp > 0)
+        set_platform(c, lower);
+    if (store_connection_identify(p->st, c->socket_id, ru > 0 ? c->user_id : NULL,
+                                  rp > 0 ? c->platform : NULL, rv > 0 ? ver : NULL) < 0)
+        rlog(RLOG_WARN, "Store queue full: identify not recorded", NULL);
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
+    if (c->user_id) {
+        buf_putc(&b, '"');
+        buf_json_escape(&b, c->user_id, strlen(c->user_id));
+        buf_putc(&b, '"');
+    } else {
+        buf_puts(&b, "null");
+    }
+    buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
+    if (buf_terminate(&b) == 0) {
+        sio_emit(s, "identified", b.data);
+        if (ack_id >= 0)
+            sio_ack(s, ack_id, b.data, NULL, 0);
+    }
+    buf_free(&b);
+    rlogf(RLOG_INFO, "Client identified", "{\"socketId\":\"%s\",\"platform\":\"%s\"}",
+          c->socket_id, c->platform);
+}
+
+/* ---- send-message ---- */
+
+static void message_stored(void *ud, bool ok, int64_t id, const char *error)
+{
+    struct pending *pd = ud;
+    platform *p = pd->p;
+    client *c = pd->c;
+    pending_unlink(pd);
+    if (!ok) {
+        rlogf(RLOG_ERROR, "Message not stored", "{\"socketId\":\"%s\",\"error\":\"%s\"}",
+              pd->socket_id, error ? error : "");
+        if (c)
+            refuse(c, pd->ack_id, "storage_failed", "the message could not be stored");
+        free(pd);
+        return;
+    }
+    p->stats.messages_in++;
+    char iso[25];
+    util_format_iso_time(pd->at_ms, iso);
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"id\":%lld,\"socketId\":\"%s\",\"sender\":\"", (long long)id, pd->socket_id);
+    buf_json_escape(&b, pd->sender, strlen(pd->sender));
+    buf_puts(&b, "\",\"text\":\"");
+    buf_json_escape(&b, pd->text, pd->text_len);
+    buf_printf(&b, "\",\"platform\":\"%s\",\"room\":", pd->platform);
+    if (pd->room) {
+        buf_putc(&b, '"');
+        buf_json_escape(&b, pd->room, strlen(pd->room));
+        buf_putc(&b, '"');
+    } else {
+        buf_puts(&b, "null");
+    }
+    buf_printf(&b, ",\"createdAt\":\"%s\"}", iso);
+    sio_packet *pkt = b.data ? sio_event_packet(p->root, "receive-message", b.data, b.len, NULL, 0)
+                             : NULL;
+    if (pkt) {
+        p->stats.messages_out += sio_broadcast(p->root, pd->room, NULL, pkt);
+        sio_packet_unref(pkt);
+    }
+    buf_free(&b);
+    if (c && pd->ack_id >= 0) {
+        char ack[96];
+        snprintf(ack, sizeof ack, "{\"ok\":true,\"id\":%lld,\"createdAt\":\"%s\"}", (long long)id,
+                 iso);
+        sio_ack(c->s, pd->ack_id, ack, NULL, 0);
+    }
+    rlogf(RLOG_DEBUG, "Message sent", "{\"id\":%lld,\"socketId\":\"%s\"}", (long long)id,
+          pd->socket_id);
+    free(pd);
+}
+
+static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
+                            void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    struct json_object *o = first_object(a);
+    if (!o) {
+        refuse(c, ack_id, "invalid_payload", "send-message expects {sender, text, platform, room}");
+        return;
+    }
+    const char *sender = NULL, *text = NULL, *plat = NULL, *room = NULL;
+    size_t sender_len = 0, text_len = 0, plat_len = 0, room_len = 0;
+    if (get_string(o, "sender", &sender, &sender_len) <= 0 || sender_len == 0 ||
+        !valid_text(sender, sender_len) || utf8_chars(sender, sender_len) > MAX_SENDER_CHARS) {
+        refuse(c, ack_id, "invalid_sender", "sender must be a non-empty string of at most 100 characters");
+        return;
+    }
+    if (get_string(o, "text", &text, &text_len) <= 0 || text_len == 0 ||
+        !valid_text(text, text_len)) {
+        refuse(c, ack_id, "invalid_text", "text must be a non-empty string");
+        return;
+    }
+    if (text_len > p->cfg.max_message_bytes) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "text is longer than %zu bytes", p->cfg.max_message_bytes);
+        refuse(c, ack_id, "text_too_long", msg);
+        return;
+    }
+    char lower[MAX_PLATFORM_BYTES + 1];
+    int rp = get_string(o, "platform", &plat, &plat_len);
+    if (rp > 0 && plat_len <= MAX_PLATFORM_BYTES) {
+        for (size_t i = 0; i <= plat_len; i++)
+            lower[i] = (char)(plat[i] >= 'A' && plat[i] <= 'Z' ? plat[i] + 32 : plat[i]);
+    }
+    if (rp < 0 || (rp > 0 && (plat_len > MAX_PLATFORM_BYTES || !valid_token(lower)))) {
+        refuse(c, ack_id, "invalid_platform", "platform must be a short token");
+        return;
+    }
+    const char *platform_name = rp > 0 ? lower : c->platform;
+    int rr = get_string(o, "room", &room, &room_len);
+    if (rr < 0 || (rr > 0 && (room_len == 0 || room_len > MAX_ROOM_BYTES ||
+                              !valid_text(room, room_len)))) {
+        refuse(c, ack_id, "invalid_room", "room must be a string of 1 to 128 bytes");
+        return;
+    }
+    size_t plat_n = strlen(platform_name);
+    struct pending *pd =
+        malloc(sizeof *pd + sender_len + 1 + text_len + 1 + plat_n + 1 + (rr > 0 ? room_len + 1 : 0));
+    if (!pd) {
+        refuse(c, ack_id, "server_busy", "out of memory");
+        return;
+    }
+    char *w = (char *)(pd + 1);
+    pd->kind = PENDING_MESSAGE;
+    pd->p = p;
+    pd->ack_id = ack_id;
+    pd->at_ms = loop_wall_ms();
+    memcpy(pd->socket_id, c->socket_id, sizeof pd->socket_id);
+    pd->sender = w;
+    memcpy(w, sender, sender_len + 1);
+    w += sender_len + 1;
+    pd->text = w;
+    pd->text_len = text_len;
+    memcpy(w, text, text_len);
+    w[text_len] = '\0';
+    w += text_len + 1;
+    pd->platform = w;
+    memcpy(w, platform_name, plat_n + 1);
+    w += plat_n + 1;
+    pd->room = NULL;
+    if (rr > 0) {
+        pd->room = w;
+        memcpy(w, room, room_len + 1);
+    }
+    if (store_message(p->st, pd->socket_id, pd->sender, pd->text, pd->text_len, pd->platform,
+                      pd->room, pd->at_ms, message_stored, pd) < 0) {
+        free(pd);
+        refuse(c, ack_id, "server_busy", "the server is busy, try again");
+        return;
+    }
+    pending_link(c, pd);
+}
+
+/* ---- rooms ---- */
+
+/* join/leave take {room} (or a bare string, as many clients send). */
+static const char *room_arg(const sio_args *a, size_t *len)
+{
+    struct json_object *v = sio_arg(a, 0);
+    const char *room = NULL;
+    if (v && json_object_is_type(v, json_type_string)) {
+        room = json_object_get_string(v);
+        *len = (size_t)json_object_get_string_len(v);
+    } else if (v && json_object_is_type(v, json_type_object) &&
+               get_string(v, "room", &room, len) <= 0) {
+        room = NULL;
+    }
+    if (room && (*len == 0 || *len > MAX_ROOM_BYTES || !valid_text(room, *len)))
+        room = NULL;
+    return room;
+}
+
+static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    size_t len;
+    const char *room = room_arg(a, &len);
+    if (!room) {
+        refuse(c, ack_id, "invalid_room", "join expects {room} with a room of 1 to 128 bytes");
+        return;
+    }
+    if (!sio_in_room(s, room) && sio_socket_room_count(s) >= p->cfg.max_rooms) {
+        refuse(c, ack_id, "too_many_rooms", "this socket is in too many rooms");
+        return;
+    }
+    if (sio_join(s, room) < 0) {
+        refuse(c, ack_id, "server_busy", "out of memory");
+        return;
+    }
+    if (ack_id >= 0)
+        ack_ok(c, ack_id);
+}
+
+static void on_leave(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    size_t len;
+    const char *room = room_arg(a, &len);
+    if (!room) {
+        refuse(c, ack_id, "invalid_room", "leave expects {room} with a room of 1 to 128 bytes");
+        return;
+    }
+    sio_leave(s, room);
+    if (ack_id >= 0)
+        ack_ok(c, ack_id);
+}
+
+/* ---- history ---- */
+
+static void history_done(void *ud, bool ok, const char *json, size_t len, const char *error)
+{
+    struct pending *pd = ud;
+    client *c = pd->c;
+    pending_unlink(pd);
+    if (c) {
+        if (ok)
+            sio_ack(c->s, pd->ack_id, json, NULL, 0);
+        else
+            refuse(c, pd->ack_id, "storage_failed", "history could not be read");
+    }
+    free(pd);
+}
+
+static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
+                            void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    if (ack_id < 0) {
+        refuse(c, ack_id, "ack_required", "get-messages answers through its acknowledgement");
+        return;
+    }
+    struct json_object *o = sio_arg(a, 0), *v;
+    if (o && !json_object_is_type(o, json_type_object) && !json_object_is_type(o, json_type_null)) {
+        refuse(c, ack_id, "invalid_payload", "get-messages expects {limit, before, room}");
+        return;
+    }
+    if (o && !json_object_is_type(o, json_type_object))
+        o = NULL;
+    long long limit = HISTORY_DEFAULT, before = 0;
+    if (o && json_object_object_get_ex(o, "limit", &v) && !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_int) ||
+            (limit = json_object_get_int64(v)) < 1 || limit > HISTORY_MAX) {
+            refuse(c, ack_id, "invalid_limit", "limit must be an integer from 1 to 200");
+            return;
+        }
+    }
+    if (o && json_object_object_get_ex(o, "before", &v) &&
+        !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_int) || (before = json_object_get_int64(v)) < 1) {
+            refuse(c, ack_id, "invalid_before", "before must be a message id");
+            return;
+        }
+    }
+    const char *room = NULL;
+    size_t room_len = 0;
+    int rr = get_string(o, "room", &room, &room_len);
+    if (rr < 0 || (rr > 0 && (room_len == 0 || room_len > MAX_ROOM_BYTES ||
+                              !valid_text(room, room_len)))) {
+        refuse(c, ack_id, "invalid_room", "room must be a string of 1 to 128 bytes");
+        return;
+    }
+    struct pending *pd = calloc(1, sizeof *pd);
+    if (!pd) {
+        refuse(c, ack_id, "server_busy", "out of memory");
+        return;
+    }
+    pd->kind = PENDING_QUERY;
+    pd->p = p;
+    pd->ack_id = ack_id;
+    if (store_query_messages(p->st, (int)limit, before, rr > 0 ? room : NULL, history_done, pd) <
+        0) {
+        free(pd);
+        refuse(c, ack_id, "server_busy", "the server is busy, try again");
+        return;
+    }
+    pending_link(c, pd);
+}
+
+static void on_unknown(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
+{
+    client *c = sio_socket_user(s);
+    platform *p = ud;
+    p->stats.events_in++;
+    if (!take_token(c, ack_id))
+        return;
+    refuse(c, ack_id, "unknown_event", "unknown event");
+}
+
+/* ---- presence ---- */
+
+static void presence(platform *p, const char *event, const char *socket_id, sio_socket *except)
+{
+    if (!p->cfg.presence)
+        return;
+    char json[96];
+    snprintf(json, sizeof json, "{\"socketId\":\"%s\",\"totalConnections\":%zu}", socket_id,
+             sio_namespace_size(p->root));
+    sio_packet *pkt = sio_event_packet(p->root, event, json, strlen(json), NULL, 0);
+    if (pkt) {
+        sio_broadcast(p->root, NULL, except, pkt);
+        sio_packet_unref(pkt);
+    }
+}
+
+/* --auth-secret: the handshake must carry auth.token, an HS256 JWT; its subject becomes the
+ * connection's user_id. The subject rides on the socket's user pointer until
+ * on_connection replaces it with the client state. */
+static int authorize(sio_socket *s, struct json_object *auth, const char **error, void *ud)
+{
+    platform *p = ud;
+    const char *token = NULL;
+    size_t len = 0;
+    char *subject = NULL;
+    const char *reason = "missing token";
+    if (get_string(auth, "token", &token, &len) <= 0 ||
+        auth_verify(p->cfg.auth_secret, p->cfg.auth_secret_len, token, loop_wall_ms() / 1000,
+                    &subject, &reason) < 0) {
+        rlogf(RLOG_WARN, "Connection refused", "{\"reason\":\"%s\",\"remoteAddr\":\"%s\"}",
+              reason, eio_session_remote_addr(sio_socket_session(s)));
+        *error = "unauthorized";
+        return -1;
+    }
+    sio_socket_set_user(s, subject);
+    return 0;
+}
+
+static const char *transport_name(sio_socket *s)
+{
+    return eio_session_transport(sio_socket_session(s)) == EIO_T_WEBSOCKET ? "websocket"
+                                                                            : "polling";
+}
+
+static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
+{
+    platform *p = ud;
+    client *c = calloc(1, sizeof *c);
+    if (!c) {
+        sio_disconnect(s, true);
+        return;
+    }
+    c->p = p;
+    c->s = s;
+    c->platform_slot = -1;
+    memcpy(c->socket_id, sio_socket_id(s), sizeof c->socket_id);
+    c->connected_ms = loop_wall_ms();
+    c->tokens = p->cfg.rate_burst;
+    c->refill_ms = loop_now(p->l);
+    /* A platform given at connect time (query ?platform=) counts until identify says more. */
+    const char *qp = eio_session_query(sio_socket_session(s), "platform");
+    set_platform(c, qp && valid_token(qp) ? qp : "unknown");
+    c->user_id = sio_socket_user(s); /* the token's subject, set by authorize() */
+    sio_socket_set_user(s, c);
+    eio_session *es = sio_socket_session(s);
+    if (store_connection_open(p->st, c->socket_id, transport_name(s), eio_session_remote_addr(es),
+                              eio_session_user_agent(es), c->connected_ms) < 0)
+        rlog(RLOG_WARN, "Store queue full: connection not recorded", NULL);
+    if (c->user_id || strcmp(c->platform, "unknown") != 0)
+        store_connection_identify(p->st, c->socket_id, c->user_id,
+                                  strcmp(c->platform, "unknown") ? c->platform : NULL, NULL);
+    rlogf(RLOG_INFO, "Client connected", "{\"socketId\":\"%s\",\"connectedAt\":%lld}",
+          c->socket_id, (long long)c->connected_ms);
+    presence(p, "user-connected", c->socket_id, s);
+}
+
+static void on_disconnect(sio_socket *s, const char *reason, void *ud)
+{
+    platform *p = ud;
+    client *c = sio_socket_user(s);
+    if (!c)
+        return;
+    int64_t now = loop_wall_ms();
+    store_connection_close(p->st, c->socket_id, now, now - c->connected_ms);
+    while (c->pending)
+        pending_unlink(c->pending);
+    if (c->platform_slot >= 0)
+        p->counts[c->platform_slot].n--;
+    rlogf(RLOG_INFO, "Client disconnected", "{\"socketId\":\"%s\",\"reason\":\"%s\"}",
+          c->socket_id, reason);
+    sio_socket_set_user(s, NULL);
+    char id[UTIL_ID_LEN + 1];
+    memcpy(id, c->socket_id, sizeof id);
+    free(c->user_id);
+    free(c);
+    presence(p, "user-disconnected", id, s);
+}
+
+static void on_upgrade(sio_socket *s, void *ud)
+{
+    platform *p = ud;
+    client *c = sio_socket_user(s);
+    if (c && sio_socket_namespace(s) == p->root)
+        store_connection_transport(p->st, c->socket_id, transport_name(s));
+}
+
+/* ---- setup ---- */
+
+platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg)
+{
+    platform *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->srv = srv;
+    p->st = st;
+    p->cfg = *cfg;
+    p->l = l;
+    p->root = sio_namespace_add(srv, "/");
+    if (!p->root) {
+        free(p);
+        return NULL;
+    }
+    if (cfg->auth_secret)
+        sio_use(p->root, authorize, p);
+    sio_on_connection(p->root, on_connection, p);
+    sio_on_disconnect(p->root, on_disconnect, p);
+    sio_on(p->root, "identify", on_identify, p);
+    sio_on(p->root, "send-message", on_send_message, p);
+    sio_on(p->root, "join", on_join, p);
+    sio_on(p->root, "leave", on_leave, p);
+    sio_on(p->root, "get-messages", on_get_messages, p);
+    sio_on(p->root, "*", on_unknown, p);
+    sio_on_upgrade(srv, on_upgrade, p);
+    return p;
+}
+
+void platform_free(platform *p)
+{
+    free(p);
+}
+
+void platform_get_stats(const platform *p, struct platform_stats *out)
+{
+    *out = p->stats;
+}
+
+void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),
+                         void *ud)
+{
+    for (int i = 0; i < p->ncounts; i++)
+        fn(p->counts[i].name, p->counts[i].n, ud);
+}
+
+unsigned platform_connections(const platform *p)
+{
+    return (unsigned)sio_namespace_size(p->root);
+}

@@ -1,0 +1,47 @@
+/* platform.h: the platform's events on the namespace "/" — identify, send-message,
+ * join, leave, get-messages, presence — validated, persisted through the store and
+ * broadcast through sio. This is the product's public API (see README.md).
+ *
+ * Ownership: the platform borrows the sio server, the store and the metrics; it owns the
+ * per-socket state it hangs on each sio_socket. */
+#ifndef RTD_PLATFORM_H
+#define RTD_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rtd/loop.h"
+#include "rtd/sio.h"
+#include "rtd/store.h"
+
+typedef struct platform platform;
+
+struct platform_config {
+    size_t max_message_bytes; /* send-message text, in bytes */
+    bool presence;            /* user-connected / user-disconnected broadcasts */
+    double rate_limit;        /* events per second per socket, 0: unlimited */
+    unsigned rate_burst;
+    unsigned max_rooms;       /* rooms per socket */
+    const char *auth_secret;  /* HS256 secret for handshake tokens, NULL: no auth */
+    size_t auth_secret_len;
+};
+
+/* Counters for /metrics and /health (loop thread only). */
+struct platform_stats {
+    uint64_t events_in;       /* events received from clients */
+    uint64_t messages_in;     /* messages stored */
+    uint64_t messages_out;    /* receive-message deliveries */
+    uint64_t rejected;        /* events refused: invalid, rate limited, store full */
+    uint64_t rate_limited;
+};
+
+platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg);
+void platform_free(platform *p);
+void platform_get_stats(const platform *p, struct platform_stats *out);
+/* Calls fn for each platform name with its number of connected sockets. */
+void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),
+                         void *ud);
+unsigned platform_connections(const platform *p);
+
+#endif

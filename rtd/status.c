@@ -1,0 +1,103 @@
+/* status.c: /health and /metrics (see status.h). Both are cheap: counters only, no I/O. */
+#include "config.h"
+
+#include <string.h>
+
+#include "rtd/loop.h"
+#include "rtd/status.h"
+
+void status_health(http_request *req, void *ud)
+{
+    struct status_sources *src = ud;
+    struct store_stats st;
+    store_get_stats(src->store, &st);
+    eio_server *eio = sio_server_engine(src->sio);
+    bool ok = st.db_ok;
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "{\"status\":\"%s\",\"version\":\"%s\",\"uptime\":%.3f,\"connections\":%u,"
+               "\"sessions\":%u,\"database\":{\"ok\":%s,\"queueDepth\":%zu}}",
+               ok ? "ok" : "degraded", PACKAGE_VERSION,
+               (double)(loop_wall_ms() - src->started_ms) / 1000.0,
+               platform_connections(src->platform), eio_server_session_count(eio),
+               st.db_ok ? "true" : "false", st.queue_depth);
+    http_add_header(req, "Cache-Control", "no-store");
+    http_respond_buf(req, ok ? 200 : 503, "application/json", &b);
+}
+
+static void platform_line(const char *name, unsigned n, void *ud)
+{
+    buf_printf(ud, "rtd_connections_by_platform{platform=\"%s\"} %u\n", name, n);
+}
+
+void status_metrics(http_request *req, void *ud)
+{
+    struct status_sources *src = ud;
+    eio_server *eio = sio_server_engine(src->sio);
+    struct store_stats st;
+    struct platform_stats ps;
+    unsigned polling, websocket;
+    uint64_t bytes_in, bytes_out;
+    store_get_stats(src->store, &st);
+    platform_get_stats(src->platform, &ps);
+    eio_server_transport_counts(eio, &polling, &websocket);
+    eio_server_bytes(eio, &bytes_in, &bytes_out);
+    buf b = BUF_INIT;
+    buf_printf(&b,
+               "# HELP rtd_uptime_seconds Seconds since rtd started.\n"
+               "# TYPE rtd_uptime_seconds gauge\n"
+               "rtd_uptime_seconds %.3f\n"
+               "# HELP rtd_connections Engine.IO sessions by current transport.\n"
+               "# TYPE rtd_connections gauge\n"
+               "rtd_connections{transport=\"polling\"} %u\n"
+               "rtd_connections{transport=\"websocket\"} %u\n"
+               "# HELP rtd_connections_by_platform Sockets on \"/\" by identified platform.\n"
+               "# TYPE rtd_connections_by_platform gauge\n",
+               (double)(loop_wall_ms() - src->started_ms) / 1000.0, polling, websocket);
+    platform_each_count(src->platform, platform_line, &b);
+    buf_printf(&b,
+               "# HELP rtd_events_received_total Socket.IO events received from clients.\n"
+               "# TYPE rtd_events_received_total counter\n"
+               "rtd_events_received_total %llu\n"
+               "# HELP rtd_events_rejected_total Events refused (invalid, rate limited, busy).\n"
+               "# TYPE rtd_events_rejected_total counter\n"
+               "rtd_events_rejected_total %llu\n"
+               "# HELP rtd_rate_limited_total Events refused by the per-socket rate limit.\n"
+               "# TYPE rtd_rate_limited_total counter\n"
+               "rtd_rate_limited_total %llu\n"
+               "# HELP rtd_messages_in_total Messages stored.\n"
+               "# TYPE rtd_messages_in_total counter\n"
+               "rtd_messages_in_total %llu\n"
+               "# HELP rtd_messages_out_total receive-message deliveries.\n"
+               "# TYPE rtd_messages_out_total counter\n"
+               "rtd_messages_out_total %llu\n"
+               "# HELP rtd_bytes_received_total Transport bytes received.\n"
+               "# TYPE rtd_bytes_received_total counter\n"
+               "rtd_bytes_received_total %llu\n"
+               "# HELP rtd_bytes_sent_total Transport bytes sent.\n"
+               "# TYPE rtd_bytes_sent_total counter\n"
+               "rtd_bytes_sent_total %llu\n"
+               "# HELP rtd_store_queue_depth Writes waiting for the writer thread.\n"
+               "# TYPE rtd_store_queue_depth gauge\n"
+               "rtd_store_queue_depth %zu\n"
+               "# HELP rtd_store_errors_total Failed store transactions.\n"
+               "# TYPE rtd_store_errors_total counter\n"
+               "rtd_store_errors_total %llu\n"
+               "# HELP rtd_store_commit_seconds Duration of store transactions.\n"
+               "# TYPE rtd_store_commit_seconds histogram\n",
+               (unsigned long long)ps.events_in, (unsigned long long)ps.rejected,
+               (unsigned long long)ps.rate_limited, (unsigned long long)ps.messages_in,
+               (unsigned long long)ps.messages_out, (unsigned long long)bytes_in,
+               (unsigned long long)bytes_out, st.queue_depth, (unsigned long long)st.errors);
+    for (int i = 0; i < 8; i++)
+        buf_printf(&b, "rtd_store_commit_seconds_bucket{le=\"%g\"} %llu\n",
+                   store_commit_buckets_ms[i] / 1000.0, (unsigned long long)st.commit_le[i]);
+    buf_printf(&b,
+               "rtd_store_commit_seconds_bucket{le=\"+Inf\"} %llu\n"
+               "rtd_store_commit_seconds_sum %.6f\n"
+               "rtd_store_commit_seconds_count %llu\n",
+               (unsigned long long)st.commit_count, st.commit_sum_ms / 1000.0,
+               (unsigned long long)st.commit_count);
+    http_add_header(req, "Cache-Control", "no-store");
+    http_respond_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
