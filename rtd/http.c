@@ -625,18 +625,21 @@ static void mhd_ready(loop *l, int fd, void *ud, int mask)
 }
 
 /* Runs last before the loop sleeps. libmicrohttpd in external mode only notices resumed
- * connections in MHD_run(), so run it now and do not sleep this turn: what it produced is
- * flushed by the next turn's before-sleep hook. */
+ * connections in MHD_run(), and its epoll is edge-triggered: a connection it could not
+ * finish (a body larger than its buffer) stays on its ready list without making its epoll
+ * fd readable again; MHD_get_timeout() then says 0. In both cases run it now and do not
+ * sleep this turn: what it produced is flushed by the next turn's before-sleep hook. */
 static int64_t mhd_sleep_limit(loop *l, void *ud)
 {
     http_server *h = ud;
-    if (h->need_run) {
+    MHD_UNSIGNED_LONG_LONG t;
+    bool have_timeout = MHD_get_timeout(h->d, &t) == MHD_YES;
+    if (h->need_run || (have_timeout && t == 0)) {
         h->need_run = false;
         MHD_run(h->d);
         return 0;
     }
-    MHD_UNSIGNED_LONG_LONG t;
-    if (MHD_get_timeout(h->d, &t) == MHD_YES)
+    if (have_timeout)
         return (int64_t)(t > 60000 ? 60000 : t);
     return -1;
 }

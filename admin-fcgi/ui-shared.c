@@ -1,0 +1,143 @@
+/* ui-shared.c: the page frame, error pages and shared formatting (see ui-shared.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin-fcgi/ui-shared.h"
+
+static void send_plain_500(struct ctx *c)
+{
+    if (c->req->begun)
+        return;
+    http_header(c->req, "Cache-Control", "no-store");
+    http_begin(c->req, 500, "text/plain; charset=utf-8");
+    http_puts(c->req, "500 Internal Server Error\n");
+}
+
+int ui_page_begin(struct ctx *c, struct ui_page *p, const char *title, const char *body_tpl,
+                  const char *nav)
+{
+    p->root = tmpl_dict_new();
+    p->body = p->root ? tmpl_add_include(p->root, "BODY", body_tpl) : NULL;
+    if (!p->body) {
+        tmpl_dict_free(p->root);
+        p->root = NULL;
+        send_plain_500(c);
+        return -1;
+    }
+    tmpl_set(p->root, "TITLE", title);
+    tmpl_set(p->root, "SITE_NAME", c->cfg->site_name);
+    tmpl_set(p->body, "SITE_NAME", c->cfg->site_name);
+    if (nav && c->session.valid) {
+        tmpl_dict *a = tmpl_add_section(p->root, "ADMIN");
+        tmpl_set(a, "USERNAME", c->session.username);
+        tmpl_set(a, "CSRF", c->session.csrf);
+        static const char *const names[] = {"dashboard", "messages", "connections"};
+        static const char *const keys[] = {"NAV_DASHBOARD", "NAV_MESSAGES", "NAV_CONNECTIONS"};
+        for (size_t i = 0; i < 3; i++)
+            tmpl_set(a, keys[i], strcmp(nav, names[i]) == 0 ? "current" : "");
+        tmpl_set(p->root, "BODY_CLASS", "admin");
+    } else {
+        tmpl_set(p->root, "BODY_CLASS", "public");
+    }
+    return 0;
+}
+
+void ui_page_end(struct ctx *c, struct ui_page *p, int status)
+{
+    size_t len = 0;
+    char *html = tmpl_render("page.tpl", p->root, &len);
+    tmpl_dict_free(p->root);
+    p->root = p->body = NULL;
+    if (!html) {
+        admin_log("rendering %s failed (template missing or invalid)", c->req->path);
+        send_plain_500(c);
+        return;
+    }
+    http_header(c->req, "Cache-Control", "no-store");
+    http_begin(c->req, status, "text/html; charset=utf-8");
+    http_write(c->req, html, len);
+    free(html);
+}
+
+void ui_error(struct ctx *c, int status, const char *message)
+{
+    struct ui_page p;
+    char title[64];
+    snprintf(title, sizeof title, "%d %s", status, http_reason(status));
+    if (ui_page_begin(c, &p, title, "error.tpl", c->session.valid ? "" : NULL) < 0)
+        return;
+    tmpl_set_int(p.body, "STATUS", status);
+    tmpl_set(p.body, "REASON", http_reason(status));
+    tmpl_set(p.body, "MESSAGE", message);
+    tmpl_show(p.body, c->session.valid ? "HOME_ADMIN" : "HOME_PUBLIC");
+    ui_page_end(c, &p, status);
+}
+
+void ui_fail(struct ctx *c, const char *what, char *err)
+{
+    admin_log("%s %s: %s: %s", c->req->method, c->req->path, what, err ? err : "failed");
+    free(err);
+    if (c->req->begun)
+        return;
+    ui_error(c, 500,
+             "Something went wrong on our side. The error was logged; please try "
+             "again in a moment.");
+}
+
+void ui_set_count(tmpl_dict *d, const char *key, long long v)
+{
+    char s[40];
+    util_format_count(v, s, sizeof s);
+    tmpl_set(d, key, s);
+}
+
+void ui_set_duration(tmpl_dict *d, const char *key, long long ms)
+{
+    char s[40];
+    util_format_duration(ms, s, sizeof s);
+    tmpl_set(d, key, s);
+}
+
+void ui_set_clipped(tmpl_dict *d, const char *key, const char *s, size_t max_chars)
+{
+    if (!s) {
+        tmpl_set(d, key, "");
+        return;
+    }
+    size_t chars = 0, i = 0;
+    for (; s[i]; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80) {
+            if (chars == max_chars)
+                break;
+            chars++;
+        }
+    }
+    if (!s[i]) {
+        tmpl_set(d, key, s);
+        return;
+    }
+    char *cut = malloc(i + 4);
+    if (!cut)
+        return;
+    memcpy(cut, s, i);
+    memcpy(cut + i, "\xE2\x80\xA6", 4);
+    tmpl_set(d, key, cut);
+    free(cut);
+}
+
+const char *ui_safe_next(const char *next)
+{
+    if (!next || strncmp(next, "/admin", 6) != 0 || (next[6] && next[6] != '/' && next[6] != '?'))
+        return "/admin";
+    if (strlen(next) > 1024 || strstr(next, "//") || strchr(next, '\\'))
+        return "/admin";
+    for (const unsigned char *p = (const unsigned char *)next; *p; p++)
+        if (*p < 0x21 || *p >= 0x7f)
+            return "/admin";
+    if (strncmp(next, "/admin/logout", 13) == 0 || strncmp(next, "/admin/login", 12) == 0)
+        return "/admin";
+    return next;
+}
