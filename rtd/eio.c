@@ -552,7 +552,7 @@ void eio_session_probe_packet(eio_session *s, wsconn *c, const eio_in *pkt)
     s->upgrading = false;
     loop_timer_stop(s->srv->l, &s->upgrade);
     wsconn_detach(c);
-    wsconn_close(c, WS_CLOSE_PROTOCOL_ERROR);
+    wsconn_close(c, WS_CLOSE_NO_STATUS);
 }
 
 void eio_session_probe_closed(eio_session *s, wsconn *c)

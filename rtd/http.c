@@ -207,12 +207,16 @@ static void free_extra(http_request *r)
     r->nextra = 0;
 }
 
+/* The origin to allow, or NULL. "*" in the configuration allows any origin: the request's
+ * own origin is reflected (with credentials), as the reference's cors options
+ * {origin: true, credentials: true} do, since a literal "*" would break credentialed
+ * requests. */
 static const char *allowed_origin(const http_server *h, const char *origin)
 {
     if (!origin)
         return NULL;
     if (h->cors_any)
-        return "*";
+        return origin;
     for (char **o = h->cors; o && *o; o++)
         if (strcmp(*o, origin) == 0)
             return origin;
@@ -226,10 +230,8 @@ static void add_cors(const http_request *r, struct MHD_Response *resp)
     if (!allow)
         return;
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
-    if (strcmp(allow, "*") != 0) {
-        MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
-        MHD_add_response_header(resp, "Vary", "Origin");
-    }
+    MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
+    MHD_add_response_header(resp, "Vary", "Origin");
 }
 
 static void queue(http_request *r, unsigned status, struct MHD_Response *resp, const char *ctype)

@@ -244,7 +244,8 @@ static void ack_timeout(loop *l, void *ud)
 }
 
 int sio_emit_with_ack(sio_socket *s, const char *event, const char *args_json,
-                      unsigned timeout_ms, sio_ack_fn *fn, void *ud)
+                      const sio_bin *bins, size_t nbins, unsigned timeout_ms, sio_ack_fn *fn,
+                      void *ud)
 {
     struct pending_ack *a = calloc(1, sizeof *a);
     if (!a)
@@ -263,7 +264,7 @@ int sio_emit_with_ack(sio_socket *s, const char *event, const char *args_json,
         return -1;
     }
     sio_packet *p = build(SIO_EVENT, s->nsp->name, a->id, name.data, args_json ? args_json : "",
-                          args_json ? strlen(args_json) : 0, NULL, 0, true);
+                          args_json ? strlen(args_json) : 0, bins, nbins, true);
     buf_free(&name);
     if (!p || sio_send(s, p) < 0) {
         sio_packet_unref(p);
@@ -690,8 +691,10 @@ static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const 
 static void handle_connect(sio_client *c, const sio_header *h, struct json_object *auth)
 {
     sio_server *srv = c->srv;
-    if (client_socket(c, h->nsp, h->nsp_len))
-        return; /* already connected to it: ignored, as the reference does */
+    if (client_socket(c, h->nsp, h->nsp_len)) {
+        client_fail(c, "duplicate connect"); /* the reference closes too */
+        return;
+    }
     char name[256];
     if (h->nsp_len >= sizeof name) {
         connect_error(c, h->nsp, h->nsp_len, "Invalid namespace");
@@ -822,6 +825,9 @@ static void on_text(sio_client *c, const char *data, size_t len)
         return;
     }
     struct json_object *payload = parse_json(srv, h.data, h.data_len);
+    if (!payload && (h.type == SIO_EVENT || h.type == SIO_BINARY_EVENT) &&
+        client_socket(c, h.nsp, h.nsp_len))
+        return; /* an event with no payload at all: the reference ignores it */
     if (payload == (struct json_object *)-1 || !sio_payload_valid(h.type, payload)) {
         if (payload != (struct json_object *)-1)
             json_object_put(payload);
@@ -971,7 +977,7 @@ sio_server *sio_server_new(loop *l, const struct sio_config *cfg, const struct e
     srv->l = l;
     srv->cfg = *cfg;
     if (!srv->cfg.max_attachments)
-        srv->cfg.max_attachments = 64;
+        srv->cfg.max_attachments = 10;
     if (!srv->cfg.max_namespaces)
         srv->cfg.max_namespaces = 32;
     if (!srv->cfg.max_json_depth)

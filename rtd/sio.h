@@ -28,7 +28,7 @@ typedef struct sio_socket sio_socket;
 
 struct sio_config {
     unsigned connect_timeout_ms; /* close an Engine.IO session with no CONNECT by then: 45000 */
-    unsigned max_attachments;    /* binary attachments per packet: 64 */
+    unsigned max_attachments;    /* binary attachments per packet: 10, as the reference */
     unsigned max_namespaces;     /* namespaces one session may join: 32 */
     unsigned max_json_depth;     /* nesting of event payloads: 32 */
     size_t max_binary_bytes;     /* attachment bytes of one packet: 4 * maxPayload */
@@ -101,9 +101,11 @@ sio_packet *sio_event_packet(const sio_namespace *nsp, const char *event, const 
 /* Sending. */
 int sio_send(sio_socket *s, sio_packet *p);
 int sio_emit(sio_socket *s, const char *event, const char *args_json);
-/* Emits and waits for the client's ack, at most timeout_ms (0: forever). */
+/* Emits (with attachments, when bins is not NULL) and waits for the client's ack, at most
+ * timeout_ms (0: forever). */
 int sio_emit_with_ack(sio_socket *s, const char *event, const char *args_json,
-                      unsigned timeout_ms, sio_ack_fn *fn, void *ud);
+                      const sio_bin *bins, size_t nbins, unsigned timeout_ms, sio_ack_fn *fn,
+                      void *ud);
 /* Answers the client's ack_id: ACK, or BINARY_ACK when there are attachments. */
 int sio_ack(sio_socket *s, int64_t ack_id, const char *args_json, const sio_bin *bins,
             size_t nbins);

@@ -321,8 +321,10 @@ int ws_reader_parse(ws_reader *r, uint8_t *in, size_t len, size_t *consumed, ws_
         plen = 0;
         for (int i = 2; i < 10; i++)
             plen = plen << 8 | in[i];
+        /* RFC 6455 requires the top bit clear; the reference (Node's ws) answers such a length
+         * with 1009 like any length over the limit, and so do we. */
         if (plen >> 63)
-            return fail(WS_CLOSE_PROTOCOL_ERROR);
+            return fail(WS_CLOSE_TOO_BIG);
         hlen = 10;
     }
     /* Non-minimal length encodings are accepted: RFC 6455 puts that duty on the sender, and

@@ -87,8 +87,9 @@ void ws_reader_free(ws_reader *r);
  *        if *consumed == 0 the frame is not complete yet (read more, keep the bytes).
  *   < 0  the connection must be closed with the close code -return (1002, 1007, 1009).
  * Checks: RSV bits, unknown opcodes, unmasked frames, control frames longer than 125 bytes
- * or fragmented, continuation without a start, a new message inside a fragmented one,
- * 64-bit lengths with the top bit set, messages over max_message (checked from the header),
+ * or fragmented, continuation without a start, a new message inside a fragmented one
+ * (1002); 64-bit lengths with the top bit set and messages over max_message (1009, checked
+ * from the header, as the reference does),
  * invalid UTF-8 in text messages and close reasons, invalid close codes. */
 int ws_reader_parse(ws_reader *r, uint8_t *in, size_t len, size_t *consumed, ws_event *ev);
 

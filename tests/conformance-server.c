@@ -91,7 +91,8 @@ static void on_server_ack(sio_socket *s, const char *ev, const sio_args *a, int6
     buf args = BUF_INIT;
     sio_args_json(a, &args);
     buf_terminate(&args);
-    sio_emit_with_ack(s, "ack-request", args.data ? args.data : "", 1000, on_client_ack, NULL);
+    sio_emit_with_ack(s, "ack-request", args.data ? args.data : "", a->bins, a->nbins, 1000,
+                      on_client_ack, NULL);
     buf_free(&args);
 }
 
