@@ -43,6 +43,8 @@ http {
 
         # Socket.IO: rtd, with the WebSocket upgrade and long-lived requests.
         location /socket.io/ {
+            # Long-polling bodies up to rtd's --max-payload (1 MB by default).
+            client_max_body_size 2m;
             proxy_pass http://127.0.0.1:$rtd_port;
             proxy_http_version 1.1;
             proxy_set_header Upgrade \$http_upgrade;
@@ -54,6 +56,11 @@ http {
             proxy_read_timeout 3600s;
             proxy_send_timeout 3600s;
             proxy_buffering off;
+        }
+
+        # rtd's test page (connect, identify, send, watch messages arrive).
+        location = /test.html {
+            proxy_pass http://127.0.0.1:$rtd_port;
         }
 
         location /static/ {

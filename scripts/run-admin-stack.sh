@@ -11,6 +11,7 @@
 #   DB=$RUN_DIR/platform.db
 #   RTD_PORT=3001       where /socket.io/ is proxied
 #   RTD_BIN=...         an rtd binary to start on RTD_PORT (see start_rtd below)
+#   RTD_FLAGS=...       extra rtd flags, e.g. "--log-level debug"
 #   ADMIN_FLAGS=...     extra admin-fcgi flags, e.g. "--launch-date 2027-03-01"
 #
 # Then open http://localhost:8080/ and http://localhost:8080/admin. Create the first admin:
@@ -52,7 +53,11 @@ trap stop EXIT INT TERM
 # flags; everything else here only needs the port.
 start_rtd() {
     if [ -n "${RTD_BIN:-}" ] && [ -x "$RTD_BIN" ]; then
-        "$RTD_BIN" --port "$RTD_PORT" --db "$DB" >>"$RUN_DIR/rtd.log" 2>&1 &
+        client_js=$src/tests/node_modules/socket.io-client/dist/socket.io.min.js
+        # shellcheck disable=SC2086
+        "$RTD_BIN" --port "$RTD_PORT" --db "$DB" --static-dir "$src/static" \
+            $( [ -f "$client_js" ] && echo "--client-js $client_js" ) ${RTD_FLAGS:-} \
+            >>"$RUN_DIR/rtd.log" 2>&1 &
         pids="$pids $!"
         echo "run-admin-stack: rtd on 127.0.0.1:$RTD_PORT (log $RUN_DIR/rtd.log)"
     else

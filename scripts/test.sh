@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# test.sh: runs every test of the project from a fresh clone: installs what is missing,
+# builds, then runs
+#   1. make check: the cmocka unit tests, admin-fcgi's routes, nginx end to end and the
+#      headless-Chromium test of the admin site against a real rtd;
+#   2. the Node.js integration tests: real socket.io-client 4.8 against the conformance
+#      server (protocol) and against rtd (the platform's events, database, flags, signals);
+#   3. a short run of every libFuzzer target (when clang is installed).
+# Set QUICK=1 to skip the fuzzing, FUZZ_SECONDS to change its length (default 20).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+scripts/install-deps.sh --test
+scripts/build.sh
+build=$top/build
+status=0
+step() { printf '\n==== %s\n' "$*"; }
+
+step "make check"
+RTD_BIN=$build/rtd/rtd make -C "$build" -j"$(nproc)" check || {
+  status=1
+  find "$build/tests" -name '*.log' -newer "$build/Makefile" -exec grep -l -E '^(FAIL|ERROR)' {} + |
+    while read -r f; do echo "---- $f"; tail -n 60 "$f"; done
+}
+
+step "integration tests (socket.io-client 4.8 against the conformance server and rtd)"
+suites=()
+for d in js platform; do [ -d "tests/$d" ] && suites+=("$d/"); done
+(cd tests && CONFORMANCE_SERVER=$build/tests/conformance-server RTD_BIN=$build/rtd/rtd \
+  node --test --test-concurrency=2 "${suites[@]}") || status=1
+
+if [ "${QUICK:-0}" != 1 ] && [ -x tests/fuzz/run.sh ] && command -v clang >/dev/null 2>&1; then
+  step "fuzz targets (${FUZZ_SECONDS:-20} s each)"
+  BUILD_DIR=$top/build-fuzz scripts/build.sh CC=clang CXX=clang++ --enable-fuzzing \
+    --disable-werror >/dev/null
+  make -C "$top/build-fuzz" -j"$(nproc)" fuzz >/dev/null
+  tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" "$top/build-fuzz" || status=1
+fi
+
+if [ "$status" -eq 0 ]; then step "all tests passed"; else step "SOME TESTS FAILED"; fi
+exit "$status"
