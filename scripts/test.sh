@@ -26,8 +26,10 @@ RTD_BIN=$build/rtd/rtd make -C "$build" -j"$(nproc)" check || {
 step "integration tests (socket.io-client 4.8 against the conformance server and rtd)"
 suites=()
 for d in js platform; do [ -d "tests/$d" ] && suites+=("$d/"); done
-(cd tests && CONFORMANCE_SERVER=$build/tests/conformance-server RTD_BIN=$build/rtd/rtd \
-  node --test --test-concurrency=2 "${suites[@]}") || status=1
+if [ "${#suites[@]}" -gt 0 ]; then
+  (cd tests && CONFORMANCE_SERVER=$build/tests/conformance-server RTD_BIN=$build/rtd/rtd \
+    node --test --test-concurrency=2 "${suites[@]}") || status=1
+fi
 
 if [ "${QUICK:-0}" != 1 ] && [ -x tests/fuzz/run.sh ] && command -v clang >/dev/null 2>&1; then
   step "fuzz targets (${FUZZ_SECONDS:-20} s each)"
