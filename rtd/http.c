@@ -365,20 +365,31 @@ void http_resume_respond(http_request *r, unsigned status, const char *ctype, bu
 
 /* ---- websocket upgrade ---- */
 
+/* MHD hands over the socket. We keep a duplicate and give the original back at once:
+ * libmicrohttpd then frees the connection and its memory pool (kilobytes that an idle
+ * WebSocket would otherwise hold for its whole life). Started with MHD_USE_TURBO, MHD
+ * closes its descriptor without shutdown(), so the duplicate keeps the connection alive;
+ * the socket left MHD's epoll set when it was upgraded. */
 static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_cls,
                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
                        struct MHD_UpgradeResponseHandle *urh)
 {
     http_request *r = con_cls;
-    int fl = fcntl(sock, F_GETFL);
-    if (fl >= 0 && !(fl & O_NONBLOCK))
-        fcntl(sock, F_SETFL, fl | O_NONBLOCK);
+    http_server *h = r->h;
     http_upgraded_fn *fn = r->up_fn;
     r->up_fn = NULL;
+    int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK))
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    }
     if (fn)
-        fn(r->up_ud, sock, (const unsigned char *)extra_in, extra_in_size, urh);
-    else
-        MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+        fn(r->up_ud, fd, (const unsigned char *)extra_in, extra_in_size); /* fd -1: failed */
+    else if (fd >= 0)
+        close(fd);
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    h->need_run = true;
 }
 
 int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
@@ -410,12 +421,6 @@ int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
     MHD_destroy_response(resp);
     r->responded = true;
     return 0;
-}
-
-void http_upgrade_release(http_server *h, struct MHD_UpgradeResponseHandle *urh)
-{
-    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-    h->need_run = true; /* MHD closes the socket in its next MHD_run() */
 }
 
 /* ---- dispatch ---- */

@@ -21,7 +21,6 @@
 
 typedef struct http_server http_server;
 typedef struct http_request http_request;
-struct MHD_UpgradeResponseHandle;
 
 typedef void http_handler_fn(http_request *req, void *ud);
 
@@ -84,14 +83,13 @@ bool http_request_suspended(const http_request *r);
 
 /* WebSocket: answers 101 with Sec-WebSocket-Accept (after checking the key and version; a
  * bad handshake is answered 400 and on_upgraded is not called). on_upgraded receives the
- * socket (non-blocking, owned by the caller until http_upgrade_release), bytes the client
- * already sent after its headers, and the handle to give back when done. */
-typedef void http_upgraded_fn(void *ud, int fd, const unsigned char *extra, size_t extra_len,
-                              struct MHD_UpgradeResponseHandle *urh);
+ * socket (non-blocking; the caller owns it and closes it; -1 if it could not be taken
+ * over) and the bytes the client already
+ * sent after its headers (valid during the call only). libmicrohttpd forgets the connection
+ * right after the call, so an open WebSocket costs it nothing. */
+typedef void http_upgraded_fn(void *ud, int fd, const unsigned char *extra, size_t extra_len);
 /* Returns 0 when the 101 answer was queued (fn will be called), -1 when the request was
  * refused with a 400 (fn is never called). */
 int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud);
-/* Gives the socket back to libmicrohttpd, which closes it. */
-void http_upgrade_release(http_server *h, struct MHD_UpgradeResponseHandle *urh);
 
 #endif

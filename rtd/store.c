@@ -27,6 +27,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -165,6 +166,7 @@ struct store {
     uint64_t item_fails_unlogged;
     bool ret_active;      /* a retention pass is under way */
     uint64_t ret_next_ns; /* monotonic time of the next pass */
+    bool trim_pending;    /* writes since memory was last given back */
 
     /* Reader-thread state. */
     sqlite3 *rdb;
@@ -936,31 +938,60 @@ fail:
     txn_reset(st);
 }
 
+/* After a second without writes, the writer gives memory back: SQLite's page cache (clean
+ * after the commit) and every malloc arena's free pages (malloc_trim). An idle daemon then
+ * holds little more than its clients' state, whatever bursts it went through. */
+#define IDLE_TRIM_NS 1000000000ull
+
+static void release_memory(store *st)
+{
+    sqlite3_db_release_memory(st->wdb);
+    malloc_trim(0);
+    st->trim_pending = false;
+}
+
 static void *writer_main(void *arg)
 {
     store *st = arg;
     for (;;) {
         pthread_mutex_lock(&st->qmu);
+        bool idle = false;
         while (!st->qhead && !st->wstop && !retention_ready(st)) {
             st->writer_waiting = true;
-            if (st->retention_days) {
-                struct timespec ts = {(time_t)(st->ret_next_ns / 1000000000u),
-                                      (long)(st->ret_next_ns % 1000000000u)};
-                pthread_cond_timedwait(&st->qcond, &st->qmu, &ts);
+            uint64_t deadline = UINT64_MAX;
+            if (st->retention_days)
+                deadline = st->ret_next_ns;
+            if (st->trim_pending && mono_ns() + IDLE_TRIM_NS < deadline)
+                deadline = mono_ns() + IDLE_TRIM_NS;
+            int rc;
+            if (deadline != UINT64_MAX) {
+                struct timespec ts = {(time_t)(deadline / 1000000000u),
+                                      (long)(deadline % 1000000000u)};
+                rc = pthread_cond_timedwait(&st->qcond, &st->qmu, &ts);
             } else {
-                pthread_cond_wait(&st->qcond, &st->qmu);
+                rc = pthread_cond_wait(&st->qcond, &st->qmu);
             }
             st->writer_waiting = false;
+            if (rc == ETIMEDOUT && st->trim_pending && !st->qhead) {
+                idle = true;
+                break;
+            }
         }
         struct item *list = st->qhead;
         st->qhead = st->qtail = NULL;
         bool stop = st->wstop;
         pthread_mutex_unlock(&st->qmu);
 
-        if (list)
+        if (idle) {
+            release_memory(st);
+            continue;
+        }
+        if (list) {
             write_list(st, list);
-        else if (stop)
+            st->trim_pending = true;
+        } else if (stop) {
             break;
+        }
         /* One retention step between write batches: a pass progresses even under constant
          * load, and a write never waits for more than one step. */
         if (!stop && retention_ready(st))

@@ -9,7 +9,7 @@
  * and flushed with one writev each just before the loop sleeps; a partial write arms
  * EPOLLOUT and the rest goes when the socket drains.
  * Closing is the RFC 6455 handshake: send a close frame, wait (bounded) for the peer's,
- * then give the socket back to libmicrohttpd, which closes it. */
+ * then close the socket. */
 #include "config.h"
 
 #include <errno.h>
@@ -28,7 +28,6 @@ struct wsconn {
     eio_server *srv;
     eio_session *s;           /* the session this socket serves (or probes), NULL once detached */
     int fd;
-    struct MHD_UpgradeResponseHandle *urh;
     ws_reader rd;
     buf in;                   /* an incomplete frame carried over to the next read */
     eio_packet **out;         /* ring of frames to write */
@@ -247,7 +246,7 @@ static void release(wsconn *c)
     srv->n_sockets--;
     loop_timer_stop(srv->l, &c->close_timer);
     loop_del_fd(srv->l, c->fd);
-    http_upgrade_release(srv->http, c->urh);
+    close(c->fd);
     c->fd = -1;
     c->dead_next = srv->dead;
     srv->dead = c;
@@ -434,14 +433,13 @@ static void on_io(loop *l, int fd, void *ud, int mask)
 
 /* ---- upgrade ---- */
 
-static wsconn *wsconn_new(eio_server *srv, int fd, struct MHD_UpgradeResponseHandle *urh)
+static wsconn *wsconn_new(eio_server *srv, int fd)
 {
     wsconn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->srv = srv;
     c->fd = fd;
-    c->urh = urh;
     ws_reader_init(&c->rd, srv->cfg.max_payload);
     if (loop_add_fd(srv->l, fd, LOOP_READ, on_io, c) < 0) {
         ws_reader_free(&c->rd);
@@ -452,14 +450,14 @@ static wsconn *wsconn_new(eio_server *srv, int fd, struct MHD_UpgradeResponseHan
     return c;
 }
 
-static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t extra_len,
-                        struct MHD_UpgradeResponseHandle *urh)
+static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t extra_len)
 {
     struct pending_upgrade *pu = ud;
     eio_server *srv = pu->srv;
-    wsconn *c = wsconn_new(srv, fd, urh);
+    wsconn *c = fd >= 0 ? wsconn_new(srv, fd) : NULL;
     if (!c) {
-        http_upgrade_release(srv->http, urh);
+        if (fd >= 0)
+            close(fd);
         eio_handshake_free(&pu->hs);
         free(pu);
         return;
