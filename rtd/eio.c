@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtd/eio3.h"
 #include "rtd/eio_internal.h"
 #include "rtd/log.h"
 
@@ -451,7 +452,8 @@ int eio_session_packet(eio_session *s, const eio_in *pkt)
         if (s->protocol != 3)
             break; /* v4: pings go from server to client only */
         {
-            eio_packet *pong = eio_packet_new(EIO_PONG, false, pkt->data, pkt->len);
+            /* the reference answers a v3 ping with a bare pong */
+            eio_packet *pong = eio_packet_new(EIO_PONG, false, NULL, 0);
             if (pong) {
                 eio_send(s, pong);
                 eio_packet_unref(pong);
@@ -537,12 +539,14 @@ void eio_session_probe_packet(eio_session *s, wsconn *c, const eio_in *pkt)
         s->transport = EIO_T_WEBSOCKET;
         s->ws = c;
         eio_set_transport_counts(s->srv, s, +1);
+        pktq q = s->queue;
+        memset(&s->queue, 0, sizeof s->queue);
         eio_packet *p;
-        while ((p = pktq_pop(&s->queue))) {
-            wsconn_send(c, p);
+        while ((p = pktq_pop(&q))) {
+            eio_send(s, p);
             eio_packet_unref(p);
         }
-        pktq_clear(&s->queue);
+        pktq_clear(&q);
         if (s->srv->cb.on_upgrade)
             s->srv->cb.on_upgrade(s, s->srv->ud);
         return;
@@ -584,7 +588,16 @@ int eio_send(eio_session *s, eio_packet *p)
         return -1;
     eio_server *srv = s->srv;
     if (s->ws) {
-        if (wsconn_send(s->ws, p) < 0 || wsconn_buffered(s->ws) > srv->cfg.max_buffered)
+        int r;
+        if (s->protocol == 3 && p->binary) {
+            /* v3 binary frames carry the packet type first: a copy for this old client */
+            eio_packet *q = eio3_ws_binary(p);
+            r = q ? wsconn_send(s->ws, q) : -1;
+            eio_packet_unref(q);
+        } else {
+            r = wsconn_send(s->ws, p);
+        }
+        if (r < 0 || wsconn_buffered(s->ws) > srv->cfg.max_buffered)
             return doom(s);
         return 0;
     }
@@ -693,6 +706,11 @@ const char *eio_session_query(const eio_session *s, const char *name)
         p = v + strlen(v) + 1;
     }
     return NULL;
+}
+
+const char *eio_session_query_all(const eio_session *s)
+{
+    return s->query;
 }
 
 void eio_session_set_user(eio_session *s, void *user)

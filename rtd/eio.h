@@ -86,6 +86,8 @@ const char *eio_session_remote_addr(const eio_session *s);
 const char *eio_session_user_agent(const eio_session *s);
 /* Value of a query parameter of the handshake request, or NULL. */
 const char *eio_session_query(const eio_session *s, const char *name);
+/* Every query parameter of the handshake as "name\0value\0" pairs ending with "\0". */
+const char *eio_session_query_all(const eio_session *s);
 void eio_session_set_user(eio_session *s, void *user);
 void *eio_session_user(const eio_session *s);
 

@@ -32,6 +32,8 @@ struct eio_session {
     bool upgrading;           /* a probed WebSocket is waiting for "5" */
     bool b64;                 /* v3 polling: binary as base64 */
     bool doomed;              /* close at the end of this turn (output overflow) */
+    bool jsonp_set;           /* v3: the current poll is JSONP */
+    char jsonp[12];           /* v3: its index */
     http_request *poll;       /* the held GET (polling), or NULL */
     pktq queue;               /* packets waiting for the next GET (polling transport) */
     wsconn *ws;               /* the WebSocket transport when active */

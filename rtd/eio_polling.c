@@ -1,45 +1,104 @@
-/* eio_polling.c: the HTTP long-polling transport of Engine.IO v4.
+/* eio_polling.c: the HTTP long-polling transport (Engine.IO v4, and v3 for --allow-eio3).
  *
  * A GET is answered at once when packets are waiting, otherwise held (suspended in
  * libmicrohttpd) until the session has something to say; the before-sleep hook answers all
  * held GETs that got packets during the turn, so several packets leave in one response.
- * A POST carries one or more packets separated by \x1e and is answered "ok". */
+ * A POST carries one or more packets and is answered "ok".
+ * v4 separates packets with \x1e; v3 prefixes lengths, may use the binary payload format,
+ * and may wrap everything in JSONP (see eio3.c). */
 #include "config.h"
 
 #include <string.h>
 
+#include "rtd/eio3.h"
 #include "rtd/eio_internal.h"
 
 static const char text_plain[] = "text/plain; charset=UTF-8";
 
+/* Remembers the JSONP index of a request (v3 only), digits only, "" when absent. */
+static void capture_jsonp(eio_session *s, http_request *req)
+{
+    const char *j = s->protocol == 3 ? http_request_query(req, "j") : NULL;
+    size_t n = 0;
+    for (; j && *j && n + 1 < sizeof s->jsonp; j++)
+        if (*j >= '0' && *j <= '9')
+            s->jsonp[n++] = *j;
+    s->jsonp[n] = '\0';
+    s->jsonp_set = j != NULL;
+}
+
+/* Sends body (a complete payload) as the answer to req, held or not. */
+static void answer(eio_session *s, http_request *req, buf *body, bool binary)
+{
+    const char *ctype = binary ? "application/octet-stream" : text_plain;
+    if (s->jsonp_set) {
+        buf wrapped = BUF_INIT;
+        eio3_jsonp_wrap(&wrapped, s->jsonp, body->data ? body->data : "", body->len);
+        buf_free(body);
+        *body = wrapped;
+        ctype = "text/javascript; charset=UTF-8";
+    }
+    s->srv->bytes_out += body->len;
+    if (http_request_suspended(req))
+        http_resume_respond(req, 200, ctype, body);
+    else
+        http_respond_buf(req, 200, ctype, body);
+}
+
 void eio_polling_open(eio_session *s, http_request *req)
 {
     buf b = BUF_INIT;
-    if (buf_putc(&b, '0') < 0 || eio_open_payload(s, &b, true) < 0) {
+    capture_jsonp(s, req);
+    int r;
+    if (s->protocol == 3) {
+        buf open = BUF_INIT;
+        r = buf_putc(&open, '0') | eio_open_payload(s, &open, true);
+        r |= buf_printf(&b, "%zu:", open.len) | buf_append(&b, open.data, open.len);
+        buf_free(&open);
+    } else {
+        r = buf_putc(&b, '0') | eio_open_payload(s, &b, true);
+    }
+    if (r) {
         buf_free(&b);
         http_respond(req, 500, "text/plain", "out of memory", 13);
         return;
     }
-    http_respond_buf(req, 200, text_plain, &b);
+    answer(s, req, &b, false);
 }
 
 static void respond_queue(eio_session *s, http_request *req)
 {
     buf b = BUF_INIT;
-    eio_packet *p;
-    bool first = true;
-    while ((p = pktq_pop(&s->queue))) {
-        if (!first)
-            buf_putc(&b, 0x1e);
-        first = false;
-        eio_packet_append_polling(&b, p);
-        eio_packet_unref(p);
+    bool binary = false;
+    if (s->protocol == 3) {
+        eio_packet *pkts[256];
+        size_t n = 0;
+        bool first = true;
+        /* Encode in batches of 256 packets; the format concatenates. */
+        while (s->queue.len > 0) {
+            n = 0;
+            while (n < 256 && s->queue.len > 0)
+                pkts[n++] = pktq_pop(&s->queue);
+            bool batch_binary;
+            eio3_encode_payload(&b, pkts, n, !s->b64 && !s->jsonp_set && (first || binary),
+                                &batch_binary);
+            binary |= batch_binary;
+            first = false;
+            for (size_t i = 0; i < n; i++)
+                eio_packet_unref(pkts[i]);
+        }
+    } else {
+        eio_packet *p;
+        bool first = true;
+        while ((p = pktq_pop(&s->queue))) {
+            if (!first)
+                buf_putc(&b, 0x1e);
+            first = false;
+            eio_packet_append_polling(&b, p);
+            eio_packet_unref(p);
+        }
     }
-    s->srv->bytes_out += b.len;
-    if (http_request_suspended(req))
-        http_resume_respond(req, 200, text_plain, &b);
-    else
-        http_respond_buf(req, 200, text_plain, &b);
+    answer(s, req, &b, binary);
 }
 
 void eio_polling_flush(eio_session *s)
@@ -51,15 +110,22 @@ void eio_polling_flush(eio_session *s)
     respond_queue(s, req);
 }
 
+static void single(eio_session *s, http_request *req, enum eio_type type)
+{
+    buf b = BUF_INIT;
+    if (s->protocol == 3)
+        buf_puts(&b, "1:");
+    buf_putc(&b, '0' + (int)type);
+    answer(s, req, &b, false);
+}
+
 void eio_polling_release(eio_session *s, enum eio_type type)
 {
     http_request *req = s->poll;
     if (!req)
         return;
     s->poll = NULL;
-    buf b = BUF_INIT;
-    buf_putc(&b, '0' + (int)type);
-    http_resume_respond(req, 200, text_plain, &b);
+    single(s, req, type);
 }
 
 static void poll_gone(http_request *req, void *ud)
@@ -92,14 +158,13 @@ static void handle_get(eio_session *s, http_request *req)
         eio_session_transport_closed(s, "transport error");
         return;
     }
+    capture_jsonp(s, req);
     if (s->queue.len > 0) {
         respond_queue(s, req);
         return;
     }
     if (s->upgrading) {
-        buf b = BUF_INIT;
-        buf_putc(&b, '0' + EIO_NOOP);
-        http_respond_buf(req, 200, text_plain, &b);
+        single(s, req, EIO_NOOP);
         return;
     }
     s->poll = req;
@@ -115,7 +180,8 @@ static void handle_post(eio_session *s, http_request *req)
         return;
     }
     const char *ctype = http_request_header(req, "Content-Type");
-    if (s->protocol == 4 && ctype && strncmp(ctype, "application/octet-stream", 24) == 0) {
+    bool octets = ctype && strncmp(ctype, "application/octet-stream", 24) == 0;
+    if (s->protocol == 4 && octets) {
         eio_http_error(req, 3);
         eio_session_transport_closed(s, "transport error");
         return;
@@ -124,9 +190,26 @@ static void handle_post(eio_session *s, http_request *req)
     const unsigned char *body = http_request_body(req, &len);
     srv->bytes_in += len;
     struct post_ctx ctx = {s};
+    int r;
     /* A body holds at most max_payload bytes, so a packet count bound of the same size
      * only guards against degenerate input. */
-    int r = eio_decode_payload(body, len, srv->cfg.max_payload, &srv->scratch, post_packet, &ctx);
+    if (s->protocol == 3) {
+        if (s->protocol == 3 && http_request_query(req, "j")) {
+            buf form = BUF_INIT;
+            r = eio3_jsonp_body(body, len, &form);
+            if (r == 0)
+                r = eio3_decode_payload((const unsigned char *)(form.data ? form.data : ""),
+                                        form.len, false, srv->cfg.max_payload, &srv->scratch,
+                                        post_packet, &ctx);
+            buf_free(&form);
+        } else {
+            r = eio3_decode_payload(body, len, octets, srv->cfg.max_payload, &srv->scratch,
+                                    post_packet, &ctx);
+        }
+    } else {
+        r = eio_decode_payload(body, len, srv->cfg.max_payload, &srv->scratch, post_packet,
+                               &ctx);
+    }
     if (r < 0) {
         eio_http_error(req, 3);
         eio_session_transport_closed(s, "parse error");

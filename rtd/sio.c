@@ -11,6 +11,7 @@
  * O(1) and a broadcast is a linear walk with one reference taken per recipient. */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,8 @@ struct sio_namespace {
 struct sio_socket {
     sio_client *client;
     sio_namespace *nsp;
-    char id[UTIL_ID_LEN + 1];
+    char *id;              /* idbuf, or for v3 sockets of other namespaces "<nsp>#<sid>" */
+    char idbuf[UTIL_ID_LEN + 1];
     size_t idx;            /* position in nsp->sockets */
     struct membership *rooms;
     uint32_t nrooms, caprooms;
@@ -582,6 +584,13 @@ static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
     return NULL;
 }
 
+static void free_socket(sio_socket *s)
+{
+    if (s->id != s->idbuf)
+        free(s->id);
+    free(s);
+}
+
 static void socket_close(sio_socket *s, const char *reason)
 {
     sio_namespace *nsp = s->nsp;
@@ -612,7 +621,7 @@ static void socket_close(sio_socket *s, const char *reason)
     }
     if (nsp->on_disconnect)
         nsp->on_disconnect(s, reason, nsp->disconnect_ud);
-    free(s);
+    free_socket(s);
 }
 
 void sio_disconnect(sio_socket *s, bool close_session)
@@ -672,7 +681,8 @@ static void dispatch_ack(sio_socket *s, struct json_object *payload, const sio_b
     /* an ack nobody waits for (late, or never asked): ignored, as the reference does */
 }
 
-static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const char *message)
+static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const char *message,
+                          bool bare)
 {
     buf b = BUF_INIT;
     buf_putc(&b, '4');
@@ -680,41 +690,61 @@ static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const 
         buf_append(&b, nsp, nsp_len);
         buf_putc(&b, ',');
     }
-    buf_puts(&b, "{\"message\":\"");
+    buf_puts(&b, bare ? "\"" : "{\"message\":\"");
     buf_json_escape(&b, message, strlen(message));
-    buf_puts(&b, "\"}");
+    buf_puts(&b, bare ? "\"" : "\"}");
     if (b.data)
         eio_send_text(c->es, b.data, b.len);
     buf_free(&b);
 }
 
+/* Socket.IO v4 (Engine.IO v3 sessions) names sockets after the Engine.IO session, as the
+ * 2.x clients expect: the sid on "/", "<nsp>#<sid>" elsewhere. v5 uses fresh ids. */
+static int socket_id(sio_socket *s, sio_client *c, const char *nsp)
+{
+    s->id = s->idbuf;
+    if (eio_session_protocol(c->es) != 3)
+        return util_random_id(s->idbuf);
+    const char *sid = eio_session_id(c->es);
+    if (strcmp(nsp, "/") == 0) {
+        memcpy(s->idbuf, sid, sizeof s->idbuf);
+        return 0;
+    }
+    size_t n = strlen(nsp) + 1 + strlen(sid) + 1;
+    if (!(s->id = malloc(n)))
+        return -1;
+    snprintf(s->id, n, "%s#%s", nsp, sid);
+    return 0;
+}
+
 static void handle_connect(sio_client *c, const sio_header *h, struct json_object *auth)
 {
     sio_server *srv = c->srv;
+    bool v3 = eio_session_protocol(c->es) == 3;
     if (client_socket(c, h->nsp, h->nsp_len)) {
         client_fail(c, "duplicate connect"); /* the reference closes too */
         return;
     }
     char name[256];
     if (h->nsp_len >= sizeof name) {
-        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace");
+        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace", false);
         return;
     }
     memcpy(name, h->nsp, h->nsp_len);
     name[h->nsp_len] = '\0';
     sio_namespace *nsp = map_get(&srv->nsps, name);
     if (!nsp) {
-        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace");
+        connect_error(c, h->nsp, h->nsp_len, "Invalid namespace", false);
         return;
     }
     if (c->n >= srv->cfg.max_namespaces) {
-        connect_error(c, h->nsp, h->nsp_len, "Too many namespaces");
+        connect_error(c, h->nsp, h->nsp_len, "Too many namespaces", false);
         return;
     }
     sio_socket *s = calloc(1, sizeof *s);
-    if (!s || util_random_id(s->id) < 0) {
+    if (!s || socket_id(s, c, name) < 0) {
         free(s);
-        connect_error(c, h->nsp, h->nsp_len, "Server error");
+        connect_error(c, h->nsp, h->nsp_len, "Server error", false);
         return;
     }
     s->client = c;
@@ -722,8 +752,9 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     if (nsp->authorize) {
         const char *err = "Not authorized";
         if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {
-            connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized");
-            free(s);
+            /* v3 clients get the bare message, as the reference sends them */
+            connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized", v3);
+            free_socket(s);
             return;
         }
     }
@@ -731,7 +762,7 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         sio_socket **arr = realloc(c->sockets, cap * sizeof *arr);
         if (!arr) {
-            free(s);
+            free_socket(s);
             return;
         }
         c->sockets = arr;
@@ -741,14 +772,14 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         size_t cap = nsp->capsockets ? nsp->capsockets * 2 : 64;
         sio_socket **arr = realloc(nsp->sockets, cap * sizeof *arr);
         if (!arr) {
-            free(s);
+            free_socket(s);
             return;
         }
         nsp->sockets = arr;
         nsp->capsockets = cap;
     }
     if (map_put(&nsp->by_id, s->id, s) < 0) {
-        free(s);
+        free_socket(s);
         return;
     }
     c->sockets[c->n++] = s;
@@ -756,11 +787,63 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     nsp->sockets[nsp->nsockets++] = s;
     srv->nsockets++;
     loop_timer_stop(srv->l, &c->connect_timer);
-    char data[64];
-    snprintf(data, sizeof data, "{\"sid\":\"%s\"}", s->id);
-    send_simple(s, SIO_CONNECT, data, -1);
+    if (v3) {
+        send_simple(s, SIO_CONNECT, NULL, -1);
+    } else {
+        char data[64];
+        snprintf(data, sizeof data, "{\"sid\":\"%s\"}", s->id);
+        send_simple(s, SIO_CONNECT, data, -1);
+    }
     if (nsp->on_connection)
         nsp->on_connection(s, auth, nsp->connection_ud);
+}
+
+/* A URL query ("a=1&b=x%20y") as a JSON object of strings. */
+static struct json_object *query_json(const char *q, size_t len)
+{
+    struct json_object *o = json_object_new_object();
+    buf k = BUF_INIT, v = BUF_INIT;
+    size_t i = 0;
+    while (o && i < len) {
+        buf_reset(&k);
+        buf_reset(&v);
+        buf *cur = &k;
+        for (; i < len && q[i] != '&'; i++) {
+            char ch = q[i];
+            if (ch == '=' && cur == &k) {
+                cur = &v;
+                continue;
+            }
+            if (ch == '+')
+                ch = ' ';
+            else if (ch == '%' && i + 2 < len && isxdigit((unsigned char)q[i + 1]) &&
+                     isxdigit((unsigned char)q[i + 2])) {
+                char hex[3] = {q[i + 1], q[i + 2], 0};
+                ch = (char)strtol(hex, NULL, 16);
+                i += 2;
+            }
+            buf_putc(cur, ch);
+        }
+        i++;
+        if (k.len && buf_terminate(&k) == 0 && buf_terminate(&v) == 0)
+            json_object_object_add(o, k.data,
+                                   json_object_new_string_len(v.data ? v.data : "", (int)v.len));
+    }
+    buf_free(&k);
+    buf_free(&v);
+    return o;
+}
+
+/* The handshake query of a session as a JSON object (the v4 protocol's auth for "/"). */
+static struct json_object *handshake_query_json(eio_session *es)
+{
+    struct json_object *o = json_object_new_object();
+    for (const char *p = eio_session_query_all(es); o && p && *p;) {
+        const char *val = p + strlen(p) + 1;
+        json_object_object_add(o, p, json_object_new_string(val));
+        p = val + strlen(val) + 1;
+    }
+    return o;
 }
 
 static void free_reassembly(struct reassembly *r)
@@ -781,6 +864,18 @@ static void run_packet(sio_client *c, const sio_header *h, struct json_object *p
                        const sio_bin *bins, size_t nbins)
 {
     if (h->type == SIO_CONNECT) {
+        if (eio_session_protocol(c->es) == 3) {
+            /* v4 protocol: "/nsp?query" — the query is the auth payload */
+            const char *q = memchr(h->nsp, '?', h->nsp_len);
+            if (q) {
+                sio_header h2 = *h;
+                h2.nsp_len = (size_t)(q - h->nsp);
+                struct json_object *auth = query_json(q + 1, h->nsp_len - h2.nsp_len - 1);
+                handle_connect(c, &h2, auth);
+                json_object_put(auth);
+                return;
+            }
+        }
         handle_connect(c, h, payload);
         return;
     }
@@ -914,6 +1009,14 @@ static int on_open(eio_session *es, void *ud)
     c->srv = srv;
     c->es = es;
     eio_session_set_user(es, c);
+    if (eio_session_protocol(es) == 3) {
+        /* The v4 protocol connects every client to "/" at once, its query as the auth. */
+        sio_header h = {.type = SIO_CONNECT, .nsp = "/", .nsp_len = 1, .id = -1};
+        struct json_object *auth = handshake_query_json(es);
+        handle_connect(c, &h, auth);
+        json_object_put(auth);
+        return 0;
+    }
     if (srv->cfg.connect_timeout_ms)
         loop_timer_start(srv->l, &c->connect_timer, srv->cfg.connect_timeout_ms,
                          connect_timeout, c);

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "rtd/eio3.h"
 #include "rtd/eio_internal.h"
 #include "rtd/log.h"
 
@@ -283,7 +284,9 @@ static void on_message(wsconn *c, const ws_event *ev)
     if (!s || c->closing)
         return;
     eio_in pkt;
-    if (eio_decode_ws(ev->data, ev->len, ev->op == WS_OP_BINARY, &pkt) < 0) {
+    int (*decode)(const unsigned char *, size_t, bool, eio_in *) =
+        s->protocol == 3 ? eio3_decode_ws : eio_decode_ws;
+    if (decode(ev->data, ev->len, ev->op == WS_OP_BINARY, &pkt) < 0) {
         if (s->probe == c) {
             eio_session_probe_packet(s, c, &(eio_in){.type = EIO_OPEN});
             return;
