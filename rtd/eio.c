@@ -137,6 +137,7 @@ void eio_server_free(eio_server *srv)
     }
     before_sleep(srv->l, srv);
     map_free(&srv->sessions);
+    map_free(&srv->per_ip);
     buf_free(&srv->scratch);
     free(srv->rbuf);
     loop_set_before_sleep(srv->l, NULL, NULL);
@@ -187,6 +188,43 @@ void eio_set_transport_counts(eio_server *srv, eio_session *s, int delta)
         srv->n_websocket += (unsigned)delta;
     else
         srv->n_polling += (unsigned)delta;
+}
+
+/* Sessions per client address, for --max-connections-per-ip. */
+struct ip_count {
+    unsigned n;
+    char addr[];
+};
+
+static unsigned ip_sessions(eio_server *srv, const char *addr)
+{
+    struct ip_count *c = map_get(&srv->per_ip, addr);
+    return c ? c->n : 0;
+}
+
+static void ip_adjust(eio_server *srv, const char *addr, int delta)
+{
+    if (!srv->cfg.max_per_ip || !addr)
+        return;
+    struct ip_count *c = map_get(&srv->per_ip, addr);
+    if (!c && delta > 0) {
+        size_t n = strlen(addr) + 1;
+        c = calloc(1, sizeof *c + n);
+        if (!c)
+            return;
+        memcpy(c->addr, addr, n);
+        if (map_put(&srv->per_ip, c->addr, c) < 0) {
+            free(c);
+            return;
+        }
+    }
+    if (!c)
+        return;
+    c->n += (unsigned)delta;
+    if (c->n == 0) {
+        map_del(&srv->per_ip, c->addr);
+        free(c);
+    }
 }
 
 static void free_session(eio_session *s)
@@ -290,6 +328,7 @@ eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum 
     s->query = hs->query;
     memset(hs, 0, sizeof *hs);
     eio_set_transport_counts(srv, s, +1);
+    ip_adjust(srv, s->remote_addr, +1);
     /* v4: the server pings after pingInterval. v3: the client pings; the session ends if
      * nothing comes for pingInterval + pingTimeout. */
     uint64_t first = s->protocol == 3 ? srv->cfg.ping_interval_ms + srv->cfg.ping_timeout_ms
@@ -387,6 +426,14 @@ void eio_handle_request(eio_server *srv, http_request *req)
         static const char full[] = "{\"code\":3,\"message\":\"Server is full\"}";
         http_add_header(req, "Retry-After", "5");
         http_respond(req, 503, "application/json", full, sizeof full - 1);
+        return;
+    }
+    if (srv->cfg.max_per_ip &&
+        ip_sessions(srv, http_request_remote_addr(req)) >= srv->cfg.max_per_ip) {
+        static const char many[] =
+            "{\"code\":3,\"message\":\"Too many connections from this address\"}";
+        http_add_header(req, "Retry-After", "5");
+        http_respond(req, 429, "application/json", many, sizeof many - 1);
         return;
     }
     struct eio_handshake hs;
@@ -629,6 +676,7 @@ static void session_close(eio_session *s, const char *reason, bool by_client)
     flush_unlink(s);
     map_del(&srv->sessions, s->sid);
     eio_set_transport_counts(srv, s, -1);
+    ip_adjust(srv, s->remote_addr, -1);
     /* A held GET learns of the end: "noop" when the client asked for it, "close" when the
      * server decided (as the reference does). */
     if (s->poll)

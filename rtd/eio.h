@@ -34,6 +34,7 @@ struct eio_config {
     size_t max_payload;          /* 1000000: largest POST body / WebSocket message */
     size_t max_buffered;         /* output bytes queued to one session before it is closed */
     unsigned max_sessions;       /* 0: no limit */
+    unsigned max_per_ip;         /* sessions per client address, 0: no limit */
     bool allow_eio3;             /* accept EIO=3 (the v3 protocol; see eio3.c) */
 };
 

@@ -67,6 +67,7 @@ struct eio_server {
     struct eio_callbacks cb;
     void *ud;
     map sessions;             /* sid -> eio_session */
+    map per_ip;               /* remote address -> struct ip_count (when max_per_ip) */
     unsigned n_polling, n_websocket;
     uint64_t bytes_in, bytes_out;  /* transport payload bytes, for metrics */
     unsigned n_sockets;            /* WebSocket connections not yet given back */

@@ -38,6 +38,14 @@ struct route {
     size_t max_body;
 };
 
+/* A connection that owes us a complete request (see the deadline sweep below). */
+struct pending_conn {
+    struct pending_conn *prev, *next;
+    uint64_t since;  /* loop ms when it connected or finished its last request */
+    int fd;
+    bool listed;
+};
+
 struct http_server {
     loop *l;
     struct MHD_Daemon *d;
@@ -48,6 +56,9 @@ struct http_server {
     bool cors_any;
     char *static_dir;
     bool need_run;       /* connections were resumed: MHD_run must see them before we sleep */
+    unsigned deadline_ms;
+    struct pending_conn *pend_head, *pend_tail; /* oldest first */
+    loop_timer sweep;
 };
 
 struct header {
@@ -423,6 +434,87 @@ int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
     return 0;
 }
 
+/* ---- the request deadline ----
+ * libmicrohttpd's timeout is an idle timeout: a client dribbling a byte now and then keeps
+ * a half-sent request, and its connection, alive for ever (slow-loris). So every connection
+ * is also on a list, oldest first, from the moment it connects (or finishes a request) until
+ * its next request is complete; a sweep each second shuts down those that took longer than
+ * the deadline. Held long-polls and WebSockets are complete requests and are not on it. */
+
+static void pend_unlink(http_server *h, struct pending_conn *pc)
+{
+    if (!pc->listed)
+        return;
+    if (pc->prev)
+        pc->prev->next = pc->next;
+    else
+        h->pend_head = pc->next;
+    if (pc->next)
+        pc->next->prev = pc->prev;
+    else
+        h->pend_tail = pc->prev;
+    pc->prev = pc->next = NULL;
+    pc->listed = false;
+}
+
+static void pend_append(http_server *h, struct pending_conn *pc)
+{
+    pend_unlink(h, pc);
+    pc->since = loop_now(h->l);
+    pc->prev = h->pend_tail;
+    pc->next = NULL;
+    if (h->pend_tail)
+        h->pend_tail->next = pc;
+    else
+        h->pend_head = pc;
+    h->pend_tail = pc;
+    pc->listed = true;
+}
+
+static struct pending_conn *pend_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void sweep_cb(loop *l, void *ud)
+{
+    http_server *h = ud;
+    uint64_t now = loop_now(l);
+    while (h->pend_head && now - h->pend_head->since >= h->deadline_ms) {
+        struct pending_conn *pc = h->pend_head;
+        pend_unlink(h, pc);
+        rlog(RLOG_DEBUG, "HTTP request deadline passed: connection shut down", NULL);
+        /* MHD sees the end of the stream and cleans the connection up. */
+        shutdown(pc->fd, SHUT_RDWR);
+        h->need_run = true;
+    }
+    loop_timer_start(l, &h->sweep, 1000, sweep_cb, h);
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    http_server *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct pending_conn *pc = calloc(1, sizeof *pc);
+        if (!pc)
+            return;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        pc->fd = ci ? ci->connect_fd : -1;
+        *socket_context = pc;
+        if (pc->fd >= 0)
+            pend_append(h, pc);
+    } else if (*socket_context) {
+        struct pending_conn *pc = *socket_context;
+        pend_unlink(h, pc);
+        free(pc);
+        *socket_context = NULL;
+    }
+}
+
 /* ---- dispatch ---- */
 
 static const struct route *find_route(const http_server *h, const char *url)
@@ -532,6 +624,9 @@ static void not_found(http_request *r)
 static void dispatch(http_request *r)
 {
     r->dispatched = true;
+    struct pending_conn *pc = pend_of(r->conn);
+    if (pc)
+        pend_unlink(r->h, pc);
     if (r->pending) {
         r->pending = false;
         http_respond_buf(r, r->pending_status, r->pending_ctype, &r->pending_body);
@@ -608,6 +703,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_request *r = *con_cls;
     if (!r)
         return;
+    http_server *h = r->h;
+    struct pending_conn *pc = pend_of(conn);
+    if (pc && pc->fd >= 0 && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        pend_append(h, pc); /* keep-alive: the clock runs for the next request */
     stop_watch(r);
     if (r->on_gone && !r->gone) {
         /* Terminated while held (e.g. shutdown): tell the owner its pointer is dead. */
@@ -706,6 +805,7 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, h},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_conn, h},
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ? cfg->max_connections : 20000, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout_s ? cfg->request_timeout_s : 60,
@@ -734,6 +834,8 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
     }
     h->mhd_epfd = di->epoll_fd;
     loop_add_sleep_limit(l, mhd_sleep_limit, h);
+    h->deadline_ms = (cfg->request_timeout_s ? cfg->request_timeout_s : 60) * 1000u;
+    loop_timer_start(l, &h->sweep, 1000, sweep_cb, h);
     return h;
 }
 
@@ -756,6 +858,7 @@ void http_server_free(http_server *h)
 {
     if (!h)
         return;
+    loop_timer_stop(h->l, &h->sweep);
     if (h->mhd_epfd >= 0)
         loop_del_fd(h->l, h->mhd_epfd);
     if (h->d)

@@ -227,6 +227,7 @@ int main(int argc, char **argv)
         .max_payload = o.max_payload,
         .max_buffered = o.max_buffered,
         .max_sessions = o.max_connections,
+        .max_per_ip = o.max_connections_per_ip,
         .allow_eio3 = o.allow_eio3,
     };
     struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms};
