@@ -241,8 +241,8 @@ static int start_session(struct ctx *c, long long user_id, const char *ip_key, c
     static const char *const sql[] = {
         "DELETE FROM login_failures WHERE key IN (?3, ?4)",
         "DELETE FROM admin_sessions WHERE expires_at <= ?5",
-        "INSERT INTO admin_sessions(token_hash, user_id, csrf_token, created_at, expires_at) "
-        "VALUES (?1, ?2, ?6, ?5, ?7)",
+        ("INSERT INTO admin_sessions(token_hash, user_id, csrf_token, created_at, expires_at) "
+         "VALUES (?1, ?2, ?6, ?5, ?7)"),
     };
     int rc = SQLITE_OK;
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof sql / sizeof sql[0]; i++) {

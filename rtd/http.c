@@ -750,7 +750,8 @@ static int64_t mhd_sleep_limit(loop *l, void *ud)
     return -1;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt,
+                                                          va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);

@@ -33,7 +33,8 @@ static map_entry *find(const map *m, const char *key, size_t klen, uint32_t h)
         map_entry *e = &m->slots[i];
         if (!e->key)
             return NULL;
-        if (e->hash == h && strncmp(e->key, key, klen) == 0 && e->key[klen] == '\0')
+        /* key may hold NUL bytes (names from the network): compare lengths, then bytes */
+        if (e->hash == h && strnlen(e->key, klen + 1) == klen && memcmp(e->key, key, klen) == 0)
             return e;
     }
 }

@@ -25,6 +25,7 @@ typedef struct map {
 
 void map_free(map *m);
 void *map_get(const map *m, const char *key);
+/* key[0..klen) may contain NUL bytes; such a key matches no entry (entries are C strings). */
 void *map_getn(const map *m, const char *key, size_t klen);
 /* Inserts or replaces. Returns 0, or -1 when out of memory. */
 int map_put(map *m, const char *key, void *val);

@@ -655,7 +655,8 @@ static void dispatch_event(sio_socket *s, struct json_object *payload, const sio
     sio_namespace *nsp = s->nsp;
     struct json_object *name = json_object_array_get_idx(payload, 0);
     const char *ev = json_object_get_string(name);
-    struct handler *h = map_get(&nsp->handlers, ev);
+    /* names can hold NUL bytes: look up by length, so "foo\0bar" is not "foo" */
+    struct handler *h = map_getn(&nsp->handlers, ev, (size_t)json_object_get_string_len(name));
     if (!h)
         h = nsp->any;
     if (!h)

@@ -87,8 +87,9 @@ bool sio_payload_valid(enum sio_type type, struct json_object *payload)
         if (!json_object_is_type(name, json_type_string))
             return false;
         const char *n = json_object_get_string(name);
+        size_t len = (size_t)json_object_get_string_len(name);
         for (size_t i = 0; i < sizeof reserved_events / sizeof reserved_events[0]; i++)
-            if (strcmp(n, reserved_events[i]) == 0)
+            if (strlen(reserved_events[i]) == len && memcmp(n, reserved_events[i], len) == 0)
                 return false;
         return true;
     }

@@ -17,7 +17,9 @@ int util_random_bytes(void *p, size_t n);
 int util_random_id(char out[UTIL_ID_LEN + 1]);
 
 /* Standard base64 with padding. encode appends to out; decode appends the bytes of in to
- * out and returns -1 for anything that is not canonical base64. */
+ * out and returns -1 for a length that is not a multiple of 4, characters outside the
+ * alphabet or misplaced padding. Like Node.js, it ignores the unused low bits of the last
+ * character ("Zh==" decodes as "Zg=="). */
 int util_base64_encode(buf *out, const void *in, size_t n);
 int util_base64_decode(buf *out, const char *in, size_t n);
 

@@ -5,8 +5,9 @@
 #      headless-Chromium test of the admin site against a real rtd;
 #   2. the Node.js integration tests: real socket.io-client 4.8 against the conformance
 #      server (protocol) and against rtd (the platform's events, database, flags, signals);
-#   3. a short run of every libFuzzer target (when clang is installed).
-# Set QUICK=1 to skip the fuzzing, FUZZ_SECONDS to change its length (default 20).
+#   3. the same again with a build under ASan and UBSan;
+#   4. a short run of every libFuzzer target (clang).
+# Set QUICK=1 to skip 3 and 4, FUZZ_SECONDS to change the fuzzing length (default 20).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -31,12 +32,27 @@ if [ "${#suites[@]}" -gt 0 ]; then
     node --test --test-concurrency=2 "${suites[@]}") || status=1
 fi
 
-if [ "${QUICK:-0}" != 1 ] && [ -x tests/fuzz/run.sh ] && command -v clang >/dev/null 2>&1; then
+if [ "${QUICK:-0}" != 1 ]; then
+  step "again under AddressSanitizer and UndefinedBehaviorSanitizer"
+  asan=$top/build-asan
+  BUILD_DIR=$asan scripts/build.sh --enable-sanitizers >/dev/null
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+  make -C "$asan" -j"$(nproc)" check >/dev/null || {
+    status=1
+    grep -l -E '^(FAIL|ERROR)' "$asan"/tests/*/*.log 2>/dev/null | while read -r f; do tail -n 60 "$f"; done
+  }
+  if [ "${#suites[@]}" -gt 0 ]; then
+    (cd tests && CONFORMANCE_SERVER=$asan/tests/conformance-server RTD_BIN=$asan/rtd/rtd \
+      node --test --test-concurrency=2 "${suites[@]}") || status=1
+  fi
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${QUICK:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then
   step "fuzz targets (${FUZZ_SECONDS:-20} s each)"
   BUILD_DIR=$top/build-fuzz scripts/build.sh CC=clang CXX=clang++ --enable-fuzzing \
     --disable-werror >/dev/null
-  make -C "$top/build-fuzz" -j"$(nproc)" fuzz >/dev/null
-  tests/fuzz/run.sh "${FUZZ_SECONDS:-20}" "$top/build-fuzz" || status=1
+  (cd "$top/build-fuzz" && "$top/tests/fuzz/run.sh" "${FUZZ_SECONDS:-20}") || status=1
 fi
 
 if [ "$status" -eq 0 ]; then step "all tests passed"; else step "SOME TESTS FAILED"; fi

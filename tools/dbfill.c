@@ -416,8 +416,8 @@ static const char *pick_platform(void)
 
 static const char *const agents[] = {
     "Dart/3.5 (dart:io) socket_io_client/3.0",
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 "
-    "Safari/537.36",
+    ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126 "
+     "Safari/537.36"),
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
     "ElephantIO/4.0 PHP/8.3 (Laravel 11)",
 };

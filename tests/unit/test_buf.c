@@ -228,7 +228,7 @@ static void test_json_escape_round_trip(void **state)
         size_t n = rng() % sizeof in;
         for (size_t i = 0; i < n; i++)
             in[i] = (char)(round < 128 ? (i == 0 ? round : (int)(rng() % 128))
-                                        : (int)(1 + rng() % 127));
+                                       : (int)(1 + rng() % 127));
         buf b = BUF_INIT;
         assert_int_equal(buf_putc(&b, '"'), 0);
         assert_int_equal(buf_json_escape(&b, in, n), 0);
@@ -594,7 +594,7 @@ static int cmp_hk(const void *a, const void *b)
 static void test_map_full_hash_collisions(void **state)
 {
     enum { N = 400000 };
-    char (*k)[12] = malloc(sizeof(*k) * N);
+    char(*k)[12] = malloc(sizeof(*k) * N);
     struct hk *h = malloc(sizeof *h * N);
     assert_non_null(k);
     assert_non_null(h);
@@ -744,8 +744,7 @@ static void test_map_iteration(void **state)
 
 /* ---- util: random ids ----------------------------------------------------------------- */
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static int cmp_id(const void *a, const void *b)
 {

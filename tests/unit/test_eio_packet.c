@@ -48,6 +48,7 @@ static const struct {
     unsigned char text[10], text_len;
     unsigned char bin[10], bin_len;
 } frame_cases[] = {
+    /* clang-format off */
     /* text frames carry the type character too: a body of len + 1 bytes */
     {0, {0x81, 0x01}, 2, {0x82, 0x00}, 2},
     {1, {0x81, 0x02}, 2, {0x82, 0x01}, 2},
@@ -60,6 +61,7 @@ static const struct {
      {0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}, 10},
     {1000000, {0x81, 0x7F, 0, 0, 0, 0, 0, 0x0F, 0x42, 0x41}, 10,
      {0x82, 0x7F, 0, 0, 0, 0, 0, 0x0F, 0x42, 0x40}, 10},
+    /* clang-format on */
 };
 
 static void test_alloc_seal_frames(void **state)
@@ -112,7 +114,7 @@ static void test_packet_types(void **state)
         enum eio_type type;
         char ch;
     } types[] = {
-        {EIO_OPEN, '0'}, {EIO_CLOSE, '1'},   {EIO_PING, '2'}, {EIO_PONG, '3'},
+        {EIO_OPEN, '0'},    {EIO_CLOSE, '1'},   {EIO_PING, '2'}, {EIO_PONG, '3'},
         {EIO_MESSAGE, '4'}, {EIO_UPGRADE, '5'}, {EIO_NOOP, '6'},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -239,9 +241,9 @@ static void test_polling_form(void **state)
     big_data = data;
     big_len = n;
     int calls = 0;
-    assert_int_equal(eio_decode_payload((const unsigned char *)b.data, b.len, 1, &scratch,
-                                        check_big, &calls),
-                     0);
+    assert_int_equal(
+        eio_decode_payload((const unsigned char *)b.data, b.len, 1, &scratch, check_big, &calls),
+        0);
     assert_int_equal(calls, 1);
     /* The packet's own WebSocket frame is untouched by the polling encoding. */
     size_t flen;
@@ -283,8 +285,8 @@ static void test_decode_ws_text(void **state)
 
 static void test_decode_ws_invalid(void **state)
 {
-    static const char *const bad[] = {"0", "0{\"sid\":\"x\"}", "7", "9hello", "/", ":",
-                                      "a", "b", "bAQID", " 4", "\x1e", "\xff"};
+    static const char *const bad[] = {
+        "0", "0{\"sid\":\"x\"}", "7", "9hello", "/", ":", "a", "b", "bAQID", " 4", "\x1e", "\xff"};
     eio_in in;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (eio_decode_ws((const unsigned char *)bad[i], strlen(bad[i]), false, &in) != -1)
@@ -574,6 +576,7 @@ static void test_payload_scratch(void **state)
 
 int main(void)
 {
+    /* clang-format off */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_seal_frames),
         cmocka_unit_test(test_packet_types),
@@ -590,5 +593,6 @@ int main(void)
         cmocka_unit_test(test_payload_callback_stops),
         cmocka_unit_test(test_payload_scratch),
     };
+    /* clang-format on */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

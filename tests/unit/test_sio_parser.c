@@ -172,7 +172,8 @@ static void test_spec_acks(void **state)
     check_header("312[]", 10, SIO_ACK, 0, NULL, 12, "[]");
     assert_true(packet_valid("312[]", 10));
     const char *bin = "61-15[\"bar\",{\"_placeholder\":true,\"num\":0}]";
-    check_header(bin, 10, SIO_BINARY_ACK, 1, NULL, 15, "[\"bar\",{\"_placeholder\":true,\"num\":0}]");
+    check_header(bin, 10, SIO_BINARY_ACK, 1, NULL, 15,
+                 "[\"bar\",{\"_placeholder\":true,\"num\":0}]");
     assert_true(packet_valid(bin, 10));
     /* From the sample session. */
     check_header("2/admin,1[\"tellme\"]", 10, SIO_EVENT, 0, "/admin", 1, "[\"tellme\"]");
@@ -346,9 +347,9 @@ static void test_payload_reserved_names(void **state)
         "connect", "disconnect", "disconnecting", "newListener", "removeListener", "connect_error",
     };
     static const char *const fine[] = {
-        "Connect",    "connect ",   " connect",   "connection",   "connects",    "disconnected",
-        "newlistener", "removelistener", "connect_err", "connect_error_", "CONNECT", "message",
-        "error",      "ping",
+        "Connect",      "connect ",    " connect",       "connection",  "connects",
+        "disconnected", "newlistener", "removelistener", "connect_err", "connect_error_",
+        "CONNECT",      "message",     "error",          "ping",
     };
     char json[64];
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
@@ -441,7 +442,8 @@ static void test_placeholders(void **state)
     assert_true(ph_valid(one, 5));
     assert_false(ph_valid(one, 0));
 
-    const char *two = "[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]";
+    const char *two = "[\"baz\",{\"_placeholder\":true,\"num\":0},"
+                      "{\"_placeholder\":true,\"num\":1}]";
     assert_true(ph_valid(two, 2));
     assert_false(ph_valid(two, 1));
 
@@ -456,8 +458,9 @@ static void test_placeholders(void **state)
                          "[[{\"_placeholder\":true,\"num\":0}]]]";
     assert_true(ph_valid(nested, 3));
     assert_false(ph_valid(nested, 2));
-    assert_false(ph_valid("[\"e\",{\"x\":{\"y\":{\"z\":[{\"_placeholder\":true,\"num\":4}]}}}]", 4));
-    assert_true(ph_valid("[\"e\",{\"x\":{\"y\":{\"z\":[{\"_placeholder\":true,\"num\":4}]}}}]", 5));
+    const char *deep = "[\"e\",{\"x\":{\"y\":{\"z\":[{\"_placeholder\":true,\"num\":4}]}}}]";
+    assert_false(ph_valid(deep, 4));
+    assert_true(ph_valid(deep, 5));
 
     /* num out of range, missing, or not an integer. */
     assert_false(ph_valid("[{\"_placeholder\":true,\"num\":-1}]", 10));
@@ -536,9 +539,8 @@ static void test_encode_round_trip(void **state)
                 for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
                     for (size_t p = 0; p < sizeof payloads / sizeof payloads[0]; p++) {
                         buf b = BUF_INIT;
-                        assert_int_equal(sio_encode_header(&b, (enum sio_type)t, atts[a],
-                                                           nsps[n], ids[i]),
-                                         0);
+                        assert_int_equal(
+                            sio_encode_header(&b, (enum sio_type)t, atts[a], nsps[n], ids[i]), 0);
                         assert_int_equal(buf_puts(&b, payloads[p]), 0);
                         assert_int_equal(buf_terminate(&b), 0);
                         check_header(b.data, SIZE_MAX, (enum sio_type)t, bin ? atts[a] : 0,

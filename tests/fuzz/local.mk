@@ -1,0 +1,40 @@
+# tests/fuzz/local.mk: the libFuzzer targets, one per parser (included by Makefile.am).
+#
+# Built only when configured with --enable-fuzzing, which needs clang:
+#   configure CC=clang CXX=clang++ --enable-fuzzing --disable-werror
+#   make tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio
+# Each target compiles the few rtd sources it drives itself, with libFuzzer's coverage
+# instrumentation and AddressSanitizer + UndefinedBehaviorSanitizer, so the rest of the tree
+# keeps the flags it was configured with. tests/fuzz/run.sh SECONDS runs the built targets
+# on copies of their seed corpora (tests/fuzz/corpus/<target>/).
+
+EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus tests/fuzz/fuzz_eio.dict \
+	tests/fuzz/fuzz_sio.dict
+
+if ENABLE_FUZZING
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -g
+FUZZ_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
+
+noinst_PROGRAMS += tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio
+
+# rtd/ws.c: the frame reader and UTF-8 validation (OpenSSL for the accept key).
+tests_fuzz_fuzz_ws_SOURCES = tests/fuzz/fuzz_ws.c tests/fuzz/fuzz.h rtd/ws.c rtd/buf.c
+tests_fuzz_fuzz_ws_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_fuzz_ws_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_ws_LDADD = $(CRYPTO_LIBS)
+
+# rtd/eio_packet.c: WebSocket messages and long-polling bodies (base64 from rtd/util.c).
+tests_fuzz_fuzz_eio_SOURCES = tests/fuzz/fuzz_eio.c tests/fuzz/fuzz.h rtd/eio_packet.c \
+	rtd/util.c rtd/ws.c rtd/buf.c
+tests_fuzz_fuzz_eio_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_fuzz_eio_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_eio_LDADD = $(CRYPTO_LIBS)
+
+# rtd/sio_parser.c: packet headers, then json-c as rtd/sio.c uses it.
+tests_fuzz_fuzz_sio_SOURCES = tests/fuzz/fuzz_sio.c tests/fuzz/fuzz.h rtd/sio_parser.c \
+	rtd/buf.c
+tests_fuzz_fuzz_sio_CFLAGS = $(FUZZ_CFLAGS) $(JSONC_CFLAGS)
+tests_fuzz_fuzz_sio_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_sio_LDADD = $(JSONC_LIBS)
+endif
