@@ -31,7 +31,18 @@ enum {
 };
 
 static void before_sleep(loop *l, void *ud);
-static void session_close(eio_session *s, const char *reason, bool by_client);
+static void linger_end(eio_session *s);
+
+/* How long a closed polling session keeps its last packets for a GET that was not there. */
+#define LINGER_MS 5000
+/* How a session ends, which decides what a held GET hears:
+ *   CLOSE_CLIENT    the client sent "close": a noop releases its GET;
+ *   CLOSE_ERROR     timeout, invalid input, overflow: the GET gets "close", the rest is dropped;
+ *   CLOSE_GRACEFUL  the application closed it: what is queued goes out first, the close packet
+ *                   in a later answer (the session lingers for it), as the reference does. */
+enum close_mode { CLOSE_CLIENT, CLOSE_ERROR, CLOSE_GRACEFUL };
+static void session_close(eio_session *s, const char *reason, enum close_mode mode);
+static void linger_cb(loop *l, void *ud);
 
 void eio_http_error(http_request *req, int code)
 {
@@ -129,11 +140,16 @@ void eio_server_free(eio_server *srv)
         if (!map_next(&srv->sessions, &it, &e))
             break;
         eio_session *s = e->val;
+        if (s->lingering) {
+            linger_end(s);
+            continue;
+        }
         if (s->ws)
             wsconn_abort(s->ws);
         if (s->probe)
             wsconn_abort(s->probe);
-        session_close(s, "server shutting down", false);
+        session_close(s, "server shutting down", CLOSE_ERROR);
+        linger_end(s);
     }
     before_sleep(srv->l, srv);
     map_free(&srv->sessions);
@@ -149,9 +165,17 @@ void eio_server_close_all(eio_server *srv, const char *reason)
     map_entry *e;
     for (;;) {
         size_t it = 0;
-        if (!map_next(&srv->sessions, &it, &e))
+        bool open = false;
+        while (map_next(&srv->sessions, &it, &e)) {
+            eio_session *s = e->val;
+            if (s->state == EIO_S_OPEN) {
+                session_close(s, reason, CLOSE_ERROR);
+                open = true;
+                break;
+            }
+        }
+        if (!open)
             break;
-        session_close(e->val, reason, false);
     }
 }
 
@@ -343,7 +367,7 @@ static int session_opened(eio_session *s)
 {
     eio_server *srv = s->srv;
     if (srv->cb.on_open && srv->cb.on_open(s, srv->ud) != 0) {
-        session_close(s, "refused", false);
+        session_close(s, "refused", CLOSE_ERROR);
         return -1;
     }
     return s->state == EIO_S_OPEN ? 0 : -1;
@@ -385,6 +409,10 @@ void eio_handle_request(eio_server *srv, http_request *req)
     const char *sid = http_request_query(req, "sid");
     if (sid) {
         eio_session *s = map_get(&srv->sessions, sid);
+        if (s && s->lingering && polling && !upgrade && is_get(req)) {
+            eio_session_linger_answer(s, req);
+            return;
+        }
         if (!s || s->state != EIO_S_OPEN) {
             eio_http_error(req, ERR_UNKNOWN_SID);
             return;
@@ -461,11 +489,11 @@ static void heartbeat_cb(loop *l, void *ud)
     eio_session *s = ud;
     eio_server *srv = s->srv;
     if (s->doomed) {
-        session_close(s, "output buffer full", false);
+        session_close(s, "output buffer full", CLOSE_ERROR);
         return;
     }
     if (s->protocol == 3 || s->awaiting_pong) {
-        session_close(s, "ping timeout", false);
+        session_close(s, "ping timeout", CLOSE_ERROR);
         return;
     }
     static eio_packet *ping;
@@ -511,7 +539,7 @@ int eio_session_packet(eio_session *s, const eio_in *pkt)
         }
         return 0;
     case EIO_CLOSE:
-        session_close(s, "transport close", true);
+        session_close(s, "transport close", CLOSE_CLIENT);
         return 0;
     case EIO_NOOP:
     case EIO_UPGRADE:
@@ -519,7 +547,7 @@ int eio_session_packet(eio_session *s, const eio_in *pkt)
     case EIO_OPEN:
         break;
     }
-    session_close(s, "parse error", false);
+    session_close(s, "parse error", CLOSE_ERROR);
     return -1;
 }
 
@@ -665,8 +693,9 @@ int eio_send_text(eio_session *s, const char *data, size_t len)
     return r;
 }
 
-static void session_close(eio_session *s, const char *reason, bool by_client)
+static void session_close(eio_session *s, const char *reason, enum close_mode mode)
 {
+    bool by_client = mode == CLOSE_CLIENT;
     if (s->state != EIO_S_OPEN)
         return;
     eio_server *srv = s->srv;
@@ -674,12 +703,18 @@ static void session_close(eio_session *s, const char *reason, bool by_client)
     loop_timer_stop(srv->l, &s->heartbeat);
     loop_timer_stop(srv->l, &s->upgrade);
     flush_unlink(s);
-    map_del(&srv->sessions, s->sid);
+    /* A graceful close of a polling session: what is still queued (often the refusals and the
+     * DISCONNECT that explain it) goes out first and the close packet in a later answer, so
+     * the client handles those packets before it sees the end. Meanwhile the session
+     * lingers, closed, for the GETs that take them. */
+    bool linger = mode == CLOSE_GRACEFUL && s->transport == EIO_T_POLLING && !s->ws;
+    if (!linger)
+        map_del(&srv->sessions, s->sid);
     eio_set_transport_counts(srv, s, -1);
     ip_adjust(srv, s->remote_addr, -1);
     /* A held GET learns of the end: "noop" when the client asked for it, "close" when the
      * server decided (as the reference does). */
-    if (s->poll)
+    if (s->poll && !linger)
         eio_polling_release(s, by_client ? EIO_NOOP : EIO_CLOSE);
     if (s->ws) {
         wsconn *c = s->ws;
@@ -697,19 +732,57 @@ static void session_close(eio_session *s, const char *reason, bool by_client)
           reason);
     if (srv->cb.on_close)
         srv->cb.on_close(s, reason, srv->ud);
+    if (linger) {
+        eio_packet *close = eio_packet_new(EIO_CLOSE, false, NULL, 0);
+        if (close) {
+            pktq_push(&s->queue, close);
+            eio_packet_unref(close);
+        }
+        s->lingering = true;
+        loop_timer_start(srv->l, &s->heartbeat, LINGER_MS, linger_cb, s);
+        if (s->poll) {
+            http_request *req = s->poll;
+            s->poll = NULL;
+            eio_session_linger_answer(s, req);
+        }
+        return;
+    }
     pktq_clear(&s->queue);
     s->zombie_next = srv->zombies;
     srv->zombies = s;
 }
 
+static void linger_end(eio_session *s)
+{
+    if (!s->lingering)
+        return;
+    s->lingering = false;
+    loop_timer_stop(s->srv->l, &s->heartbeat);
+    map_del(&s->srv->sessions, s->sid);
+    pktq_clear(&s->queue);
+    s->zombie_next = s->srv->zombies;
+    s->srv->zombies = s;
+}
+
+static void linger_cb(loop *l, void *ud)
+{
+    linger_end(ud);
+}
+
+void eio_session_linger_answer(eio_session *s, http_request *req)
+{
+    if (!eio_polling_answer_closing(s, req))
+        linger_end(s);
+}
+
 void eio_close(eio_session *s, const char *reason)
 {
-    session_close(s, reason, false);
+    session_close(s, reason, CLOSE_GRACEFUL);
 }
 
 void eio_session_transport_closed(eio_session *s, const char *reason)
 {
-    session_close(s, reason, false);
+    session_close(s, reason, CLOSE_ERROR);
 }
 
 /* ---- accessors ---- */

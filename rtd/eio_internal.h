@@ -32,6 +32,7 @@ struct eio_session {
     bool upgrading;           /* a probed WebSocket is waiting for "5" */
     bool b64;                 /* v3 polling: binary as base64 */
     bool doomed;              /* close at the end of this turn (output overflow) */
+    bool lingering;           /* closed, waiting for one last GET to take its final packets */
     bool jsonp_set;           /* v3: the current poll is JSONP */
     char jsonp[12];           /* v3: its index */
     http_request *poll;       /* the held GET (polling), or NULL */
@@ -114,6 +115,12 @@ void eio_polling_request(eio_session *s, http_request *req);
 void eio_polling_flush(eio_session *s);
 /* Answers the held GET with this single packet type (noop, close). */
 void eio_polling_release(eio_session *s, enum eio_type type);
+/* A closing session's queue ends with its close packet. Answers req with the packets before
+ * it, or with the close packet alone when nothing else is left; returns true when the close
+ * packet still waits for another GET. */
+bool eio_polling_answer_closing(eio_session *s, http_request *req);
+/* A closed session that kept its last packets for the next GET: answer it and forget it. */
+void eio_session_linger_answer(eio_session *s, http_request *req);
 /* Writes the handshake answer of a new polling session. */
 void eio_polling_open(eio_session *s, http_request *req);
 

@@ -66,19 +66,23 @@ void eio_polling_open(eio_session *s, http_request *req)
     answer(s, req, &b, false);
 }
 
-static void respond_queue(eio_session *s, http_request *req)
+/* Answers req with the queued packets; with keep_last, the last one (a closing session's
+ * close packet) stays for the next GET. */
+static void respond_queue(eio_session *s, http_request *req, bool keep_last)
 {
     buf b = BUF_INIT;
     bool binary = false;
+    size_t count = s->queue.len - (keep_last ? 1 : 0);
     if (s->protocol == 3) {
         eio_packet *pkts[256];
-        size_t n = 0;
         bool first = true;
         /* Encode in batches of 256 packets; the format concatenates. */
-        while (s->queue.len > 0) {
-            n = 0;
-            while (n < 256 && s->queue.len > 0)
+        while (count > 0) {
+            size_t n = 0;
+            while (n < 256 && count > 0) {
                 pkts[n++] = pktq_pop(&s->queue);
+                count--;
+            }
             bool batch_binary;
             eio3_encode_payload(&b, pkts, n, !s->b64 && !s->jsonp_set && (first || binary),
                                 &batch_binary);
@@ -88,12 +92,10 @@ static void respond_queue(eio_session *s, http_request *req)
                 eio_packet_unref(pkts[i]);
         }
     } else {
-        eio_packet *p;
-        bool first = true;
-        while ((p = pktq_pop(&s->queue))) {
-            if (!first)
+        for (size_t i = 0; i < count; i++) {
+            eio_packet *p = pktq_pop(&s->queue);
+            if (i)
                 buf_putc(&b, 0x1e);
-            first = false;
             eio_packet_append_polling(&b, p);
             eio_packet_unref(p);
         }
@@ -107,7 +109,15 @@ void eio_polling_flush(eio_session *s)
     if (!req || s->queue.len == 0)
         return;
     s->poll = NULL;
-    respond_queue(s, req);
+    respond_queue(s, req, false);
+}
+
+bool eio_polling_answer_closing(eio_session *s, http_request *req)
+{
+    capture_jsonp(s, req);
+    bool more = s->queue.len > 1;
+    respond_queue(s, req, more);
+    return more;
 }
 
 static void single(eio_session *s, http_request *req, enum eio_type type)
@@ -160,7 +170,7 @@ static void handle_get(eio_session *s, http_request *req)
     }
     capture_jsonp(s, req);
     if (s->queue.len > 0) {
-        respond_queue(s, req);
+        respond_queue(s, req, false);
         return;
     }
     if (s->upgrading) {

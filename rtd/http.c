@@ -57,6 +57,7 @@ struct http_server {
     char *static_dir;
     bool need_run;       /* connections were resumed: MHD_run must see them before we sleep */
     unsigned deadline_ms;
+    unsigned active;     /* http_request objects alive (answers not yet fully sent) */
     struct pending_conn *pend_head, *pend_tail; /* oldest first */
     loop_timer sweep;
 };
@@ -656,6 +657,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r = calloc(1, sizeof *r);
         if (!r)
             return MHD_NO;
+        h->active++;
         r->h = h;
         r->conn = conn;
         r->method = method;
@@ -719,6 +721,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->pending_ctype);
     free_extra(r);
     free(r);
+    h->active--;
     *con_cls = NULL;
 }
 
@@ -844,6 +847,11 @@ unsigned http_server_port(const http_server *h)
 {
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : 0;
+}
+
+unsigned http_server_active_requests(const http_server *h)
+{
+    return h->active;
 }
 
 void http_server_quiesce(http_server *h)

@@ -38,6 +38,8 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
 void http_server_free(http_server *h);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const http_server *h);
+/* Requests being handled or answered (held long-polls included). */
+unsigned http_server_active_requests(const http_server *h);
 /* Stops accepting new connections (shutdown keeps serving the ones already open). */
 void http_server_quiesce(http_server *h);
 /* Routes: prefix match when path ends with '/', exact match otherwise. max_body bounds the

@@ -88,7 +88,10 @@ static void shutdown_tick(loop *l, void *ud)
 {
     struct daemon *d = ud;
     eio_server *eio = sio_server_engine(d->sio);
-    if (eio_server_sockets_open(eio) == 0 || loop_now(l) - d->shutdown_started >= CLOSE_GRACE_MS) {
+    /* Done when every WebSocket finished its close handshake and every long-poll got its
+     * close packet out. */
+    bool drained = eio_server_sockets_open(eio) == 0 && http_server_active_requests(d->http) == 0;
+    if (drained || loop_now(l) - d->shutdown_started >= CLOSE_GRACE_MS) {
         loop_stop(l);
         return;
     }
@@ -208,8 +211,12 @@ int main(int argc, char **argv)
     struct http_config hc = {
         .bind = o.bind,
         .port = o.port,
-        .max_connections = o.max_connections,
-        .max_per_ip = o.max_connections_per_ip,
+        /* --max-connections bounds sessions (eio answers 503); libmicrohttpd only needs to
+         * stay within the file limit, its connections being also idle keep-alives and
+         * long-polls of those sessions. */
+        .max_connections = files > 128 ? files - 64 : 64,
+        /* a polling session may hold a GET and a POST at once */
+        .max_per_ip = o.max_connections_per_ip ? 2 * o.max_connections_per_ip + 2 : 0,
         .request_timeout_s = o.request_timeout_s,
         .cors_origins = o.cors_origins,
         .static_dir = o.static_dir,

@@ -1,6 +1,7 @@
 /* options.c: parsing rtd's flags (see options.h and man/rtd.8). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -211,9 +212,13 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             r = num(err, "port", a, 0, 65535, &v);
             o->port = (unsigned)v;
             break;
-        case OPT_BIND:
+        case OPT_BIND: {
+            unsigned char addr[16];
+            if (inet_pton(AF_INET, a, addr) != 1 && inet_pton(AF_INET6, a, addr) != 1)
+                r = bad(err, "bind", a, "expected an IPv4 or IPv6 address");
             o->bind = a;
             break;
+        }
         case OPT_DB:
             if (!*a)
                 r = bad(err, "db", a, "empty path");
