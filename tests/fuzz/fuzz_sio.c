@@ -115,9 +115,11 @@ static bool ref_payload(enum sio_type type, struct json_object *v)
             return true;
         if (nt != json_type_string)
             return false;
+        /* The whole name, NUL bytes included, must equal a reserved one (as in JavaScript). */
         const char *s = json_object_get_string(name);
+        size_t n = (size_t)json_object_get_string_len(name);
         for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
-            if (strcmp(s, reserved[i]) == 0)
+            if (n == strlen(reserved[i]) && memcmp(s, reserved[i], n) == 0)
                 return false;
         return true;
     }
