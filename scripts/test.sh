@@ -5,7 +5,8 @@
 #      headless-Chromium test of the admin site against a real rtd;
 #   2. the Node.js integration tests: real socket.io-client 4.8 against the conformance
 #      server (protocol) and against rtd (the platform's events, database, flags, signals);
-#   3. the same again with a build under ASan and UBSan;
+#   3. the same again with a build under ASan and UBSan, and the platform tests with rtd
+#      under valgrind;
 #   4. a short run of every libFuzzer target (clang).
 # Set QUICK=1 to skip 3 and 4, FUZZ_SECONDS to change the fuzzing length (default 20).
 set -euo pipefail
@@ -46,6 +47,12 @@ if [ "${QUICK:-0}" != 1 ]; then
       node --test --test-concurrency=2 "${suites[@]}") || status=1
   fi
   unset ASAN_OPTIONS UBSAN_OPTIONS
+fi
+
+if [ "${QUICK:-0}" != 1 ] && [ -d tests/platform ] && command -v valgrind >/dev/null 2>&1; then
+  step "the platform tests with rtd under valgrind (memcheck: errors and definite leaks fail)"
+  (cd tests && RTD_VALGRIND=1 RTD_BIN=$build/rtd/rtd node --test --test-concurrency=2 platform/) ||
+    status=1
 fi
 
 if [ "${QUICK:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then

@@ -195,7 +195,13 @@ export async function startRtd({ args = [], env = {}, dir, db, port, waitPort, b
     if (db !== null) full.push("--db", db);
     full.push(...args);
     const r = new Rtd({ port: p ?? waitPort, db, dir, args: full });
-    r.proc = spawn(RTD_BIN, full, { stdio: ["ignore", "pipe", "pipe"], env: { ...cleanEnv(), ...env } });
+    // RTD_VALGRIND=1 runs rtd under valgrind's memcheck: any memory error or definite leak
+    // makes it exit 99, which the clean-exit check after each test catches.
+    const [cmd, cmdArgs] = process.env.RTD_VALGRIND
+      ? ["valgrind", ["-q", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+          "--show-leak-kinds=definite", RTD_BIN, ...full]]
+      : [RTD_BIN, full];
+    r.proc = spawn(cmd, cmdArgs, { stdio: ["ignore", "pipe", "pipe"], env: { ...cleanEnv(), ...env } });
     r.proc.stdout.setEncoding("utf8").on("data", (d) => (r.stdout = (r.stdout + d).slice(-OUTPUT_KEEP)));
     r.proc.stderr.setEncoding("utf8").on("data", (d) => (r.stderr = (r.stderr + d).slice(-OUTPUT_KEEP)));
     r.exited = new Promise((resolve) => {
