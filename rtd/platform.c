@@ -20,16 +20,10 @@
 #include "rtd/loop.h"
 #include "rtd/platform.h"
 #include "rtd/util.h"
-#include "rtd/ws.h"
+#include "rtd/validate.h"
 
-#define MAX_SENDER_CHARS 100
-#define MAX_ROOM_BYTES 128
-#define MAX_USER_ID_BYTES 128
-#define MAX_APP_VERSION_BYTES 64
-#define MAX_PLATFORM_BYTES 32
 #define MAX_PLATFORMS 64
-#define HISTORY_DEFAULT 50
-#define HISTORY_MAX 200
+#define MAX_PLATFORM_BYTES VALIDATE_MAX_PLATFORM_BYTES
 
 typedef struct client client;
 
@@ -131,48 +125,6 @@ static void set_platform(client *c, const char *name)
     p->counts[c->platform_slot].n++;
 }
 
-static size_t utf8_chars(const char *s, size_t n)
-{
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            chars++;
-    return chars;
-}
-
-static bool valid_token(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > MAX_PLATFORM_BYTES)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
-              ch == '.'))
-            return false;
-    }
-    return true;
-}
-
-/* A string member: returns 1 and sets out and len when present and a string, 0 when absent
- * or null, -1 when present with another type. */
-static int get_string(struct json_object *obj, const char *key, const char **out, size_t *len)
-{
-    struct json_object *v;
-    if (!obj || !json_object_object_get_ex(obj, key, &v) || !v)
-        return 0;
-    if (!json_object_is_type(v, json_type_string))
-        return -1;
-    *out = json_object_get_string(v);
-    *len = (size_t)json_object_get_string_len(v);
-    return 1;
-}
-
-static bool valid_text(const char *s, size_t n)
-{
-    return memchr(s, '\0', n) == NULL && ws_utf8_valid((const uint8_t *)s, n);
-}
-
 /* Answers a refused event: in the ack when there is one, else with an "error" event. */
 static void refuse(client *c, int64_t ack_id, const char *code, const char *message)
 {
@@ -231,11 +183,6 @@ static bool take_token(client *c, int64_t ack_id)
     return false;
 }
 
-static struct json_object *first_object(const sio_args *a)
-{
-    struct json_object *o = sio_arg(a, 0);
-    return o && json_object_is_type(o, json_type_object) ? o : NULL;
-}
 
 /* ---- identify ---- */
 
@@ -247,55 +194,24 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
     p->stats.events_in++;
     if (!take_token(c, ack_id))
         return;
-    struct json_object *o = first_object(a);
-    if (!o) {
-        refuse(c, ack_id, "invalid_payload", "identify expects {userId, platform, appVersion}");
+    struct identify_input in;
+    struct validate_error err;
+    if (validate_identify(sio_arg(a, 0), &in, &err) < 0) {
+        refuse(c, ack_id, err.code, err.message);
         return;
     }
-    const char *user = NULL, *plat = NULL, *ver = NULL;
-    size_t user_len = 0, plat_len = 0, ver_len = 0;
-    char numbuf[32];
-    struct json_object *uv;
-    int ru = get_string(o, "userId", &user, &user_len);
-    if (ru < 0 && json_object_object_get_ex(o, "userId", &uv) &&
-        json_object_is_type(uv, json_type_int)) {
-        snprintf(numbuf, sizeof numbuf, "%lld", (long long)json_object_get_int64(uv));
-        user = numbuf;
-        user_len = strlen(numbuf);
-        ru = 1;
-    }
-    int rp = get_string(o, "platform", &plat, &plat_len);
-    int rv = get_string(o, "appVersion", &ver, &ver_len);
-    if (ru < 0 || (ru > 0 && (user_len == 0 || user_len > MAX_USER_ID_BYTES ||
-                              !valid_text(user, user_len)))) {
-        refuse(c, ack_id, "invalid_user_id", "userId must be a string of 1 to 128 bytes");
-        return;
-    }
-    char lower[MAX_PLATFORM_BYTES + 1] = "";
-    if (rp > 0 && plat_len <= MAX_PLATFORM_BYTES) {
-        for (size_t i = 0; i <= plat_len; i++)
-            lower[i] = (char)(plat[i] >= 'A' && plat[i] <= 'Z' ? plat[i] + 32 : plat[i]);
-    }
-    if (rp < 0 || (rp > 0 && (plat_len > MAX_PLATFORM_BYTES || !valid_token(lower)))) {
-        refuse(c, ack_id, "invalid_platform",
-               "platform must be a short token such as flutter, laravel or web");
-        return;
-    }
-    if (rv < 0 || (rv > 0 && (ver_len > MAX_APP_VERSION_BYTES || !valid_text(ver, ver_len)))) {
-        refuse(c, ack_id, "invalid_app_version", "appVersion must be a string of at most 64 bytes");
-        return;
-    }
-    if (ru > 0) {
-        char *copy = strndup(user, user_len);
+    if (in.has_user) {
+        char *copy = strndup(in.user, in.user_len);
         if (copy) {
             free(c->user_id);
             c->user_id = copy;
         }
     }
-    if (rp > 0)
-        set_platform(c, lower);
-    if (store_connection_identify(p->st, c->socket_id, ru > 0 ? c->user_id : NULL,
-                                  rp > 0 ? c->platform : NULL, rv > 0 ? ver : NULL) < 0)
+    if (in.has_platform)
+        set_platform(c, in.platform);
+    if (store_connection_identify(p->st, c->socket_id, in.has_user ? c->user_id : NULL,
+                                  in.has_platform ? c->platform : NULL,
+                                  in.has_version ? in.version : NULL) < 0)
         rlog(RLOG_WARN, "Store queue full: identify not recorded", NULL);
     buf b = BUF_INIT;
     buf_printf(&b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
@@ -376,49 +292,19 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
     p->stats.events_in++;
     if (!take_token(c, ack_id))
         return;
-    struct json_object *o = first_object(a);
-    if (!o) {
-        refuse(c, ack_id, "invalid_payload", "send-message expects {sender, text, platform, room}");
+    struct message_input in;
+    struct validate_error err;
+    if (validate_message(sio_arg(a, 0), p->cfg.max_message_bytes, &in, &err) < 0) {
+        refuse(c, ack_id, err.code, err.message);
         return;
     }
-    const char *sender = NULL, *text = NULL, *plat = NULL, *room = NULL;
-    size_t sender_len = 0, text_len = 0, plat_len = 0, room_len = 0;
-    if (get_string(o, "sender", &sender, &sender_len) <= 0 || sender_len == 0 ||
-        !valid_text(sender, sender_len) || utf8_chars(sender, sender_len) > MAX_SENDER_CHARS) {
-        refuse(c, ack_id, "invalid_sender", "sender must be a non-empty string of at most 100 characters");
-        return;
-    }
-    if (get_string(o, "text", &text, &text_len) <= 0 || text_len == 0 ||
-        !valid_text(text, text_len)) {
-        refuse(c, ack_id, "invalid_text", "text must be a non-empty string");
-        return;
-    }
-    if (text_len > p->cfg.max_message_bytes) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "text is longer than %zu bytes", p->cfg.max_message_bytes);
-        refuse(c, ack_id, "text_too_long", msg);
-        return;
-    }
-    char lower[MAX_PLATFORM_BYTES + 1];
-    int rp = get_string(o, "platform", &plat, &plat_len);
-    if (rp > 0 && plat_len <= MAX_PLATFORM_BYTES) {
-        for (size_t i = 0; i <= plat_len; i++)
-            lower[i] = (char)(plat[i] >= 'A' && plat[i] <= 'Z' ? plat[i] + 32 : plat[i]);
-    }
-    if (rp < 0 || (rp > 0 && (plat_len > MAX_PLATFORM_BYTES || !valid_token(lower)))) {
-        refuse(c, ack_id, "invalid_platform", "platform must be a short token");
-        return;
-    }
-    const char *platform_name = rp > 0 ? lower : c->platform;
-    int rr = get_string(o, "room", &room, &room_len);
-    if (rr < 0 || (rr > 0 && (room_len == 0 || room_len > MAX_ROOM_BYTES ||
-                              !valid_text(room, room_len)))) {
-        refuse(c, ack_id, "invalid_room", "room must be a string of 1 to 128 bytes");
-        return;
-    }
+    const char *platform_name = in.has_platform ? in.platform : c->platform;
+    const char *sender = in.sender, *text = in.text, *room = in.room;
+    size_t sender_len = in.sender_len, text_len = in.text_len, room_len = in.room_len;
+    bool rr = room != NULL;
     size_t plat_n = strlen(platform_name);
     struct pending *pd =
-        malloc(sizeof *pd + sender_len + 1 + text_len + 1 + plat_n + 1 + (rr > 0 ? room_len + 1 : 0));
+        malloc(sizeof *pd + sender_len + 1 + text_len + 1 + plat_n + 1 + (rr ? room_len + 1 : 0));
     if (!pd) {
         refuse(c, ack_id, "server_busy", "out of memory");
         return;
@@ -441,7 +327,7 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
     memcpy(w, platform_name, plat_n + 1);
     w += plat_n + 1;
     pd->room = NULL;
-    if (rr > 0) {
+    if (rr) {
         pd->room = w;
         memcpy(w, room, room_len + 1);
     }
@@ -456,23 +342,6 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
 
 /* ---- rooms ---- */
 
-/* join/leave take {room} (or a bare string, as many clients send). */
-static const char *room_arg(const sio_args *a, size_t *len)
-{
-    struct json_object *v = sio_arg(a, 0);
-    const char *room = NULL;
-    if (v && json_object_is_type(v, json_type_string)) {
-        room = json_object_get_string(v);
-        *len = (size_t)json_object_get_string_len(v);
-    } else if (v && json_object_is_type(v, json_type_object) &&
-               get_string(v, "room", &room, len) <= 0) {
-        room = NULL;
-    }
-    if (room && (*len == 0 || *len > MAX_ROOM_BYTES || !valid_text(room, *len)))
-        room = NULL;
-    return room;
-}
-
 static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
 {
     client *c = sio_socket_user(s);
@@ -481,9 +350,11 @@ static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ac
     if (!take_token(c, ack_id))
         return;
     size_t len;
-    const char *room = room_arg(a, &len);
-    if (!room) {
-        refuse(c, ack_id, "invalid_room", "join expects {room} with a room of 1 to 128 bytes");
+    const char *room;
+    struct validate_error err;
+    /* {room}, or a bare string as many clients send */
+    if (validate_room(sio_arg(a, 0), &room, &len, &err) < 0) {
+        refuse(c, ack_id, err.code, "join expects {room} with a room of 1 to 128 bytes");
         return;
     }
     if (!sio_in_room(s, room) && sio_socket_room_count(s) >= p->cfg.max_rooms) {
@@ -506,9 +377,10 @@ static void on_leave(sio_socket *s, const char *ev, const sio_args *a, int64_t a
     if (!take_token(c, ack_id))
         return;
     size_t len;
-    const char *room = room_arg(a, &len);
-    if (!room) {
-        refuse(c, ack_id, "invalid_room", "leave expects {room} with a room of 1 to 128 bytes");
+    const char *room;
+    struct validate_error err;
+    if (validate_room(sio_arg(a, 0), &room, &len, &err) < 0) {
+        refuse(c, ack_id, err.code, "leave expects {room} with a room of 1 to 128 bytes");
         return;
     }
     sio_leave(s, room);
@@ -544,34 +416,10 @@ static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, in
         refuse(c, ack_id, "ack_required", "get-messages answers through its acknowledgement");
         return;
     }
-    struct json_object *o = sio_arg(a, 0), *v;
-    if (o && !json_object_is_type(o, json_type_object) && !json_object_is_type(o, json_type_null)) {
-        refuse(c, ack_id, "invalid_payload", "get-messages expects {limit, before, room}");
-        return;
-    }
-    if (o && !json_object_is_type(o, json_type_object))
-        o = NULL;
-    long long limit = HISTORY_DEFAULT, before = 0;
-    if (o && json_object_object_get_ex(o, "limit", &v) && !json_object_is_type(v, json_type_null)) {
-        if (!json_object_is_type(v, json_type_int) ||
-            (limit = json_object_get_int64(v)) < 1 || limit > HISTORY_MAX) {
-            refuse(c, ack_id, "invalid_limit", "limit must be an integer from 1 to 200");
-            return;
-        }
-    }
-    if (o && json_object_object_get_ex(o, "before", &v) &&
-        !json_object_is_type(v, json_type_null)) {
-        if (!json_object_is_type(v, json_type_int) || (before = json_object_get_int64(v)) < 1) {
-            refuse(c, ack_id, "invalid_before", "before must be a message id");
-            return;
-        }
-    }
-    const char *room = NULL;
-    size_t room_len = 0;
-    int rr = get_string(o, "room", &room, &room_len);
-    if (rr < 0 || (rr > 0 && (room_len == 0 || room_len > MAX_ROOM_BYTES ||
-                              !valid_text(room, room_len)))) {
-        refuse(c, ack_id, "invalid_room", "room must be a string of 1 to 128 bytes");
+    struct history_input in;
+    struct validate_error err;
+    if (validate_history(sio_arg(a, 0), &in, &err) < 0) {
+        refuse(c, ack_id, err.code, err.message);
         return;
     }
     struct pending *pd = calloc(1, sizeof *pd);
@@ -582,8 +430,7 @@ static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, in
     pd->kind = PENDING_QUERY;
     pd->p = p;
     pd->ack_id = ack_id;
-    if (store_query_messages(p->st, (int)limit, before, rr > 0 ? room : NULL, history_done, pd) <
-        0) {
+    if (store_query_messages(p->st, in.limit, in.before, in.room, history_done, pd) < 0) {
         free(pd);
         refuse(c, ack_id, "server_busy", "the server is busy, try again");
         return;
@@ -623,11 +470,14 @@ static void presence(platform *p, const char *event, const char *socket_id, sio_
 static int authorize(sio_socket *s, struct json_object *auth, const char **error, void *ud)
 {
     platform *p = ud;
+    struct json_object *tok = NULL;
     const char *token = NULL;
-    size_t len = 0;
     char *subject = NULL;
     const char *reason = "missing token";
-    if (get_string(auth, "token", &token, &len) <= 0 ||
+    if (auth && json_object_is_type(auth, json_type_object) &&
+        json_object_object_get_ex(auth, "token", &tok) && json_object_is_type(tok, json_type_string))
+        token = json_object_get_string(tok);
+    if (!token ||
         auth_verify(p->cfg.auth_secret, p->cfg.auth_secret_len, token, loop_wall_ms() / 1000,
                     &subject, &reason) < 0) {
         rlogf(RLOG_WARN, "Connection refused", "{\"reason\":\"%s\",\"remoteAddr\":\"%s\"}",
@@ -662,7 +512,7 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     c->refill_ms = loop_now(p->l);
     /* A platform given at connect time (query ?platform=) counts until identify says more. */
     const char *qp = eio_session_query(sio_socket_session(s), "platform");
-    set_platform(c, qp && valid_token(qp) ? qp : "unknown");
+    set_platform(c, qp && validate_platform_token(qp) ? qp : "unknown");
     c->user_id = sio_socket_user(s); /* the token's subject, set by authorize() */
     sio_socket_set_user(s, c);
     eio_session *es = sio_socket_session(s);
