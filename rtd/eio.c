@@ -376,12 +376,6 @@ static int session_opened(eio_session *s)
 int eio_open_payload(eio_session *s, buf *out, bool with_upgrades)
 {
     const struct eio_config *c = &s->srv->cfg;
-    if (s->protocol == 3)
-        return buf_printf(out,
-                          "{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,"
-                          "\"pingTimeout\":%u}",
-                          s->sid, with_upgrades ? "\"websocket\"" : "", c->ping_interval_ms,
-                          c->ping_timeout_ms);
     return buf_printf(out,
                       "{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,"
                       "\"pingTimeout\":%u,\"maxPayload\":%zu}",
@@ -666,7 +660,7 @@ int eio_send(eio_session *s, eio_packet *p)
         int r;
         if (s->protocol == 3 && p->binary) {
             /* v3 binary frames carry the packet type first: a copy for this old client */
-            eio_packet *q = eio3_ws_binary(p);
+            eio_packet *q = eio3_ws_binary(p, wsconn_b64(s->ws));
             r = q ? wsconn_send(s->ws, q) : -1;
             eio_packet_unref(q);
         } else {

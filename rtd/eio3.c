@@ -10,10 +10,13 @@
 
 #define MAX_LENGTH_DIGITS 10
 
-int eio3_decode_ws(const unsigned char *msg, size_t len, bool binary_frame, eio_in *out)
+static int text_packet(const unsigned char *p, size_t n, buf *scratch, eio_in *in);
+
+int eio3_decode_ws(const unsigned char *msg, size_t len, bool binary_frame, buf *scratch,
+                   eio_in *out)
 {
     if (!binary_frame)
-        return eio_decode_ws(msg, len, false, out);
+        return text_packet(msg, len, scratch, out);
     if (len < 1 || msg[0] > 6)
         return -1;
     out->type = (enum eio_type)msg[0];
@@ -119,7 +122,7 @@ static int decode_binary(const unsigned char *body, size_t len, size_t max_packe
         if (is_string) {
             if (!ws_utf8_valid(p, n) || eio_decode_ws(p, n, false, &in) < 0)
                 return -1;
-        } else if (eio3_decode_ws(p, n, true, &in) < 0) {
+        } else if (eio3_decode_ws(p, n, true, NULL, &in) < 0) {
             return -1;
         }
         int r = fn(ud, &in);
@@ -151,18 +154,13 @@ static size_t utf16_len(const unsigned char *s, size_t n)
     return units;
 }
 
-int eio3_encode_payload(buf *out, eio_packet *const *pkts, size_t n, bool binary_ok,
-                        bool *binary)
+int eio3_encode_payload(buf *out, eio_packet *const *pkts, size_t n, bool binary_format)
 {
-    bool any_binary = false;
-    for (size_t i = 0; i < n; i++)
-        any_binary |= pkts[i]->binary;
-    *binary = binary_ok && any_binary;
     for (size_t i = 0; i < n; i++) {
         const eio_packet *p = pkts[i];
         const unsigned char *data = p->raw + EIO_PACKET_HEADROOM + 1;
         int r = 0;
-        if (*binary) {
+        if (binary_format) {
             char digits[24];
             int nd = snprintf(digits, sizeof digits, "%lu", (unsigned long)p->len + 1);
             r |= buf_putc(out, p->binary ? 1 : 0);
@@ -185,14 +183,31 @@ int eio3_encode_payload(buf *out, eio_packet *const *pkts, size_t n, bool binary
     return 0;
 }
 
-eio_packet *eio3_ws_binary(const eio_packet *p)
+eio_packet *eio3_ws_binary(const eio_packet *p, bool base64)
 {
+    const unsigned char *data = p->raw + EIO_PACKET_HEADROOM + 1;
+    if (base64) {
+        /* a text frame "b<type><base64>": the type slot holds 'b' */
+        buf b = BUF_INIT;
+        if (buf_putc(&b, '0' + p->type) < 0 || util_base64_encode(&b, data, p->len) < 0) {
+            buf_free(&b);
+            return NULL;
+        }
+        eio_packet *q = eio_packet_alloc((enum eio_type)p->type, false, b.len);
+        if (q) {
+            q->raw[EIO_PACKET_HEADROOM] = 'b';
+            memcpy(eio_packet_payload(q), b.data, b.len);
+            eio_packet_seal(q);
+        }
+        buf_free(&b);
+        return q;
+    }
     eio_packet *q = eio_packet_alloc((enum eio_type)p->type, true, (size_t)p->len + 1);
     if (!q)
         return NULL;
     unsigned char *d = eio_packet_payload(q);
     d[0] = p->type;
-    memcpy(d + 1, p->raw + EIO_PACKET_HEADROOM + 1, p->len);
+    memcpy(d + 1, data, p->len);
     eio_packet_seal(q);
     return q;
 }

@@ -14,22 +14,25 @@
 #include "rtd/buf.h"
 #include "rtd/eio_packet.h"
 
-/* A WebSocket message from a v3 client: binary frames carry the type in their first byte. */
-int eio3_decode_ws(const unsigned char *msg, size_t len, bool binary_frame, eio_in *out);
+/* A WebSocket message from a v3 client: binary frames carry the type in their first byte;
+ * clients that force base64 send binary as text "b<type><base64>", decoded into scratch. */
+int eio3_decode_ws(const unsigned char *msg, size_t len, bool binary_frame, buf *scratch,
+                   eio_in *out);
 
 /* A POST body: binary_body when it came as application/octet-stream (the binary payload
  * format), else the text format. Same contract as eio_decode_payload(). */
 int eio3_decode_payload(const unsigned char *body, size_t len, bool binary_body,
                         size_t max_packets, buf *scratch, eio_packet_fn *fn, void *ud);
 
-/* Encodes packets as one v3 payload. When binary_ok and a packet is binary, the binary
- * payload format is used and *binary is set (answer as application/octet-stream); otherwise
- * the text format, with binary packets as "b4"+base64. */
-int eio3_encode_payload(buf *out, eio_packet *const *pkts, size_t n, bool binary_ok,
-                        bool *binary);
+/* Appends packets to a v3 payload, in the binary payload format (answered as
+ * application/octet-stream) or the text format, with binary packets as "b4"+base64. One
+ * answer uses one format: the reference picks binary when the client takes binary and a
+ * packet is binary. */
+int eio3_encode_payload(buf *out, eio_packet *const *pkts, size_t n, bool binary_format);
 
-/* The same packet as a v3 binary WebSocket frame (type byte, then data); refs = 1. */
-eio_packet *eio3_ws_binary(const eio_packet *p);
+/* A binary packet for a v3 WebSocket: a binary frame (type byte, then data), or for clients
+ * that force base64 a text frame "b4<base64>". refs = 1. */
+eio_packet *eio3_ws_binary(const eio_packet *p, bool base64);
 
 /* JSONP: wraps a text payload as ___eio[<j>]("<payload as a JSON string>"); j keeps its
  * digits only, as the reference does. */

@@ -137,6 +137,8 @@ void wsconn_free_dead(eio_server *srv);
 /* Server shutdown: drop the socket at once. */
 void wsconn_abort(wsconn *c);
 size_t wsconn_buffered(const wsconn *c);
+/* v3: whether this WebSocket's request asked for binary as base64 (b64 is per transport). */
+bool wsconn_b64(const wsconn *c);
 
 /* pktq */
 int pktq_push(pktq *q, eio_packet *p);

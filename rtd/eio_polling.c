@@ -74,20 +74,20 @@ static void respond_queue(eio_session *s, http_request *req, bool keep_last)
     bool binary = false;
     size_t count = s->queue.len - (keep_last ? 1 : 0);
     if (s->protocol == 3) {
+        /* One format for the whole answer: binary when the client takes it and something
+         * binary is queued. Encoded in batches of 256 packets; the format concatenates. */
+        bool has_binary = false;
+        for (size_t i = 0; i < count; i++)
+            has_binary |= s->queue.items[(s->queue.head + i) % s->queue.cap]->binary;
+        binary = has_binary && !s->b64 && !s->jsonp_set;
         eio_packet *pkts[256];
-        bool first = true;
-        /* Encode in batches of 256 packets; the format concatenates. */
         while (count > 0) {
             size_t n = 0;
             while (n < 256 && count > 0) {
                 pkts[n++] = pktq_pop(&s->queue);
                 count--;
             }
-            bool batch_binary;
-            eio3_encode_payload(&b, pkts, n, !s->b64 && !s->jsonp_set && (first || binary),
-                                &batch_binary);
-            binary |= batch_binary;
-            first = false;
+            eio3_encode_payload(&b, pkts, n, binary);
             for (size_t i = 0; i < n; i++)
                 eio_packet_unref(pkts[i]);
         }

@@ -43,12 +43,14 @@ struct wsconn {
     bool closing;             /* our close frame is queued: nothing else goes out */
     bool peer_closed;         /* the peer sent its close frame or hung up */
     bool released;
+    bool b64;                 /* v3: this transport's request asked for base64 binary */
 };
 
 struct pending_upgrade {
     eio_server *srv;
     struct eio_handshake hs;  /* new session */
     char sid[UTIL_ID_LEN + 1];/* or the session to upgrade */
+    bool b64;                 /* the WebSocket request's own b64 query (v3) */
 };
 
 static void release(wsconn *c);
@@ -92,6 +94,11 @@ int wsconn_send(wsconn *c, eio_packet *p)
     if (c->closing || c->released)
         return -1;
     return push_frame(c, p);
+}
+
+bool wsconn_b64(const wsconn *c)
+{
+    return c->b64;
 }
 
 size_t wsconn_buffered(const wsconn *c)
@@ -284,9 +291,10 @@ static void on_message(wsconn *c, const ws_event *ev)
     if (!s || c->closing)
         return;
     eio_in pkt;
-    int (*decode)(const unsigned char *, size_t, bool, eio_in *) =
-        s->protocol == 3 ? eio3_decode_ws : eio_decode_ws;
-    if (decode(ev->data, ev->len, ev->op == WS_OP_BINARY, &pkt) < 0) {
+    bool binary = ev->op == WS_OP_BINARY;
+    int r = s->protocol == 3 ? eio3_decode_ws(ev->data, ev->len, binary, &c->srv->scratch, &pkt)
+                             : eio_decode_ws(ev->data, ev->len, binary, &pkt);
+    if (r < 0) {
         if (s->probe == c) {
             eio_session_probe_packet(s, c, &(eio_in){.type = EIO_OPEN});
             return;
@@ -458,6 +466,8 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
     struct pending_upgrade *pu = ud;
     eio_server *srv = pu->srv;
     wsconn *c = fd >= 0 ? wsconn_new(srv, fd) : NULL;
+    if (c)
+        c->b64 = pu->b64;
     if (!c) {
         if (fd >= 0)
             close(fd);
@@ -518,6 +528,8 @@ void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake
         return;
     }
     pu->srv = srv;
+    const char *b64 = http_request_query(req, "b64");
+    pu->b64 = b64 && *b64 && strcmp(b64, "0") != 0 && strcmp(b64, "false") != 0;
     if (s) {
         memcpy(pu->sid, s->sid, sizeof pu->sid);
     } else {

@@ -79,7 +79,7 @@ describe("flag parsing errors", () => {
     assert.match(r.stderr, /SOCKET_PORT 'http'/);
   }));
 
-  // BUG: a --bind value that is not an address is only noticed when the HTTP server starts
+  // Regression (was a bug, now fixed): a --bind value that is not an address is only noticed when the HTTP server starts
   // (http.c), after the database was opened: rtd logs "[ERROR] --bind: not an IPv4 or IPv6
   // address" and exits with status 1. Expected (contract and man page: "2 for an unknown flag or
   // a bad value"): exit status 2, before anything is created.

@@ -108,7 +108,7 @@ describe("shutdown", () => {
     await assertCleanShutdown(ctx, "SIGINT");
   });
 
-  // BUG: rtd stops its loop as soon as no WebSocket is open (main.c, shutdown_tick counts
+  // Regression (was a bug, now fixed): rtd stops its loop as soon as no WebSocket is open (main.c, shutdown_tick counts
   // eio_server_sockets_open only), before libmicrohttpd has sent the close packet queued for a
   // pending long-poll GET: the GET ends with a connection reset ("socket hang up") and
   // socket.io-client reports "transport error" instead of "transport close". Expected (the

@@ -36,7 +36,7 @@ describe("rate limit", () => {
     assert.equal(a.got.messages.items.length <= 1, true);
   });
 
-  // BUG (long-polling only): when rtd disconnects a flooding client (sio_disconnect(s, true)
+  // Regression (was a bug, now fixed; long-polling only): when rtd disconnects a flooding client (sio_disconnect(s, true)
   // then eio_close), session_close() answers a held GET with a bare close packet and
   // pktq_clear() drops what was queued for the client: the three refusals' "error" events
   // {code:"rate_limited"} and the Socket.IO DISCONNECT packet never reach a long-polling client,
@@ -92,7 +92,7 @@ describe("--max-connections", () => {
     assert.equal(again.status, 200, again.text);
   });
 
-  // BUG: --max-connections is also libmicrohttpd's TCP connection limit (http.c,
+  // Regression (was a bug, now fixed): --max-connections is also libmicrohttpd's TCP connection limit (http.c,
   // MHD_OPTION_CONNECTION_LIMIT), which counts held long-polls, POSTs and plain requests such as
   // /health; once that count has touched the limit, rtd never accepts a TCP connection again,
   // even after the connections closed: further connections wait in the listen backlog until
@@ -126,7 +126,7 @@ describe("--max-connections", () => {
     await ctx.client({ kind: "websocket" });
   });
 
-  // BUG: the same, at its simplest: with --max-connections 1, once one TCP connection has come
+  // Regression (was a bug, now fixed): the same, at its simplest: with --max-connections 1, once one TCP connection has come
   // and gone (here the test's own check that the port accepts), rtd never accepts another one.
   // Expected: one client at a time, each after the previous one left.
   rtdTest("--max-connections 1: clients one after the other", { args: ["--max-connections", "1"] }, async (ctx) => {

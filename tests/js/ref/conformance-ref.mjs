@@ -2,13 +2,14 @@
 // The reference conformance server: the behaviour tests/conformance-server (C) must reproduce,
 // built on the Node.js socket.io 4.8 server (and the engine.io server it depends on).
 //
-//   node js/ref/conformance-ref.mjs --port N [--engine-only]
+//   node js/ref/conformance-ref.mjs --port N [--engine-only] [--allow-eio3]
 //
 // Default mode: Socket.IO at /socket.io/ (the server of the Socket.IO v5 protocol test suite plus
 // the extra events below). --engine-only: plain Engine.IO at /engine.io/ echoing every message.
 // Both: pingInterval 300 ms, pingTimeout 200 ms, maxPayload (maxHttpBufferSize) 1 000 000 bytes,
-// CORS reflecting any Origin with credentials. It listens on 127.0.0.1, prints one line
-// "listening on 127.0.0.1:N" on stdout, and exits 0 on SIGTERM or SIGINT.
+// CORS reflecting any Origin with credentials. --allow-eio3: also accept Engine.IO v3 sessions
+// (socket.io-client 2.x; engine.io's allowEIO3), in both modes. It listens on 127.0.0.1, prints
+// one line "listening on 127.0.0.1:N" on stdout, and exits 0 on SIGTERM or SIGINT.
 //
 // Events on "/" (default mode):
 //   on connection          emit "auth" with socket.handshake.auth (also on "/custom")
@@ -33,15 +34,16 @@ const CONNECT_TIMEOUT = 1000;
 const SERVER_ACK_TIMEOUT = 1000;
 
 function usage(msg) {
-  process.stderr.write(`conformance-ref: ${msg}\nusage: conformance-ref.mjs --port N [--engine-only]\n`);
+  process.stderr.write(`conformance-ref: ${msg}\nusage: conformance-ref.mjs --port N [--engine-only] [--allow-eio3]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { port: null, engineOnly: false };
+  const opts = { port: null, engineOnly: false, allowEio3: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--engine-only") opts.engineOnly = true;
+    else if (a === "--allow-eio3") opts.allowEio3 = true;
     else if (a === "--port") {
       const v = argv[++i];
       if (v === undefined || !/^\d+$/.test(v) || Number(v) > 65535) usage("--port needs a number 0-65535");
@@ -63,7 +65,7 @@ function withoutAck(args) {
   return args.length > 0 && typeof args[args.length - 1] === "function" ? args.slice(0, -1) : args;
 }
 
-function startSocketIo(httpServer) {
+function startSocketIo(httpServer, allowEIO3) {
   const io = new IoServer(httpServer, {
     path: "/socket.io/",
     serveClient: false,
@@ -72,6 +74,7 @@ function startSocketIo(httpServer) {
     maxHttpBufferSize: MAX_PAYLOAD,
     connectTimeout: CONNECT_TIMEOUT,
     cors,
+    allowEIO3,
   });
   const root = io.of("/");
 
@@ -118,12 +121,13 @@ function startSocketIo(httpServer) {
   return () => io.close();
 }
 
-function startEngine(httpServer) {
+function startEngine(httpServer, allowEIO3) {
   const engine = new EngineServer({
     pingInterval: PING_INTERVAL,
     pingTimeout: PING_TIMEOUT,
     maxHttpBufferSize: MAX_PAYLOAD,
     cors,
+    allowEIO3,
   });
   engine.attach(httpServer, { path: "/engine.io/" });
   engine.on("connection", (socket) => {
@@ -141,7 +145,7 @@ const httpServer = http.createServer((req, res) => {
   res.end("Not Found");
 });
 
-const closeProtocol = opts.engineOnly ? startEngine(httpServer) : startSocketIo(httpServer);
+const closeProtocol = opts.engineOnly ? startEngine(httpServer, opts.allowEio3) : startSocketIo(httpServer, opts.allowEio3);
 
 httpServer.on("error", (err) => {
   process.stderr.write(`conformance-ref: ${err.message}\n`);
