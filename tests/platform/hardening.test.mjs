@@ -1,0 +1,91 @@
+// Hostile input that must cost only the offender: slow-loris headers and bodies, deeply
+// nested JSON, a flood of handshakes. Each test checks that the offending connection gets
+// the protocol's answer, that nothing is stored, and that a well-behaved client keeps working.
+
+import assert from "node:assert/strict";
+import net from "node:net";
+import { describe } from "node:test";
+import { Polling } from "../js/lib/http.mjs";
+import { HOST, count, emitAck, request, rtdTest, within } from "./lib.mjs";
+
+// Opens a raw TCP connection and resolves with the time it was closed by the server, while
+// `drip` writes a little now and then to keep it from being merely idle.
+function dribble(port, first, every, pieces) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const sock = net.connect(port, HOST);
+    let timer = null;
+    let i = 0;
+    sock.on("connect", () => {
+      sock.write(first);
+      timer = setInterval(() => {
+        if (i < pieces.length) sock.write(pieces[i++]);
+      }, every);
+    });
+    sock.on("data", () => {}); // a 4xx answer is fine too; what matters is the close
+    const done = () => {
+      clearInterval(timer);
+      resolve(Date.now() - started);
+    };
+    sock.on("close", done);
+    sock.on("error", () => {});
+    setTimeout(() => {
+      clearInterval(timer);
+      sock.destroy();
+      reject(new Error("the server kept the slow connection open for 15 s"));
+    }, 15000);
+  });
+}
+
+describe("hardening", () => {
+  rtdTest("slow-loris headers: a connection that dribbles its headers is closed after --request-timeout", { args: ["--request-timeout", "2"] }, async (ctx) => {
+    const good = await ctx.client({ kind: "websocket" });
+    const pieces = Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: ${"a".repeat(10)}\r\n`);
+    const closedAfter = await dribble(ctx.rtd.port, "GET /health HTTP/1.1\r\nHost: x\r\n", 300, pieces);
+    assert.ok(closedAfter >= 1800 && closedAfter < 6000, `closed after ${closedAfter} ms (deadline 2 s, swept each second)`);
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+
+  rtdTest("slow-loris bodies: a POST that dribbles its body is closed after --request-timeout", { args: ["--request-timeout", "2"] }, async (ctx) => {
+    const good = await ctx.client({ kind: "polling" });
+    const p = new Polling(ctx.rtd.port, "/socket.io/");
+    await p.handshake();
+    const head =
+      `POST /socket.io/?EIO=4&transport=polling&sid=${p.sid} HTTP/1.1\r\nHost: x\r\n` +
+      "Content-Type: text/plain\r\nContent-Length: 100000\r\n\r\n";
+    const closedAfter = await dribble(ctx.rtd.port, head, 200, Array.from({ length: 60 }, () => "x".repeat(20)));
+    assert.ok(closedAfter >= 1800 && closedAfter < 6000, `closed after ${closedAfter} ms`);
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+    assert.equal(await count(ctx.rtd.db, "messages"), 1);
+  });
+
+  rtdTest("deeply nested JSON closes only the offending session; nothing is stored", async (ctx) => {
+    const good = await ctx.client({ kind: "websocket" });
+    const bad = await ctx.client({ kind: "websocket" });
+    const deep = "[".repeat(100) + "1" + "]".repeat(100);
+    const gone = within(new Promise((r) => bad.once("disconnect", r)), 5000, "the offender's disconnect");
+    // Bypass the client's encoder: a raw Socket.IO EVENT whose payload nests 100 levels.
+    bad.io.engine.write(`42["send-message",{"sender":"x","text":"y","deep":${deep}}]`);
+    await gone;
+    assert.equal(await count(ctx.rtd.db, "messages"), 0);
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "unaffected" })).ok, true);
+    assert.equal(await count(ctx.rtd.db, "messages"), 1);
+  });
+
+  rtdTest("a flood of handshakes over --max-connections gets 503; the connected clients keep working", { args: ["--max-connections", "50"] }, async (ctx) => {
+    const good = await ctx.client({ kind: "websocket" });
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        request({ port: ctx.rtd.port, path: "/socket.io/?EIO=4&transport=polling" }).then(
+          (r) => r.status,
+          () => "error",
+        ),
+      ),
+    );
+    const ok = answers.filter((s) => s === 200).length;
+    const full = answers.filter((s) => s === 503).length;
+    assert.equal(ok, 49, `handshakes accepted: ${ok} (one slot is the good client's)`);
+    assert.equal(full, 151, `answers: ${JSON.stringify(answers.filter((s) => s !== 200 && s !== 503))}`);
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "unaffected" })).ok, true);
+  });
+});
