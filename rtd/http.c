@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,10 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0 && !(fl & O_NONBLOCK))
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        /* MHD leaves Nagle on after the 101; our frames go out whole, one writev per turn,
+         * so waiting for ACKs would only add latency. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     if (fn)
         fn(r->up_ud, fd, (const unsigned char *)extra_in, extra_in_size); /* fd -1: failed */

@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "rtd/auth.h"
 #include "rtd/http.h"
 #include "rtd/log.h"
@@ -171,6 +173,9 @@ int main(int argc, char **argv)
      * is taken over. Served by mmap, those pools go back to the system when freed instead of
      * leaving resident holes in the heap: idle WebSockets then cost only rtd's own state. */
     mallopt(M_MMAP_THRESHOLD, 16 * 1024);
+    /* SQLite's allocation statistics cost a global mutex on every allocation; rtd never
+     * reads them. Must precede any other SQLite call. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     unsigned files = raise_file_limit();
     if (o.max_connections + 64 > files) {
         rlogf(RLOG_WARN, "File limit lower than --max-connections",

@@ -184,15 +184,23 @@ static bool take_token(client *c, int64_t ack_id)
 }
 
 
+/* Every event starts here: counted, then charged to the socket's rate limit. Returns the
+ * client, or NULL when the event was refused (the client has been answered). */
+static client *begin_event(platform *p, sio_socket *s, int64_t ack_id)
+{
+    client *c = sio_socket_user(s);
+    p->stats.events_in++;
+    return take_token(c, ack_id) ? c : NULL;
+}
+
 /* ---- identify ---- */
 
 static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
                         void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     struct identify_input in;
     struct validate_error err;
@@ -287,10 +295,9 @@ static void message_stored(void *ud, bool ok, int64_t id, const char *error)
 static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
                             void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     struct message_input in;
     struct validate_error err;
@@ -344,10 +351,9 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
 
 static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     size_t len;
     const char *room;
@@ -371,10 +377,9 @@ static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ac
 
 static void on_leave(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     size_t len;
     const char *room;
@@ -407,10 +412,9 @@ static void history_done(void *ud, bool ok, const char *json, size_t len, const 
 static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
                             void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     if (ack_id < 0) {
         refuse(c, ack_id, "ack_required", "get-messages answers through its acknowledgement");
@@ -440,10 +444,9 @@ static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, in
 
 static void on_unknown(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id, void *ud)
 {
-    client *c = sio_socket_user(s);
     platform *p = ud;
-    p->stats.events_in++;
-    if (!take_token(c, ack_id))
+    client *c = begin_event(p, s, ack_id);
+    if (!c)
         return;
     refuse(c, ack_id, "unknown_event", "unknown event");
 }
