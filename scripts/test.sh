@@ -8,7 +8,7 @@
 #   3. the same again with a build under ASan and UBSan, and the platform tests with rtd
 #      under valgrind;
 #   4. a short run of every libFuzzer target (clang).
-# Set QUICK=1 to skip 3 and 4, FUZZ_SECONDS to change the fuzzing length (default 20).
+# Set QUICK=1 to skip 3 and 4, FUZZ_SECONDS to change the fuzzing length (default 15).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -56,10 +56,10 @@ if [ "${QUICK:-0}" != 1 ] && [ -d tests/platform ] && command -v valgrind >/dev/
 fi
 
 if [ "${QUICK:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then
-  step "fuzz targets (${FUZZ_SECONDS:-20} s each)"
+  step "fuzz targets (${FUZZ_SECONDS:-15} s each)"
   BUILD_DIR=$top/build-fuzz scripts/build.sh CC=clang CXX=clang++ --enable-fuzzing \
     --disable-werror >/dev/null
-  (cd "$top/build-fuzz" && "$top/tests/fuzz/run.sh" "${FUZZ_SECONDS:-20}") || status=1
+  (cd "$top/build-fuzz" && "$top/tests/fuzz/run.sh" "${FUZZ_SECONDS:-15}") || status=1
 fi
 
 if [ "$status" -eq 0 ]; then step "all tests passed"; else step "SOME TESTS FAILED"; fi

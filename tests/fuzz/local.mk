@@ -2,21 +2,25 @@
 #
 # Built only when configured with --enable-fuzzing, which needs clang:
 #   configure CC=clang CXX=clang++ --enable-fuzzing --disable-werror
-#   make tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio
-# Each target compiles the few rtd sources it drives itself, with libFuzzer's coverage
+#   make tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio tests/fuzz/fuzz_platform \
+#        tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http tests/fuzz/fuzz_sio_query
+# Each target compiles the few sources it drives itself, with libFuzzer's coverage
 # instrumentation and AddressSanitizer + UndefinedBehaviorSanitizer, so the rest of the tree
 # keeps the flags it was configured with. tests/fuzz/run.sh SECONDS runs the built targets
 # on copies of their seed corpora (tests/fuzz/corpus/<target>/).
 
 EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus tests/fuzz/fuzz_eio.dict \
-	tests/fuzz/fuzz_sio.dict
+	tests/fuzz/fuzz_sio.dict tests/fuzz/fuzz_platform.dict tests/fuzz/fuzz_eio3.dict \
+	tests/fuzz/fuzz_admin_http.dict
 
 if ENABLE_FUZZING
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g
 FUZZ_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 
-noinst_PROGRAMS += tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio
+noinst_PROGRAMS += tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio \
+	tests/fuzz/fuzz_platform tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http \
+	tests/fuzz/fuzz_sio_query
 
 # rtd/ws.c: the frame reader and UTF-8 validation (OpenSSL for the accept key).
 tests_fuzz_fuzz_ws_SOURCES = tests/fuzz/fuzz_ws.c tests/fuzz/fuzz.h rtd/ws.c rtd/buf.c
@@ -37,4 +41,31 @@ tests_fuzz_fuzz_sio_SOURCES = tests/fuzz/fuzz_sio.c tests/fuzz/fuzz.h rtd/sio_pa
 tests_fuzz_fuzz_sio_CFLAGS = $(FUZZ_CFLAGS) $(JSONC_CFLAGS)
 tests_fuzz_fuzz_sio_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_sio_LDADD = $(JSONC_LIBS)
+
+# rtd/validate.c: the platform's event checks on json-c values (UTF-8 from rtd/ws.c).
+tests_fuzz_fuzz_platform_SOURCES = tests/fuzz/fuzz_platform.c tests/fuzz/fuzz.h \
+	rtd/validate.c rtd/ws.c rtd/buf.c
+tests_fuzz_fuzz_platform_CFLAGS = $(FUZZ_CFLAGS) $(JSONC_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_fuzz_platform_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_platform_LDADD = $(JSONC_LIBS) $(CRYPTO_LIBS)
+
+# rtd/eio3.c: Engine.IO v3 payloads, WebSocket messages and JSONP bodies.
+tests_fuzz_fuzz_eio3_SOURCES = tests/fuzz/fuzz_eio3.c tests/fuzz/fuzz.h rtd/eio3.c \
+	rtd/eio_packet.c rtd/util.c rtd/ws.c rtd/buf.c
+tests_fuzz_fuzz_eio3_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_fuzz_eio3_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_eio3_LDADD = $(CRYPTO_LIBS)
+
+# admin-fcgi/http.c: the query string, cookie, form body and path parsers.
+tests_fuzz_fuzz_admin_http_SOURCES = tests/fuzz/fuzz_admin_http.c tests/fuzz/fuzz.h \
+	admin-fcgi/http.c admin-fcgi/sbuf.c
+tests_fuzz_fuzz_admin_http_CFLAGS = $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_admin_http_LDFLAGS = $(FUZZ_FLAGS)
+
+# rtd/sio.c's static query_json: the target includes sio.c and takes the rest of rtd,
+# uninstrumented, from rtd/librtd.a.
+tests_fuzz_fuzz_sio_query_SOURCES = tests/fuzz/fuzz_sio_query.c tests/fuzz/fuzz.h
+tests_fuzz_fuzz_sio_query_CFLAGS = $(FUZZ_CFLAGS) $(RTD_DEP_CFLAGS)
+tests_fuzz_fuzz_sio_query_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_sio_query_LDADD = rtd/librtd.a $(RTD_DEP_LIBS)
 endif
