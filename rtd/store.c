@@ -168,10 +168,20 @@ struct store {
     uint64_t ret_next_ns; /* monotonic time of the next pass */
     bool trim_pending;    /* writes since memory was last given back */
     uint64_t last_commit_ns; /* when the writer last finished a batch */
+    size_t last_batch;       /* its writes (counted up to COALESCE_ENOUGH) */
 
     /* Reader-thread state. */
     sqlite3 *rdb;
     sqlite3_stmt *q_room, *q_null;
+
+    /* Checkpointer thread: its own connection copies the WAL back into the database, so the
+     * writer never stalls on a checkpoint (nor on its fsync). */
+    sqlite3 *cdb;
+    pthread_mutex_t cmu;
+    pthread_cond_t ccond;
+    bool cwanted, cstop;
+    pthread_t checkpointer;
+    bool checkpointer_started;
 
     pthread_t writer, reader;
     bool writer_started, reader_started;
@@ -939,13 +949,15 @@ fail:
     txn_reset(st);
 }
 
-/* Group commit under load: when a batch ends less than COALESCE_BUSY_NS after the previous
- * one and holds few writes, the writer waits COALESCE_NS for more before it starts, so one
- * transaction, one WAL write and one wake-up of the loop serve many messages (and the loop
- * then sends each socket all of them in one writev). An idle server commits at once. */
+/* Group commit under heavy load: when the previous batch was large (writes pour in faster
+ * than one commit takes) and the new one is still small, the writer waits COALESCE_NS for
+ * more, so one transaction, one WAL write and one wake-up of the loop serve many messages
+ * (and the loop then sends each socket all of them in one writev). At light or moderate load
+ * every batch commits at once: the wait would only add latency. */
 #define COALESCE_NS 500000ull
 #define COALESCE_BUSY_NS 2000000ull
 #define COALESCE_ENOUGH 64
+#define COALESCE_PREV 16
 
 static size_t list_len(const struct item *it, size_t stop)
 {
@@ -957,7 +969,8 @@ static size_t list_len(const struct item *it, size_t stop)
 
 static struct item *coalesce(store *st, struct item *list)
 {
-    if (!list || mono_ns() - st->last_commit_ns > COALESCE_BUSY_NS ||
+    if (!list || st->last_batch < COALESCE_PREV ||
+        mono_ns() - st->last_commit_ns > COALESCE_BUSY_NS ||
         list_len(list, COALESCE_ENOUGH) >= COALESCE_ENOUGH)
         return list;
     struct timespec ts = {0, (long)COALESCE_NS};
@@ -1026,6 +1039,7 @@ static void *writer_main(void *arg)
         if (list) {
             if (!stop)
                 list = coalesce(st, list);
+            st->last_batch = list_len(list, COALESCE_ENOUGH);
             write_list(st, list);
             st->last_commit_ns = mono_ns();
             st->trim_pending = true;
@@ -1038,6 +1052,48 @@ static void *writer_main(void *arg)
             retention_chunk(st);
     }
     writer_finish(st);
+    return NULL;
+}
+
+/* ---- the checkpointer ------------------------------------------------------------------
+ * SQLite's automatic checkpoint runs inside the committing connection: every few megabytes
+ * of WAL, one commit of the writer would copy pages back and fsync, and every message
+ * waiting behind it would be late. Here the writer's WAL hook only wakes this thread, which
+ * runs PASSIVE checkpoints from its own connection: they never block the writer, which keeps
+ * appending while older frames are copied; the WAL restarts once a checkpoint has caught up. */
+#define CHECKPOINT_PAGES 1000
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
+{
+    store *st = ud;
+    if (pages >= CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&st->cmu);
+        if (!st->cwanted) {
+            st->cwanted = true;
+            pthread_cond_signal(&st->ccond);
+        }
+        pthread_mutex_unlock(&st->cmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    store *st = arg;
+    for (;;) {
+        pthread_mutex_lock(&st->cmu);
+        while (!st->cwanted && !st->cstop)
+            pthread_cond_wait(&st->ccond, &st->cmu);
+        bool stop = st->cstop;
+        st->cwanted = false;
+        pthread_mutex_unlock(&st->cmu);
+        if (stop)
+            break;
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_error(RLOG_WARN, "WAL checkpoint failed", sqlite3_errmsg(st->cdb), NULL);
+    }
     return NULL;
 }
 
@@ -1438,6 +1494,14 @@ static int prepare_reader(store *st, char **err)
 
 static void stop_threads(store *st)
 {
+    pthread_mutex_lock(&st->cmu);
+    st->cstop = true;
+    pthread_mutex_unlock(&st->cmu);
+    pthread_cond_signal(&st->ccond);
+    if (st->checkpointer_started)
+        pthread_join(st->checkpointer, NULL);
+    st->checkpointer_started = false;
+
     pthread_mutex_lock(&st->qmu);
     st->wstop = true;
     pthread_mutex_unlock(&st->qmu);
@@ -1472,7 +1536,8 @@ static void store_free(store *st)
     sqlite3_finalize(st->q_room);
     sqlite3_finalize(st->q_null);
     sqlite3_close(st->rdb);
-    sqlite3_close(st->wdb);
+    sqlite3_close(st->cdb);
+    sqlite3_close(st->wdb); /* the last connection: it checkpoints and removes the WAL */
     agg_free(&st->msg_agg);
     agg_free(&st->conn_agg);
     buf_free(&st->scratch);
@@ -1486,6 +1551,8 @@ static void store_free(store *st)
         pthread_cond_destroy(&st->rcond);
         pthread_mutex_destroy(&st->dmu);
         pthread_mutex_destroy(&st->smu);
+        pthread_mutex_destroy(&st->cmu);
+        pthread_cond_destroy(&st->ccond);
     }
     free(st);
 }
@@ -1506,6 +1573,8 @@ static int init_sync(store *st)
     pthread_cond_init(&st->rcond, NULL);
     pthread_mutex_init(&st->dmu, NULL);
     pthread_mutex_init(&st->smu, NULL);
+    pthread_mutex_init(&st->cmu, NULL);
+    pthread_cond_init(&st->ccond, NULL);
     st->sync_inited = true;
     return 0;
 }
@@ -1540,14 +1609,22 @@ store *store_open(const struct store_config *cfg, loop *l, char **err)
         exec_sql(st->wdb, "PRAGMA foreign_keys=OFF", err) < 0 ||
         /* A larger page cache keeps the five message indexes' hot pages in memory. */
         exec_sql(st->wdb, "PRAGMA cache_size=-32768", err) < 0 ||
-        /* checkpoint every 16 MB of WAL rather than 4: fewer, larger checkpoints */
-        exec_sql(st->wdb, "PRAGMA wal_autocheckpoint=4000", err) < 0 || migrate_apply(st->wdb, err) < 0 ||
+        /* checkpoints are the checkpointer thread's job (see checkpointer_main) */
+        exec_sql(st->wdb, "PRAGMA wal_autocheckpoint=0", err) < 0 || migrate_apply(st->wdb, err) < 0 ||
         prepare_writer(st, err) < 0 || startup_txn(st, err) < 0)
         goto fail;
     if (open_db(cfg->path, SQLITE_OPEN_READONLY, &st->rdb, err) < 0 || prepare_reader(st, err) < 0)
         goto fail;
+    if (open_db(cfg->path, SQLITE_OPEN_READWRITE, &st->cdb, err) < 0)
+        goto fail;
+    sqlite3_wal_hook(st->wdb, wal_hook, st);
 
     loop_set_wake(l, on_wake, st);
+    if (pthread_create(&st->checkpointer, NULL, checkpointer_main, st) != 0) {
+        set_err(err, "cannot start the checkpointer thread", strerror(errno));
+        goto fail_unhook;
+    }
+    st->checkpointer_started = true;
     if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
         set_err(err, "cannot start the writer thread", strerror(errno));
         goto fail_unhook;
