@@ -207,37 +207,6 @@ static int active_now(struct ctx *c, tmpl_dict *b, char **err)
     return 0;
 }
 
-static int platform_options(struct ctx *c, tmpl_dict *body, const char *current, char **err)
-{
-    sqlite3_stmt *st;
-    sqlite3 *db = c->app->ro;
-    if (sqlite3_prepare_v2(db, "SELECT DISTINCT platform FROM connection_counts ORDER BY 1", -1,
-                           &st, NULL) != SQLITE_OK) {
-        *err = admin_db_err(db, "platforms");
-        return -1;
-    }
-    bool seen = !*current;
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n++ < 100) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (!name)
-            continue;
-        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
-        tmpl_set(o, "NAME", name);
-        if (strcmp(name, current) == 0) {
-            tmpl_show(o, "SELECTED");
-            seen = true;
-        }
-    }
-    sqlite3_finalize(st);
-    if (!seen) {
-        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
-        tmpl_set(o, "NAME", current);
-        tmpl_show(o, "SELECTED");
-    }
-    return 0;
-}
-
 void ui_connections(struct ctx *c)
 {
     struct conn_filter f;
@@ -267,7 +236,7 @@ void ui_connections(struct ctx *c)
         return;
     }
     tmpl_dict *b = p.body;
-    if (active_now(c, b, &err) < 0 || platform_options(c, b, f.platform, &err) < 0) {
+    if (active_now(c, b, &err) < 0 || ui_platform_options(c, "connection_counts", b, f.platform, &err) < 0) {
         tmpl_dict_free(p.root);
         query_page_free(&page);
         ui_fail(c, "connections", err);

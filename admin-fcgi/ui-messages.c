@@ -183,37 +183,6 @@ static void set_link(tmpl_dict *d, const char *key, const struct sbuf *base, con
     sbuf_free(&s);
 }
 
-static int platform_options(struct ctx *c, tmpl_dict *body, const char *current, char **err)
-{
-    sqlite3_stmt *st;
-    sqlite3 *db = c->app->ro;
-    if (sqlite3_prepare_v2(db, "SELECT DISTINCT platform FROM message_counts ORDER BY 1", -1, &st,
-                           NULL) != SQLITE_OK) {
-        *err = admin_db_err(db, "platforms");
-        return -1;
-    }
-    bool seen = !*current;
-    int rc, n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n++ < 100) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (!name)
-            continue;
-        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
-        tmpl_set(o, "NAME", name);
-        if (strcmp(name, current) == 0) {
-            tmpl_show(o, "SELECTED");
-            seen = true;
-        }
-    }
-    sqlite3_finalize(st);
-    if (!seen) {
-        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
-        tmpl_set(o, "NAME", current);
-        tmpl_show(o, "SELECTED");
-    }
-    return 0;
-}
-
 void ui_messages(struct ctx *c)
 {
     struct msg_filter f;
@@ -244,7 +213,7 @@ void ui_messages(struct ctx *c)
     tmpl_set(b, "F_Q", f.text);
     tmpl_set(b, "F_FROM", f.from);
     tmpl_set(b, "F_TO", f.to);
-    if (platform_options(c, b, f.platform, &err) < 0) {
+    if (ui_platform_options(c, "message_counts", b, f.platform, &err) < 0) {
         tmpl_dict_free(p.root);
         query_page_free(&page);
         ui_fail(c, "messages", err);

@@ -141,3 +141,36 @@ const char *ui_safe_next(const char *next)
         return "/admin";
     return next;
 }
+
+int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *body,
+                        const char *current, char **err)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT DISTINCT platform FROM %s ORDER BY 1", counter_table);
+    sqlite3_stmt *st;
+    sqlite3 *db = c->app->ro;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        *err = admin_db_err(db, "platforms");
+        return -1;
+    }
+    bool seen = !*current;
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && n++ < 100) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        if (!name)
+            continue;
+        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
+        tmpl_set(o, "NAME", name);
+        if (strcmp(name, current) == 0) {
+            tmpl_show(o, "SELECTED");
+            seen = true;
+        }
+    }
+    sqlite3_finalize(st);
+    if (!seen) {
+        tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
+        tmpl_set(o, "NAME", current);
+        tmpl_show(o, "SELECTED");
+    }
+    return 0;
+}

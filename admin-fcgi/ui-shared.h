@@ -38,4 +38,11 @@ void ui_set_clipped(tmpl_dict *d, const char *key, const char *s, size_t max_cha
  * otherwise "/admin". */
 const char *ui_safe_next(const char *next);
 
+/* Fills the PLATFORM_OPTION sections of a filter form with the platforms named in a counter
+ * table (message_counts or connection_counts: small, never the big tables), marking current
+ * (may be "") as SELECTED, and adding it when the table does not name it. On error returns
+ * -1 with a malloc'ed *err. */
+int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *body,
+                        const char *current, char **err);
+
 #endif
