@@ -30,7 +30,7 @@ suites=()
 for d in js platform; do [ -d "tests/$d" ] && suites+=("$d/"); done
 if [ "${#suites[@]}" -gt 0 ]; then
   (cd tests && CONFORMANCE_SERVER=$build/tests/conformance-server RTD_BIN=$build/rtd/rtd \
-    node --test --test-concurrency=2 "${suites[@]}") || status=1
+    node --test --test-reporter=spec --test-concurrency=2 "${suites[@]}") || status=1
 fi
 
 if [ "${QUICK:-0}" != 1 ]; then
@@ -44,14 +44,14 @@ if [ "${QUICK:-0}" != 1 ]; then
   }
   if [ "${#suites[@]}" -gt 0 ]; then
     (cd tests && CONFORMANCE_SERVER=$asan/tests/conformance-server RTD_BIN=$asan/rtd/rtd \
-      node --test --test-concurrency=2 "${suites[@]}") || status=1
+      node --test --test-reporter=spec --test-concurrency=2 "${suites[@]}") || status=1
   fi
   unset ASAN_OPTIONS UBSAN_OPTIONS
 fi
 
 if [ "${QUICK:-0}" != 1 ] && [ -d tests/platform ] && command -v valgrind >/dev/null 2>&1; then
   step "the platform tests with rtd under valgrind (memcheck: errors and definite leaks fail)"
-  (cd tests && RTD_VALGRIND=1 RTD_BIN=$build/rtd/rtd node --test --test-concurrency=2 platform/) ||
+  (cd tests && RTD_VALGRIND=1 RTD_BIN=$build/rtd/rtd node --test --test-reporter=spec --test-concurrency=2 platform/) ||
     status=1
 fi
 
