@@ -88,7 +88,6 @@ struct http_request {
     void *gone_ud;
     struct header extra[MAX_EXTRA_HEADERS];
     int nextra;
-    void *ud;
     /* answer prepared by http_resume_respond */
     bool pending;
     unsigned pending_status;
@@ -188,16 +187,6 @@ bool http_request_wants_websocket(const http_request *r)
 {
     return strcmp(r->method, "GET") == 0 &&
            header_has_token(http_request_header(r, "Upgrade"), "websocket");
-}
-
-void http_request_set_ud(http_request *r, void *ud)
-{
-    r->ud = ud;
-}
-
-void *http_request_ud(const http_request *r)
-{
-    return r->ud;
 }
 
 /* ---- answers ---- */

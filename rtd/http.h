@@ -62,8 +62,6 @@ bool http_request_too_large(const http_request *r);
 bool http_request_resumed(const http_request *r);
 /* A WebSocket handshake was asked for (GET with Upgrade: websocket). */
 bool http_request_wants_websocket(const http_request *r);
-void http_request_set_ud(http_request *r, void *ud);
-void *http_request_ud(const http_request *r);
 
 /* Answers. Bodies are copied; http_respond_buf takes b's storage. ctype may be NULL.
  * CORS headers are added when the request's Origin is allowed. */

@@ -1114,13 +1114,6 @@ eio_server *sio_server_engine(sio_server *srv)
     return srv->eio;
 }
 
-void sio_server_close_all(sio_server *srv, const char *reason)
-{
-    (void)reason;
-    eio_server_free(srv->eio);
-    srv->eio = NULL;
-}
-
 void sio_server_free(sio_server *srv)
 {
     if (!srv)

@@ -128,8 +128,6 @@ void sio_on_upgrade(sio_server *srv, sio_upgrade_fn *fn, void *ud);
 
 /* Number of connected sockets over all namespaces. */
 size_t sio_server_socket_count(const sio_server *srv);
-/* Closes every session (used at shutdown). */
-void sio_server_close_all(sio_server *srv, const char *reason);
 
 /* Server-side disconnect from the namespace (sends DISCONNECT); close_session also closes
  * the Engine.IO session. The disconnect callback runs before this returns. */
