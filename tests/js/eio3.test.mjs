@@ -18,7 +18,6 @@ import {
   encodeBinary3,
   encodeText3,
   eio3WebSocket,
-  serverSuiteWith,
   unwrapJsonp,
 } from "./lib/eio3.mjs";
 import { SioWs, decodeSio } from "./lib/sio.mjs";
@@ -123,7 +122,7 @@ for (const mode of MODES) {
 // ---- with the flag: Engine.IO level, both modes -----------------------------------------------
 
 for (const mode of MODES) {
-  serverSuiteWith(`Engine.IO v3 (${mode.name} mode, ${mode.base}, --allow-eio3)`, { engineOnly: mode.engineOnly, args: [ALLOW_EIO3] }, (ctx) => {
+  serverSuite(`Engine.IO v3 (${mode.name} mode, ${mode.base}, --allow-eio3)`, { engineOnly: mode.engineOnly, args: [ALLOW_EIO3] }, (ctx) => {
     const port = () => ctx.server.port;
     const q = (query) => eioPath(mode.base, query);
     // A v3 polling session. In Socket.IO mode the server connects it to "/" at once: the first
@@ -405,7 +404,7 @@ for (const mode of MODES) {
 
 // ---- with the flag: payloads, plain Engine.IO (echo) -----------------------------------------
 
-serverSuiteWith("Engine.IO v3 payloads (engine-only mode, /engine.io/, echo, --allow-eio3)", { engineOnly: true, args: [ALLOW_EIO3] }, (ctx) => {
+serverSuite("Engine.IO v3 payloads (engine-only mode, /engine.io/, echo, --allow-eio3)", { engineOnly: true, args: [ALLOW_EIO3] }, (ctx) => {
   const port = () => ctx.server.port;
   const base = "/engine.io/";
   const session = async (opts) => {
@@ -690,7 +689,7 @@ serverSuiteWith("Engine.IO v3 payloads (engine-only mode, /engine.io/, echo, --a
 
 // ---- with the flag: Socket.IO v4 protocol ----------------------------------------------------
 
-serverSuiteWith("Socket.IO v4 protocol over Engine.IO v3 (socket.io mode, /socket.io/, --allow-eio3)", { args: [ALLOW_EIO3] }, (ctx) => {
+serverSuite("Socket.IO v4 protocol over Engine.IO v3 (socket.io mode, /socket.io/, --allow-eio3)", { args: [ALLOW_EIO3] }, (ctx) => {
   const port = () => ctx.server.port;
   const base = "/socket.io/";
 
@@ -831,7 +830,7 @@ const SIO2_KINDS = [
 
 const buf = (v) => (Buffer.isBuffer(v) ? [...v] : v instanceof ArrayBuffer ? [...Buffer.from(v)] : v);
 
-serverSuiteWith("socket.io-client 2.5 against the conformance server (socket.io mode, --allow-eio3)", { args: [ALLOW_EIO3] }, (ctx) => {
+serverSuite("socket.io-client 2.5 against the conformance server (socket.io mode, --allow-eio3)", { args: [ALLOW_EIO3] }, (ctx) => {
   function client2(t, nsp = "/", opts = {}) {
     const s = io2(ctx.server.url + nsp, { forceNew: true, reconnection: false, timeout: 5000, ...opts });
     t.after(() => s.close());

@@ -116,10 +116,11 @@ class ServerProcess {
   }
 }
 
-async function spawnOnce({ engineOnly, readyTimeout }) {
+async function spawnOnce({ engineOnly, args: more, readyTimeout }) {
   const port = await freePort();
   const extra = ["--port", String(port)];
   if (engineOnly) extra.push("--engine-only");
+  extra.push(...more);
   const { cmd, args, name } = serverCommand(extra);
   const sp = new ServerProcess({ name, engineOnly });
   sp.port = port;
@@ -162,13 +163,14 @@ async function spawnOnce({ engineOnly, readyTimeout }) {
   throw err;
 }
 
-// Starts the server under test and resolves once its port accepts connections. A port taken by
-// someone else between freePort() and the server's bind makes the server exit: retried then.
-export async function startServer({ engineOnly = false, readyTimeout = 10000 } = {}) {
+// Starts the server under test (`--port N [--engine-only] ...args`) and resolves once its port
+// accepts connections. A port taken by someone else between freePort() and the server's bind
+// makes the server exit: retried then.
+export async function startServer({ engineOnly = false, args = [], readyTimeout = 10000 } = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await spawnOnce({ engineOnly, readyTimeout });
+      return await spawnOnce({ engineOnly, args, readyTimeout });
     } catch (err) {
       lastErr = err;
       if (!err.exitedEarly || !/EADDRINUSE|address already in use/i.test(err.message)) throw err;
@@ -209,11 +211,11 @@ export async function stopServer(sp, { printStderr = false, timeout = 5000 } = {
   if (!ok) throw new Error(`${sp.name} ended with ${sp.describeExit()} after SIGTERM (expected status 0)`);
 }
 
-// A describe() block with its own server: started before its tests, stopped (and its exit status
+// A describe() block with its own server (extra flags in args): started before its tests, stopped (and its exit status
 // checked) by a last test. body receives ctx: ctx.server is the running server, ctx.test(name,
 // [opts], fn) declares a test that has a timeout (default 15 s) and, if it fails, makes the
 // server's stderr be printed when the server stops.
-export function serverSuite(title, { engineOnly = false, timeout = 15000 } = {}, body) {
+export function serverSuite(title, { engineOnly = false, args = [], timeout = 15000 } = {}, body) {
   describe(title, () => {
     const ctx = {
       server: null,
@@ -236,7 +238,7 @@ export function serverSuite(title, { engineOnly = false, timeout = 15000 } = {},
       },
     };
     before(async () => {
-      ctx.server = await startServer({ engineOnly });
+      ctx.server = await startServer({ engineOnly, args });
     }, { timeout: 20000 });
     // normally the last test below has stopped it already (e.g. not when tests are filtered)
     after(async () => {
