@@ -59,26 +59,8 @@ static int parse_filter(struct ctx *c, struct conn_filter *f, const char **why)
         *why = "The status filter must be \"active\" or \"disconnected\".";
         return -1;
     }
-    int64_t ms;
-    bool date_only;
-    if (*f->from) {
-        if (util_parse_ts(f->from, &ms, &date_only) < 0) {
-            *why = "The start date is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).";
-            return -1;
-        }
-        util_format_ts(ms, f->from_ts);
-    }
-    if (*f->to) {
-        if (util_parse_ts(f->to, &ms, &date_only) < 0) {
-            *why = "The end date is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).";
-            return -1;
-        }
-        if (date_only)
-            ms += 86400000;
-        else if (strlen(f->to) == 16)
-            ms += 60000;
-        util_format_ts(ms, f->to_ts);
-    }
+    if (ui_date_range(f->from, f->to, f->from_ts, f->to_ts, why) < 0)
+        return -1;
     const char *b = http_query(c->req, "before"), *a = http_query(c->req, "after");
     if ((*b && util_parse_ll(b, 1, (long long)9e18, &f->before) < 0) ||
         (*a && util_parse_ll(a, 1, (long long)9e18, &f->after) < 0)) {

@@ -174,3 +174,30 @@ int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *bod
     }
     return 0;
 }
+
+int ui_date_range(const char *from, const char *to, char from_ts[UTIL_TS_LEN],
+                  char to_ts[UTIL_TS_LEN], const char **why)
+{
+    int64_t ms;
+    bool date_only;
+    from_ts[0] = to_ts[0] = '\0';
+    if (*from) {
+        if (util_parse_ts(from, &ms, &date_only) < 0) {
+            *why = "The start date is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).";
+            return -1;
+        }
+        util_format_ts(ms, from_ts);
+    }
+    if (*to) {
+        if (util_parse_ts(to, &ms, &date_only) < 0) {
+            *why = "The end date is not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM).";
+            return -1;
+        }
+        if (date_only)
+            ms += 86400000;
+        else if (strlen(to) == 16)
+            ms += 60000;
+        util_format_ts(ms, to_ts);
+    }
+    return 0;
+}

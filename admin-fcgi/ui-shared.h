@@ -10,6 +10,7 @@
 
 #include "admin-fcgi/admin.h"
 #include "admin-fcgi/tmpl.h"
+#include "admin-fcgi/util.h"
 
 struct ui_page {
     tmpl_dict *root; /* page.tpl's dictionary; owned until ui_page_end */
@@ -37,6 +38,12 @@ void ui_set_clipped(tmpl_dict *d, const char *key, const char *s, size_t max_cha
 /* Validated local redirect target for after login: `next` when it is a path under /admin,
  * otherwise "/admin". */
 const char *ui_safe_next(const char *next);
+
+/* The date filters of a form: from and to as typed ("" when absent), turned into database
+ * timestamps for >= from_ts and < to_ts ("" when absent). The end is inclusive as typed: the
+ * whole day, or the whole minute. Returns -1 with *why set when a date does not parse. */
+int ui_date_range(const char *from, const char *to, char from_ts[UTIL_TS_LEN],
+                  char to_ts[UTIL_TS_LEN], const char **why);
 
 /* Fills the PLATFORM_OPTION sections of a filter form with the platforms named in a counter
  * table (message_counts or connection_counts: small, never the big tables), marking current
