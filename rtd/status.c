@@ -95,9 +95,23 @@ void status_metrics(http_request *req, void *ud)
     buf_printf(&b,
                "rtd_store_commit_seconds_bucket{le=\"+Inf\"} %llu\n"
                "rtd_store_commit_seconds_sum %.6f\n"
-               "rtd_store_commit_seconds_count %llu\n",
+               "rtd_store_commit_seconds_count %llu\n"
+               "# HELP rtd_store_checkpoints_total WAL checkpoint passes.\n"
+               "# TYPE rtd_store_checkpoints_total counter\n"
+               "rtd_store_checkpoints_total %llu\n"
+               "# HELP rtd_store_wal_frames Frames in the WAL after the last checkpoint pass.\n"
+               "# TYPE rtd_store_wal_frames gauge\n"
+               "rtd_store_wal_frames %llu\n"
+               "# HELP rtd_store_wal_pauses_total Checkpoint passes that paused the writer so the WAL could start over.\n"
+               "# TYPE rtd_store_wal_pauses_total counter\n"
+               "rtd_store_wal_pauses_total %llu\n"
+               "# HELP rtd_store_wal_pause_seconds_total Time the writer spent paused for them.\n"
+               "# TYPE rtd_store_wal_pause_seconds_total counter\n"
+               "rtd_store_wal_pause_seconds_total %.6f\n",
                (unsigned long long)st.commit_count, st.commit_sum_ms / 1000.0,
-               (unsigned long long)st.commit_count);
+               (unsigned long long)st.commit_count, (unsigned long long)st.checkpoints,
+               (unsigned long long)st.wal_frames, (unsigned long long)st.wal_pauses,
+               st.wal_pause_ms / 1000.0);
     http_add_header(req, "Cache-Control", "no-store");
     http_respond_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

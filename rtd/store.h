@@ -82,6 +82,12 @@ struct store_stats {
     uint64_t commit_le[8];
     uint64_t commit_count;
     double commit_sum_ms;
+    /* The checkpointer: passes run, WAL frames after the last one, and the passes that
+     * paused the writer to let the WAL start over (with their total duration). */
+    uint64_t checkpoints;
+    uint64_t wal_frames;
+    uint64_t wal_pauses;
+    double wal_pause_ms;
 };
 extern const double store_commit_buckets_ms[8];
 void store_get_stats(store *st, struct store_stats *out);

@@ -59,6 +59,10 @@ describe("/metrics", () => {
     assert.equal(m0.types.get("rtd_bytes_sent_total"), "counter");
     assert.equal(m0.types.get("rtd_store_queue_depth"), "gauge");
     assert.equal(m0.types.get("rtd_store_commit_seconds"), "histogram");
+    assert.equal(m0.types.get("rtd_store_checkpoints_total"), "counter");
+    assert.equal(m0.types.get("rtd_store_wal_frames"), "gauge");
+    assert.equal(m0.types.get("rtd_store_wal_pauses_total"), "counter");
+    assert.equal(m0.types.get("rtd_store_wal_pause_seconds_total"), "counter");
     assert.equal(sample(m0, "rtd_messages_in_total"), 0);
     assert.equal(sample(m0, "rtd_messages_out_total"), 0);
 

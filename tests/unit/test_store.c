@@ -1221,6 +1221,49 @@ static bool bench_done(void *ud)
     return b->acked == b->total;
 }
 
+/* ---- the WAL stays bounded ---- */
+
+static long long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* Many small transactions back to back (the writer never idles): the checkpointer must copy
+ * the WAL back and let it start over, or it grows by every page of every commit. 30 000
+ * messages in transactions of 4 write about 7 500 x 15 pages (~450 MB) without checkpoints. */
+static void test_wal_stays_bounded(void **state)
+{
+    struct env *e = *state;
+    struct store_config cfg = {.batch_max = 4};
+    e->st = open_with(e, cfg);
+    static struct bench b;
+    b = (struct bench){.e = e, .total = 30000, .ordered = true};
+    assert_int_equal(store_connection_open(e->st, "bench-socket", "websocket", NULL, NULL, 1), 0);
+    char wal[PATH_MAX + 32];
+    snprintf(wal, sizeof wal, "%s-wal", e->path);
+    while (b.sent < b.total && b.sent < 2000)
+        bench_send(&b);
+    assert_true(run_until(e->l, bench_done, &b, 120000, 5));
+    struct store_stats s;
+    store_get_stats(e->st, &s);
+    long long size = file_size(wal);
+    printf("# WAL: %lld bytes after %llu commits; %llu checkpoint passes, %llu writer pauses"
+           " (%.3f ms in all)\n",
+           size, (unsigned long long)s.commits, (unsigned long long)s.checkpoints,
+           (unsigned long long)s.wal_pauses, s.wal_pause_ms);
+    assert_int_equal(b.failed, 0);
+    assert_true(s.commits >= 7500);
+    assert_true(s.checkpoints > 0);
+    /* About RESTART_PAGES (4000 pages of 4 KiB, 16 MB) plus what a pass lets through. */
+    assert_true(size > 0 && size < 48LL * 1024 * 1024);
+    assert_true(s.wal_pauses > 0);
+    sqlite3 *db = db_open(e->path);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM messages"), b.total);
+    assert_counters_match(db);
+    sqlite3_close(db);
+}
+
 /* RTD_STORE_BENCH_N sets the number of messages, RTD_STORE_BENCH_FULL=1 uses --sync full. */
 static void test_throughput(void **state)
 {
@@ -1269,6 +1312,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_finishes_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
