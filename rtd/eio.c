@@ -120,6 +120,11 @@ eio_server *eio_server_new(loop *l, const struct eio_config *cfg, const struct e
         free(srv);
         return NULL;
     }
+    if (cfg->send_threads && !(srv->pool = sendpool_new(cfg->send_threads))) {
+        free(srv->rbuf);
+        free(srv);
+        return NULL;
+    }
     loop_set_before_sleep(l, before_sleep, srv);
     return srv;
 }
@@ -156,6 +161,10 @@ void eio_server_free(eio_server *srv)
     map_free(&srv->per_ip);
     buf_free(&srv->scratch);
     free(srv->rbuf);
+    sendpool_free(srv->pool);
+    free(srv->pool_jobs);
+    free(srv->pool_conns);
+    free(srv->pool_iov);
     loop_set_before_sleep(srv->l, NULL, NULL);
     free(srv);
 }

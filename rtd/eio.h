@@ -36,6 +36,7 @@ struct eio_config {
     unsigned max_sessions;       /* 0: no limit */
     unsigned max_per_ip;         /* sessions per client address, 0: no limit */
     bool allow_eio3;             /* accept EIO=3 (the v3 protocol; see eio3.c) */
+    unsigned send_threads;       /* helper threads for WebSocket writes, 0: none */
 };
 
 struct eio_callbacks {

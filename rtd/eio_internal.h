@@ -7,6 +7,7 @@
 #include "rtd/eio.h"
 #include "rtd/http.h"
 #include "rtd/map.h"
+#include "rtd/sendpool.h"
 #include "rtd/util.h"
 #include "rtd/ws.h"
 
@@ -80,6 +81,12 @@ struct eio_server {
     size_t rbuf_size;
     buf scratch;              /* base64 decoding of polling bodies */
     http_server *http;        /* for giving upgraded sockets back */
+    sendpool *pool;           /* helpers for flushing many WebSockets at once, or NULL */
+    struct send_job *pool_jobs;  /* wsconn.c's batch: one job per socket, */
+    wsconn **pool_conns;         /* its socket, */
+    size_t pool_jobs_cap;
+    struct iovec *pool_iov;      /* and their iovecs, grown as needed */
+    size_t pool_iov_cap;
 };
 
 /* eio.c: the session core, used by both transports. */

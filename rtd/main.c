@@ -241,6 +241,7 @@ int main(int argc, char **argv)
         .max_sessions = o.max_connections,
         .max_per_ip = o.max_connections_per_ip,
         .allow_eio3 = o.allow_eio3,
+        .send_threads = o.send_threads,
     };
     struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms};
     d.sio = sio_server_new(d.l, &sioc, &ec);

@@ -35,6 +35,7 @@ enum {
     OPT_REQUEST_TIMEOUT,
     OPT_RETENTION,
     OPT_MAX_BUFFERED,
+    OPT_SEND_THREADS,
     OPT_ALLOW_EIO3,
     OPT_AUTH_SECRET,
     OPT_BACKUP,
@@ -66,6 +67,7 @@ static const struct option long_opts[] = {
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"retention-days", required_argument, NULL, OPT_RETENTION},
     {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
+    {"send-threads", required_argument, NULL, OPT_SEND_THREADS},
     {"allow-eio3", no_argument, NULL, OPT_ALLOW_EIO3},
     {"auth-secret", required_argument, NULL, OPT_AUTH_SECRET},
     {"backup", required_argument, NULL, OPT_BACKUP},
@@ -104,6 +106,8 @@ static const char usage_text[] =
     "  --request-timeout S       idle or slow HTTP request deadline in seconds (30)\n"
     "  --retention-days N        delete messages older than N days, 0 keeps all (90)\n"
     "  --max-buffered BYTES      unsent output per client before it is dropped (4194304)\n"
+    "  --send-threads N          threads helping the loop write to many WebSockets\n"
+    "                            at once, 0 for none (0)\n"
     "  --allow-eio3              also accept Engine.IO v3 / Socket.IO 2.x clients\n"
     "  --auth-secret FILE        require an HS256 JWT signed with FILE's secret in auth.token\n"
     "  --backup DEST             copy the database to DEST (online, consistent) and exit\n"
@@ -319,6 +323,10 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_MAX_BUFFERED:
             r = num(err, "max-buffered", a, 65536, 1LL << 34, &v);
             o->max_buffered = (size_t)v;
+            break;
+        case OPT_SEND_THREADS:
+            r = num(err, "send-threads", a, 0, 64, &v);
+            o->send_threads = (unsigned)v;
             break;
         case OPT_ALLOW_EIO3:
             o->allow_eio3 = true;

@@ -7,7 +7,9 @@
  * Writing: each connection has a ring of references to shared packets (a broadcast is one
  * packet referenced by every recipient). Connections with output are put on a dirty list
  * and flushed with one writev each just before the loop sleeps; a partial write arms
- * EPOLLOUT and the rest goes when the socket drains.
+ * EPOLLOUT and the rest goes when the socket drains. With --send-threads, a long dirty list
+ * (a broadcast) has its writev calls shared with the send pool's helpers (sendpool.c); what
+ * they return is applied here, on the loop thread, exactly as a writev of our own.
  * Closing is the RFC 6455 handshake: send a close frame, wait (bounded) for the peer's,
  * then close the socket. */
 #include "config.h"
@@ -24,6 +26,10 @@
 
 #define CLOSE_WAIT_MS 1000
 #define MAX_IOV 256
+/* The send pool takes a dirty list of at least this many sockets, and writes at most
+ * POOL_IOV frames per socket in its pass (the rest follows on the loop thread). */
+#define POOL_MIN_SOCKETS 32
+#define POOL_IOV 64
 
 struct wsconn {
     eio_server *srv;
@@ -129,55 +135,72 @@ static void set_write_interest(wsconn *c, bool on)
     loop_mod_fd(c->srv->l, c->fd, LOOP_READ | (on ? LOOP_WRITE : 0));
 }
 
+/* Points iov (at most max entries) at the queued frames; *total gets their length. */
+static int gather(const wsconn *c, struct iovec *iov, int max, size_t *total)
+{
+    int n = 0;
+    *total = 0;
+    for (uint32_t i = 0; i < c->out_len && n < max; i++) {
+        size_t flen;
+        const unsigned char *f = eio_packet_ws_frame(c->out[(c->out_head + i) % c->out_cap],
+                                                     &flen);
+        size_t skip = i == 0 ? c->out_off : 0;
+        iov[n].iov_base = (void *)(f + skip);
+        iov[n].iov_len = flen - skip;
+        *total += iov[n].iov_len;
+        n++;
+    }
+    return n;
+}
+
+/* Accounts for a writev of `total` queued bytes that returned w (err: its errno).
+ * Returns 1 if the socket may take more now, 0 if it is full (EPOLLOUT armed), -1 if the
+ * connection died. */
+static int wrote(wsconn *c, ssize_t w, int err, size_t total)
+{
+    if (w < 0) {
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            set_write_interest(c, true);
+            return 0;
+        }
+        return err == EINTR ? 1 : -1;
+    }
+    size_t left = (size_t)w;
+    c->out_bytes -= left;
+    c->srv->bytes_out += left;
+    while (left > 0) {
+        eio_packet *p = c->out[c->out_head];
+        size_t flen;
+        eio_packet_ws_frame(p, &flen);
+        size_t rest = flen - c->out_off;
+        if (left < rest) {
+            c->out_off += left;
+            break;
+        }
+        left -= rest;
+        c->out_off = 0;
+        c->out_head = (c->out_head + 1) % c->out_cap;
+        c->out_len--;
+        eio_packet_unref(p);
+    }
+    if ((size_t)w < total) {
+        set_write_interest(c, true);
+        return 0;
+    }
+    return 1;
+}
+
 /* Writes as much as the socket takes. Returns -1 if the connection died. */
 static int flush(wsconn *c)
 {
     while (c->out_len > 0) {
         struct iovec iov[MAX_IOV];
-        int n = 0;
-        size_t total = 0;
-        for (uint32_t i = 0; i < c->out_len && n < MAX_IOV; i++) {
-            size_t flen;
-            const unsigned char *f = eio_packet_ws_frame(c->out[(c->out_head + i) % c->out_cap],
-                                                         &flen);
-            size_t skip = i == 0 ? c->out_off : 0;
-            iov[n].iov_base = (void *)(f + skip);
-            iov[n].iov_len = flen - skip;
-            total += iov[n].iov_len;
-            n++;
-        }
+        size_t total;
+        int n = gather(c, iov, MAX_IOV, &total);
         ssize_t w = writev(c->fd, iov, n);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                set_write_interest(c, true);
-                return 0;
-            }
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        size_t left = (size_t)w;
-        c->out_bytes -= left;
-        c->srv->bytes_out += left;
-        while (left > 0) {
-            eio_packet *p = c->out[c->out_head];
-            size_t flen;
-            eio_packet_ws_frame(p, &flen);
-            size_t rest = flen - c->out_off;
-            if (left < rest) {
-                c->out_off += left;
-                break;
-            }
-            left -= rest;
-            c->out_off = 0;
-            c->out_head = (c->out_head + 1) % c->out_cap;
-            c->out_len--;
-            eio_packet_unref(p);
-        }
-        if ((size_t)w < total) {
-            set_write_interest(c, true);
-            return 0;
-        }
+        int r = wrote(c, w, w < 0 ? errno : 0, total);
+        if (r <= 0)
+            return r;
     }
     set_write_interest(c, false);
     if (c->closing && c->peer_closed)
@@ -201,9 +224,83 @@ static void lost(wsconn *c, const char *reason)
     release(c);
 }
 
+/* Flushes the dirty list through the send pool: one writev per socket (up to POOL_IOV
+ * frames), shared by the loop thread and the helpers; the results are applied here, on the
+ * loop thread, and a socket with more to write finishes in flush(). Returns false, having
+ * done nothing, when the list is too short to be worth the helpers' wake-up. */
+static bool flush_batch(eio_server *srv)
+{
+    size_t n = 0, niov = 0;
+    for (wsconn *c = srv->dirty; c; c = c->dirty_next)
+        if (!c->released && !c->want_write && c->out_len > 0) {
+            n++;
+            niov += c->out_len < POOL_IOV ? c->out_len : POOL_IOV;
+        }
+    if (n < POOL_MIN_SOCKETS)
+        return false;
+    if (n > srv->pool_jobs_cap) {
+        void *j = realloc(srv->pool_jobs, n * sizeof *srv->pool_jobs);
+        void *w = realloc(srv->pool_conns, n * sizeof *srv->pool_conns);
+        if (j)
+            srv->pool_jobs = j;
+        if (w)
+            srv->pool_conns = w;
+        if (!j || !w)
+            return false;
+        srv->pool_jobs_cap = n;
+    }
+    if (niov > srv->pool_iov_cap) {
+        void *v = realloc(srv->pool_iov, niov * sizeof *srv->pool_iov);
+        if (!v)
+            return false;
+        srv->pool_iov = v;
+        srv->pool_iov_cap = niov;
+    }
+    /* Take the whole list: callbacks run while results are applied may mark sockets dirty
+     * again, and those go on a fresh list. */
+    wsconn *list = srv->dirty;
+    srv->dirty = NULL;
+    size_t k = 0, at = 0;
+    for (wsconn *c = list, *next; c; c = next) {
+        next = c->dirty_next;
+        c->dirty = false;
+        if (c->released || c->want_write || c->out_len == 0)
+            continue;
+        struct send_job *j = &srv->pool_jobs[k];
+        struct iovec *iov = &srv->pool_iov[at];
+        size_t total;
+        j->fd = c->fd;
+        j->iovcnt = gather(c, iov, POOL_IOV, &total);
+        j->iov = iov;
+        j->total = total;
+        srv->pool_conns[k] = c;
+        at += (size_t)j->iovcnt;
+        k++;
+    }
+    sendpool_run(srv->pool, srv->pool_jobs, k);
+    for (size_t i = 0; i < k; i++) {
+        wsconn *c = srv->pool_conns[i];
+        struct send_job *j = &srv->pool_jobs[i];
+        if (c->released)
+            continue;
+        int r = wrote(c, j->result, j->err, j->total);
+        if (r > 0)
+            r = flush(c);
+        if (r < 0)
+            lost(c, "transport error");
+    }
+    return true;
+}
+
 void wsconn_flush_all(eio_server *srv)
 {
+    bool batch = srv->pool != NULL; /* one try per list: counting it is a walk */
     while (srv->dirty) {
+        if (batch) {
+            batch = flush_batch(srv);
+            if (batch)
+                continue;
+        }
         wsconn *c = srv->dirty;
         srv->dirty = c->dirty_next;
         c->dirty = false;

@@ -3,7 +3,7 @@
 // flag does.
 
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
@@ -12,6 +12,7 @@ import { RawWs } from "../js/lib/rawws.mjs";
 import { freePort } from "../js/lib/server.mjs";
 import {
   RTD_BIN,
+  TESTS_DIR,
   cleanEnv,
   count,
   withTempDir,
@@ -113,6 +114,17 @@ describe("--version and --help", () => {
       assert.match(r.stdout, new RegExp(`^\\s+${flag}\\b`, "m"), `--help mentions ${flag}`);
     }
     for (const env of ["SOCKET_PORT", "DATABASE_PATH", "CORS_ORIGINS"]) assert.ok(r.stdout.includes(env), `--help mentions ${env}`);
+  });
+
+  it("every flag --help lists has its entry in the man page", async () => {
+    const r = await runRtd(["--help"]);
+    const flags = [...r.stdout.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]);
+    assert.ok(flags.length >= 25, `--help lists the flags (${flags.length})`);
+    const man = readFileSync(path.join(TESTS_DIR, "../man/rtd.8.in"), "utf8");
+    for (const flag of flags) {
+      const roff = flag.replaceAll("-", "\\-");
+      assert.match(man, new RegExp(`^\\.(B|BI|BR) ${roff.replaceAll("\\", "\\\\")}( |$)`, "m"), `man/rtd.8.in documents ${flag}`);
+    }
   });
 
   it("--help and --version start nothing, even with other flags", () => withTempDir(async (dir) => {
