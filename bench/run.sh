@@ -15,6 +15,7 @@
 #   PORT=N         first port to listen on (default 30100; each server start takes the next one;
 #                  keep it below the ephemeral range, where rtload's TIME_WAIT sockets live)
 #   NODE=node      the Node.js binary
+#   RTD_FLAGS=...  more flags for every rtd start (e.g. "--send-threads 1")
 #
 # Every server is started fresh for every step (rtd with a new database in a temporary
 # directory, --rate-limit 0 --presence off; the reference with --presence off), rtload runs
@@ -26,7 +27,7 @@ set -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 rtd=$1
 rtload=$2
@@ -45,6 +46,7 @@ mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rtd-bench-work.XXXXXX")
 quick=${QUICK:-0}
 servers=${SERVERS:-rtd node}
+rtd_flags=${RTD_FLAGS:-}
 port=${PORT:-30100}
 eph_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 if [ $((port + 40)) -ge "$eph_low" ]; then
@@ -82,6 +84,7 @@ trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
     echo "rtd: $("$rtd" --version 2>&1 | head -1)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "quick: $quick"
+    [ -z "$rtd_flags" ] || echo "rtd flags: $rtd_flags"
 } | tee "$out/machine.txt"
 echo "busiest processes at start:" >> "$out/machine.txt"
 ps -eo pcpu,etime,comm --sort=-pcpu | head -6 >> "$out/machine.txt"
@@ -98,7 +101,7 @@ start_server() {
         local dir="$work/$step"
         mkdir -p "$dir"
         "$rtd" --port "$port" --bind 127.0.0.1 --db "$dir/rtd.db" --rate-limit 0 --presence off \
-            --log-level warn --max-connections 19500 --retention-days 0 "$@" >"$log" 2>&1 &
+            --log-level warn --max-connections 19500 --retention-days 0 $rtd_flags "$@" >"$log" 2>&1 &
     else
         "$node" "$here/reference/server.mjs" --port "$port" --presence off "$@" >"$log" 2>&1 &
     fi
