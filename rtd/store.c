@@ -1081,13 +1081,16 @@ static void *writer_main(void *arg)
  * 10 000 messages/s). So once it holds RESTART_PAGES frames, a pass is followed by
  * shorter ones while it lags (each copies what the writer appended during the last), and a
  * last one runs with the writer paused between two transactions: it copies only the frames
- * of the last transaction (~1 ms with its two fsyncs, once per RESTART_PAGES), and the
- * writer's next transaction rewinds the WAL (unless a reader still uses those frames; then
- * a later pass tries again). journal_size_limit gives the disk back after a burst. */
+ * of the last transaction and syncs (~1 ms after small transactions, 10-20 ms after the
+ * large ones of a saturated ingest), and the writer's next transaction rewinds the WAL
+ * (unless a reader still uses those frames; then a later pass tries again). RESTART_PAGES
+ * (64 MB of WAL) keeps those pauses rare: 3 a second at 140 000 messages/s. Readers pay
+ * nothing for a long WAL (its index is shared memory). journal_size_limit gives the disk
+ * back after a burst. */
 #define CHECKPOINT_PAGES 1000
-#define RESTART_PAGES 4000
+#define RESTART_PAGES 16000
 #define PAUSE_FRAMES 256
-#define WAL_SIZE_LIMIT_STR "67108864" /* bytes kept of the WAL file when it starts over */
+#define WAL_SIZE_LIMIT_STR "134217728" /* bytes kept of the WAL file when it starts over */
 
 static int wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
 {
