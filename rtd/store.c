@@ -1089,6 +1089,7 @@ static void *writer_main(void *arg)
  * back after a burst. */
 #define CHECKPOINT_PAGES 1000
 #define RESTART_PAGES 16000
+#define RESTART_HARD (4 * RESTART_PAGES)
 #define PAUSE_FRAMES 256
 #define WAL_SIZE_LIMIT_STR "134217728" /* bytes kept of the WAL file when it starts over */
 
@@ -1141,7 +1142,8 @@ static int checkpoint_pass(store *st, int *log, int *done)
 static void *checkpointer_main(void *arg)
 {
     store *st = arg;
-    int paused_at = -1; /* WAL frames after the last paused pass */
+    int paused_at = -1;          /* WAL frames after the last paused pass */
+    int prev_log = 0, prev_done = 0; /* after the last pass */
     for (;;) {
         pthread_mutex_lock(&st->cmu);
         while (!st->cwanted && !st->cstop)
@@ -1151,17 +1153,30 @@ static void *checkpointer_main(void *arg)
         pthread_mutex_unlock(&st->cmu);
         if (stop)
             break;
-        int log, done, passes = 0;
+        int log, done, passes = 1;
         int rc = checkpoint_pass(st, &log, &done);
+        /* Whether the last pass copied anything (or the WAL started over meanwhile). */
+        bool moved = done > prev_done || log < prev_log;
         /* Each further pass copies only what the writer appended during the last one:
          * shorter and shorter, so the pause (if one is needed) copies only a few frames. */
         while (rc == SQLITE_OK && log >= RESTART_PAGES && log - done > PAUSE_FRAMES &&
-               ++passes < 4)
+               moved && passes++ < 4) {
+            int before = done;
             rc = checkpoint_pass(st, &log, &done);
+            moved = done > before;
+        }
+        prev_log = log;
+        prev_done = done;
         /* Caught up or not, a WAL this long did not start over: the writer's next
-         * transaction had begun before the pass ended. */
-        if (rc != SQLITE_OK || log < RESTART_PAGES || (log == paused_at && done >= log))
-            continue; /* (or nothing was written since the last pause) */
+         * transaction had begun before the pass ended. A pause helps unless the passes are
+         * stuck: a pass that copies nothing while frames remain means a reader still holds
+         * older frames (an admin page reading a snapshot), and pausing every commit for it
+         * would change nothing, so that waits for a later pass, up to RESTART_HARD frames.
+         * No pause either if nothing was written since the last one. */
+        if (rc != SQLITE_OK || log < RESTART_PAGES ||
+            (log - done > PAUSE_FRAMES && !moved && log < RESTART_HARD) ||
+            (log == paused_at && done >= log))
+            continue;
         pthread_mutex_lock(&st->cmu);
         st->cpause = true;
         while (st->cwriting)

@@ -1265,6 +1265,74 @@ static void test_wal_stays_bounded(void **state)
     sqlite3_close(db);
 }
 
+/* The WAL header's checkpoint sequence number: it changes each time the WAL starts over. */
+static uint32_t wal_seq(const char *db_path)
+{
+    char wal[PATH_MAX + 32];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    unsigned char h[16] = {0};
+    FILE *f = fopen(wal, "rb");
+    if (f) {
+        if (fread(h, 1, sizeof h, f) != sizeof h)
+            memset(h, 0, sizeof h);
+        fclose(f);
+    }
+    return (uint32_t)h[12] << 24 | (uint32_t)h[13] << 16 | (uint32_t)h[14] << 8 | h[15];
+}
+
+/* A reader holding an old snapshot keeps the WAL from starting over; the writer must not be
+ * paused on every commit for a restart that cannot happen. Once the reader is done, the
+ * WAL starts over. */
+static void test_wal_reader_holds_snapshot(void **state)
+{
+    struct env *e = *state;
+    struct store_config cfg = {.batch_max = 4};
+    e->st = open_with(e, cfg);
+    assert_int_equal(store_connection_open(e->st, "bench-socket", "websocket", NULL, NULL, 1), 0);
+    send_sync(e, "bench-socket", "before the reader", "web", NULL, 1700000000000LL);
+    sqlite3 *rd = db_open(e->path);
+    assert_int_equal(sqlite3_exec(rd, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(q_int(rd, "SELECT count(*) FROM messages"), 1); /* the snapshot starts */
+
+    /* ~6 000 messages in transactions of 4: about 22 000 WAL frames, past RESTART_PAGES. */
+    static struct bench b;
+    b = (struct bench){.e = e, .total = 6000, .ordered = true};
+    while (b.sent < b.total && b.sent < 2000)
+        bench_send(&b);
+    assert_true(run_until(e->l, bench_done, &b, 120000, 5));
+    struct store_stats s;
+    store_get_stats(e->st, &s);
+    printf("# with a reader: %llu commits, %llu WAL frames, %llu writer pauses\n",
+           (unsigned long long)s.commits, (unsigned long long)s.wal_frames,
+           (unsigned long long)s.wal_pauses);
+    assert_int_equal(b.failed, 0);
+    assert_true(s.wal_frames >= 16000); /* the reader kept it from starting over */
+    assert_true(s.wal_pauses <= 2);
+    assert_int_equal(q_int(rd, "SELECT count(*) FROM messages"), 1); /* still its snapshot */
+    assert_int_equal(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(rd);
+
+    /* Reader gone: the WAL starts over with a later write (its header's checkpoint
+     * sequence number counts the restarts). */
+    uint32_t seq0 = wal_seq(e->path);
+    int extra = 0;
+    for (int round = 0; round < 50 && wal_seq(e->path) == seq0; round++) {
+        b = (struct bench){.e = e, .total = 200, .ordered = true};
+        while (b.sent < b.total)
+            bench_send(&b);
+        assert_true(run_until(e->l, bench_done, &b, 120000, 5));
+        extra += 200;
+    }
+    store_get_stats(e->st, &s);
+    printf("# reader gone: the WAL started over after %d more messages; %llu writer pauses\n",
+           extra, (unsigned long long)s.wal_pauses);
+    assert_true(wal_seq(e->path) != seq0);
+    sqlite3 *db = db_open(e->path);
+    assert_int_equal(q_int(db, "SELECT count(*) FROM messages"), 6001 + extra);
+    assert_counters_match(db);
+    sqlite3_close(db);
+}
+
 /* RTD_STORE_BENCH_N sets the number of messages, RTD_STORE_BENCH_FULL=1 uses --sync full. */
 static void test_throughput(void **state)
 {
@@ -1314,6 +1382,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_reader_holds_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
