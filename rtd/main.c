@@ -1,7 +1,8 @@
 /* main.c: rtd's entry point: flags, start-up, signals and the clean shutdown.
  *
- * Start-up order matters: signals are routed to the loop (signalfd) before the store starts
- * its threads, so the threads inherit the blocked mask and SIGTERM always reaches the loop.
+ * Start-up order matters: signals are routed to the loop (signalfd) before any thread starts
+ * (the store's, the send pool's), so the threads inherit the blocked mask and SIGTERM always
+ * reaches the loop.
  * Shutdown (SIGTERM, SIGINT): stop accepting, close every client cleanly (close packets and
  * frames), give WebSockets up to two seconds to finish their close handshake, then let the
  * store commit what is queued and close every connection row, and exit 0. */
