@@ -37,13 +37,7 @@ int query_where(struct query *q, const char *cond, const char *value, enum query
     if (!v)
         return -1;
     q->binds[q->nbinds++] = v;
-    sbuf_puts(&q->where, " AND ");
-    sbuf_puts(&q->where, cond);
-    if (kind == QUERY_INDEXED)
-        q->indexed++;
-    else if (kind == QUERY_RESIDUAL)
-        q->residual++;
-    return q->where.failed ? -1 : 0;
+    return query_where_sql(q, cond, kind);
 }
 
 int query_where_sql(struct query *q, const char *cond, enum query_kind kind)

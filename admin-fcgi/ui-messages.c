@@ -46,13 +46,8 @@ static int parse_filter(struct ctx *c, struct msg_filter *f, const char **why)
         }
     if (ui_date_range(f->from, f->to, f->from_ts, f->to_ts, why) < 0)
         return -1;
-    const char *b = http_query(c->req, "before"), *a = http_query(c->req, "after");
-    if ((*b && util_parse_ll(b, 1, (long long)9e18, &f->before) < 0) ||
-        (*a && util_parse_ll(a, 1, (long long)9e18, &f->after) < 0)) {
-        *why = "The page position is not a message number.";
-        return -1;
-    }
-    return 0;
+    return ui_page_position(c, &f->before, &f->after,
+                            "The page position is not a message number.", why);
 }
 
 /* The id of the first (or last) message in created_at order at/after (before) ts; -1 when

@@ -175,6 +175,19 @@ int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *bod
     return 0;
 }
 
+int ui_page_position(struct ctx *c, long long *before, long long *after, const char *not_an_id,
+                     const char **why)
+{
+    const char *b = http_query(c->req, "before"), *a = http_query(c->req, "after");
+    *before = *after = 0;
+    if ((*b && util_parse_ll(b, 1, (long long)9e18, before) < 0) ||
+        (*a && util_parse_ll(a, 1, (long long)9e18, after) < 0)) {
+        *why = not_an_id;
+        return -1;
+    }
+    return 0;
+}
+
 int ui_date_range(const char *from, const char *to, char from_ts[UTIL_TS_LEN],
                   char to_ts[UTIL_TS_LEN], const char **why)
 {

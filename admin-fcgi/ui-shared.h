@@ -45,6 +45,11 @@ const char *ui_safe_next(const char *next);
 int ui_date_range(const char *from, const char *to, char from_ts[UTIL_TS_LEN],
                   char to_ts[UTIL_TS_LEN], const char **why);
 
+/* The keyset page position of a list: the before and after query parameters, ids (0 when
+ * absent). Returns -1 with *why set to not_an_id when one is not a positive id. */
+int ui_page_position(struct ctx *c, long long *before, long long *after, const char *not_an_id,
+                     const char **why);
+
 /* Fills the PLATFORM_OPTION sections of a filter form with the platforms named in a counter
  * table (message_counts or connection_counts: small, never the big tables), marking current
  * (may be "") as SELECTED, and adding it when the table does not name it. On error returns

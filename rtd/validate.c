@@ -87,6 +87,20 @@ static bool valid_room(const char *room, size_t len)
     return len > 0 && len <= VALIDATE_MAX_ROOM_BYTES && valid_text(room, len);
 }
 
+/* The optional "room" of send-message and get-messages: absent is NULL (everyone, or the
+ * room-less history). */
+static int get_optional_room(struct json_object *arg, const char **room, size_t *len,
+                             struct validate_error *err)
+{
+    int r = get_string(arg, "room", room, len);
+    if (r < 0 || (r > 0 && !valid_room(*room, *len)))
+        return fail(err, "invalid_room", "room must be a string of 1 to %d bytes",
+                    VALIDATE_MAX_ROOM_BYTES);
+    if (r == 0)
+        *room = NULL;
+    return 0;
+}
+
 int validate_identify(struct json_object *arg, struct identify_input *out,
                       struct validate_error *err)
 {
@@ -143,13 +157,7 @@ int validate_message(struct json_object *arg, size_t max_text_bytes, struct mess
     if (rp < 0)
         return fail(err, "invalid_platform", "platform must be a short token");
     out->has_platform = rp > 0;
-    int rr = get_string(arg, "room", &out->room, &out->room_len);
-    if (rr < 0 || (rr > 0 && !valid_room(out->room, out->room_len)))
-        return fail(err, "invalid_room", "room must be a string of 1 to %d bytes",
-                    VALIDATE_MAX_ROOM_BYTES);
-    if (rr == 0)
-        out->room = NULL;
-    return 0;
+    return get_optional_room(arg, &out->room, &out->room_len, err);
 }
 
 int validate_room(struct json_object *arg, const char **room, size_t *len,
@@ -194,11 +202,5 @@ int validate_history(struct json_object *arg, struct history_input *out,
             return fail(err, "invalid_before", "before must be a message id");
         out->before = before;
     }
-    int rr = get_string(arg, "room", &out->room, &out->room_len);
-    if (rr < 0 || (rr > 0 && !valid_room(out->room, out->room_len)))
-        return fail(err, "invalid_room", "room must be a string of 1 to %d bytes",
-                    VALIDATE_MAX_ROOM_BYTES);
-    if (rr == 0)
-        out->room = NULL;
-    return 0;
+    return get_optional_room(arg, &out->room, &out->room_len, err);
 }
