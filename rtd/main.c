@@ -19,13 +19,14 @@
 #include <sqlite3.h>
 
 #include "rtd/auth.h"
-#include "rtd/http.h"
-#include "rtd/log.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/http.h"
 #include "rtd/options.h"
 #include "rtd/platform.h"
-#include "rtd/sio.h"
+#include "rtd/socketio/sio.h"
 #include "rtd/status.h"
-#include "rtd/store.h"
+#include "rtd/store/store.h"
 
 #define STATUS_EVERY_MS 5000
 #define CLOSE_GRACE_MS 2000
@@ -262,7 +263,7 @@ int main(int argc, char **argv)
     }
     eio_server *eio = sio_server_engine(d.sio);
     eio_server_set_http(eio, d.http);
-    d.status = (struct status_sources){d.sio, d.plat, d.st, loop_wall_ms()};
+    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms()};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
             rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", o.client_js);

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtd/lib/util.h"
 #include "rtd/options.h"
-#include "rtd/util.h"
 
 enum {
     OPT_PORT = 256,

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "rtd/log.h"
+#include "rtd/lib/log.h"
 
 struct rtd_options {
     unsigned port;

@@ -16,10 +16,10 @@
 #include <string.h>
 
 #include "rtd/auth.h"
-#include "rtd/log.h"
-#include "rtd/loop.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/loop.h"
 #include "rtd/platform.h"
-#include "rtd/util.h"
 #include "rtd/validate.h"
 
 #define MAX_PLATFORMS 64
@@ -320,7 +320,7 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
     pd->kind = PENDING_MESSAGE;
     pd->p = p;
     pd->ack_id = ack_id;
-    pd->at_ms = loop_wall_ms();
+    pd->at_ms = util_wall_ms();
     memcpy(pd->socket_id, c->socket_id, sizeof pd->socket_id);
     pd->sender = w;
     memcpy(w, sender, sender_len + 1);
@@ -481,7 +481,7 @@ static int authorize(sio_socket *s, struct json_object *auth, const char **error
         json_object_object_get_ex(auth, "token", &tok) && json_object_is_type(tok, json_type_string))
         token = json_object_get_string(tok);
     if (!token ||
-        auth_verify(p->cfg.auth_secret, p->cfg.auth_secret_len, token, loop_wall_ms() / 1000,
+        auth_verify(p->cfg.auth_secret, p->cfg.auth_secret_len, token, util_wall_ms() / 1000,
                     &subject, &reason) < 0) {
         rlogf(RLOG_WARN, "Connection refused", "{\"reason\":\"%s\",\"remoteAddr\":\"%s\"}",
               reason, eio_session_remote_addr(sio_socket_session(s)));
@@ -510,7 +510,7 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     c->s = s;
     c->platform_slot = -1;
     memcpy(c->socket_id, sio_socket_id(s), sizeof c->socket_id);
-    c->connected_ms = loop_wall_ms();
+    c->connected_ms = util_wall_ms();
     c->tokens = p->cfg.rate_burst;
     c->refill_ms = loop_now(p->l);
     /* A platform given at connect time (query ?platform=) counts until identify says more. */
@@ -536,7 +536,7 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
     client *c = sio_socket_user(s);
     if (!c)
         return;
-    int64_t now = loop_wall_ms();
+    int64_t now = util_wall_ms();
     store_connection_close(p->st, c->socket_id, now, now - c->connected_ms);
     while (c->pending)
         pending_unlink(c->pending);

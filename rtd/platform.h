@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/loop.h"
-#include "rtd/sio.h"
-#include "rtd/store.h"
+#include "rtd/net/loop.h"
+#include "rtd/socketio/sio.h"
+#include "rtd/store/store.h"
 
 typedef struct platform platform;
 

@@ -3,7 +3,8 @@
 
 #include <string.h>
 
-#include "rtd/loop.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/loop.h"
 #include "rtd/status.h"
 
 void status_health(http_request *req, void *ud)
@@ -18,7 +19,7 @@ void status_health(http_request *req, void *ud)
                "{\"status\":\"%s\",\"version\":\"%s\",\"uptime\":%.3f,\"connections\":%u,"
                "\"sessions\":%u,\"database\":{\"ok\":%s,\"queueDepth\":%zu}}",
                ok ? "ok" : "degraded", PACKAGE_VERSION,
-               (double)(loop_wall_ms() - src->started_ms) / 1000.0,
+               (double)(util_wall_ms() - src->started_ms) / 1000.0,
                platform_connections(src->platform), eio_server_session_count(eio),
                st.db_ok ? "true" : "false", st.queue_depth);
     http_add_header(req, "Cache-Control", "no-store");
@@ -53,7 +54,7 @@ void status_metrics(http_request *req, void *ud)
                "rtd_connections{transport=\"websocket\"} %u\n"
                "# HELP rtd_connections_by_platform Sockets on \"/\" by identified platform.\n"
                "# TYPE rtd_connections_by_platform gauge\n",
-               (double)(loop_wall_ms() - src->started_ms) / 1000.0, polling, websocket);
+               (double)(util_wall_ms() - src->started_ms) / 1000.0, polling, websocket);
     platform_each_count(src->platform, platform_line, &b);
     buf_printf(&b,
                "# HELP rtd_events_received_total Socket.IO events received from clients.\n"

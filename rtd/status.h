@@ -5,10 +5,10 @@
 
 #include <stdint.h>
 
-#include "rtd/http.h"
+#include "rtd/net/http.h"
 #include "rtd/platform.h"
-#include "rtd/sio.h"
-#include "rtd/store.h"
+#include "rtd/socketio/sio.h"
+#include "rtd/store/store.h"
 
 struct status_sources {
     sio_server *sio;

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rtd/net/ws.h"
 #include "rtd/validate.h"
-#include "rtd/ws.h"
 
 static int fail(struct validate_error *err, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -17,9 +17,9 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "rtd/http.h"
-#include "rtd/log.h"
-#include "rtd/sio.h"
+#include "rtd/lib/log.h"
+#include "rtd/net/http.h"
+#include "rtd/socketio/sio.h"
 
 static bool engine_only;
 

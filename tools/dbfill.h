@@ -2,7 +2,7 @@
  * keeping the counter tables (message_counts, connection_counts, totals) consistent with
  * the rows in the same transaction. Used by admin-fcgi's tests, by tools/admin-seed (for the
  * shell and browser tests) and by the benchmark's million-message fill. It is test tooling:
- * rtd has its own writer (rtd/store.c).
+ * rtd has its own writer (rtd/store/store.c).
  *
  * Ownership: dbfill_open prepares statements on the caller's connection, which must stay
  * open until dbfill_close. Strings are bound for the duration of each call only.

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/eio3.h"
-#include "rtd/eio_internal.h"
-#include "rtd/log.h"
+#include "rtd/engine/eio3.h"
+#include "rtd/engine/eio_internal.h"
+#include "rtd/lib/log.h"
 
 /* The reference server's error codes and messages. */
 static const char *const error_messages[] = {

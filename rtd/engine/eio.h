@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/eio_packet.h"
-#include "rtd/loop.h"
+#include "rtd/engine/eio_packet.h"
+#include "rtd/net/loop.h"
 
 typedef struct eio_server eio_server;
 typedef struct eio_session eio_session;

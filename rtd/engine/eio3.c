@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rtd/eio3.h"
-#include "rtd/util.h"
-#include "rtd/ws.h"
+#include "rtd/engine/eio3.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/ws.h"
 
 #define MAX_LENGTH_DIGITS 10
 

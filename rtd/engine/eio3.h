@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rtd/buf.h"
-#include "rtd/eio_packet.h"
+#include "rtd/engine/eio_packet.h"
+#include "rtd/lib/buf.h"
 
 /* A WebSocket message from a v3 client: binary frames carry the type in their first byte;
  * clients that force base64 send binary as text "b<type><base64>", decoded into scratch. */

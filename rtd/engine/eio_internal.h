@@ -4,12 +4,12 @@
 #ifndef RTD_EIO_INTERNAL_H
 #define RTD_EIO_INTERNAL_H
 
-#include "rtd/eio.h"
-#include "rtd/http.h"
-#include "rtd/map.h"
-#include "rtd/sendpool.h"
-#include "rtd/util.h"
-#include "rtd/ws.h"
+#include "rtd/engine/eio.h"
+#include "rtd/lib/map.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/http.h"
+#include "rtd/net/sendpool.h"
+#include "rtd/net/ws.h"
 
 typedef struct wsconn wsconn;
 

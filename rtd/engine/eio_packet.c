@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/eio_packet.h"
-#include "rtd/util.h"
-#include "rtd/ws.h"
+#include "rtd/engine/eio_packet.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/ws.h"
 
 eio_packet *eio_packet_alloc(enum eio_type type, bool binary, size_t len)
 {

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/buf.h"
+#include "rtd/lib/buf.h"
 
 enum eio_type {
     EIO_OPEN = 0,

@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-#include "rtd/eio3.h"
-#include "rtd/eio_internal.h"
+#include "rtd/engine/eio3.h"
+#include "rtd/engine/eio_internal.h"
 
 static const char text_plain[] = "text/plain; charset=UTF-8";
 

@@ -20,9 +20,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "rtd/eio3.h"
-#include "rtd/eio_internal.h"
-#include "rtd/log.h"
+#include "rtd/engine/eio3.h"
+#include "rtd/engine/eio_internal.h"
+#include "rtd/lib/log.h"
 
 #define CLOSE_WAIT_MS 1000
 #define MAX_IOV 256

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/buf.h"
+#include "rtd/lib/buf.h"
 
 void buf_free(buf *b)
 {

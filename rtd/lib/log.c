@@ -7,10 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtd/buf.h"
-#include "rtd/log.h"
-#include "rtd/loop.h"
-#include "rtd/util.h"
+#include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
 
 static enum rlog_level cur_level = RLOG_INFO;
 static int log_fd = 2;
@@ -72,7 +71,7 @@ bool rlog_enabled(enum rlog_level level)
 static void emit(enum rlog_level level, const char *msg, const char *data)
 {
     char ts[25];
-    util_format_iso_time(loop_wall_ms(), ts);
+    util_format_iso_time(util_wall_ms(), ts);
     char line[2048];
     int n = snprintf(line, sizeof line, "[%s] [%s] %s%s%s\n", ts, level_names[level], msg,
                      data && *data ? " " : "", data ? data : "");

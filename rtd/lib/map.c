@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/map.h"
+#include "rtd/lib/map.h"
 
 static uint32_t hash_bytes(const char *s, size_t n)
 {

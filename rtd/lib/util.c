@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "rtd/util.h"
+#include "rtd/lib/util.h"
 
 int util_random_bytes(void *p, size_t n)
 {
@@ -120,6 +120,13 @@ static void format_time(int64_t ms, char *out, char date_sep, const char *tail)
     *p++ = '.';
     p = put_num(p, (unsigned)milli, 3);
     strcpy(p, tail);
+}
+
+int64_t util_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void util_format_db_time(int64_t ms, char out[24])

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/buf.h"
+#include "rtd/lib/buf.h"
 
 /* Fills p with n bytes from the CSPRNG. Returns 0, or -1 if the generator failed. */
 int util_random_bytes(void *p, size_t n);
@@ -23,6 +23,8 @@ int util_random_id(char out[UTIL_ID_LEN + 1]);
 int util_base64_encode(buf *out, const void *in, size_t n);
 int util_base64_decode(buf *out, const char *in, size_t n);
 
+/* Wall clock in ms since the epoch (not cached; the loop keeps its own monotonic clock). */
+int64_t util_wall_ms(void);
 /* Wall-clock ms as 'YYYY-MM-DD HH:MM:SS.SSS' (the database's form) and as ISO-8601
  * 'YYYY-MM-DDTHH:MM:SS.SSSZ'; both UTC and NUL-terminated. */
 void util_format_db_time(int64_t ms, char out[24]);

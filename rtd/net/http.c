@@ -23,9 +23,9 @@
 
 #include <microhttpd.h>
 
-#include "rtd/http.h"
-#include "rtd/log.h"
-#include "rtd/ws.h"
+#include "rtd/lib/log.h"
+#include "rtd/net/http.h"
+#include "rtd/net/ws.h"
 
 #define MAX_ROUTES 16
 #define MAX_EXTRA_HEADERS 8

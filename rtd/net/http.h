@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/buf.h"
-#include "rtd/loop.h"
+#include "rtd/lib/buf.h"
+#include "rtd/net/loop.h"
 
 typedef struct http_server http_server;
 typedef struct http_request http_request;

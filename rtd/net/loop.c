@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtd/loop.h"
+#include "rtd/net/loop.h"
 
 struct fd_slot {
     loop_fd_fn *fn;
@@ -61,13 +61,6 @@ static uint64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-int64_t loop_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void wake_read(loop *l, int fd, void *ud, int mask)

@@ -43,8 +43,6 @@ void loop_del_fd(loop *l, int fd);
 
 /* Monotonic milliseconds, cached once per loop turn. */
 uint64_t loop_now(loop *l);
-/* Wall clock in ms since the epoch (not cached). */
-int64_t loop_wall_ms(void);
 
 /* (Re)arms t to fire once after delay_ms. */
 void loop_timer_start(loop *l, loop_timer *t, uint64_t delay_ms, loop_timer_fn *fn, void *ud);

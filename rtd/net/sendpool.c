@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "rtd/sendpool.h"
+#include "rtd/net/sendpool.h"
 
 struct sendpool {
     pthread_t *threads;

@@ -7,7 +7,7 @@
 
 #include <openssl/evp.h>
 
-#include "rtd/ws.h"
+#include "rtd/net/ws.h"
 
 /* ---- writing -------------------------------------------------------------------------- */
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/buf.h"
+#include "rtd/lib/buf.h"
 
 enum ws_opcode {
     WS_OP_CONT = 0x0,

@@ -16,11 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/log.h"
-#include "rtd/map.h"
-#include "rtd/sio.h"
-#include "rtd/sio_parser.h"
-#include "rtd/util.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/map.h"
+#include "rtd/lib/util.h"
+#include "rtd/socketio/sio.h"
+#include "rtd/socketio/sio_parser.h"
 
 typedef struct sio_client sio_client;
 

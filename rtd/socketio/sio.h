@@ -20,7 +20,7 @@
 
 #include <json-c/json.h>
 
-#include "rtd/eio.h"
+#include "rtd/engine/eio.h"
 
 typedef struct sio_server sio_server;
 typedef struct sio_namespace sio_namespace;

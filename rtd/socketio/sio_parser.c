@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "rtd/sio_parser.h"
+#include "rtd/socketio/sio_parser.h"
 
 static bool is_digit(char c)
 {

@@ -14,7 +14,7 @@
 
 #include <json-c/json.h>
 
-#include "rtd/buf.h"
+#include "rtd/lib/buf.h"
 
 enum sio_type {
     SIO_CONNECT = 0,

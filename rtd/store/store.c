@@ -39,11 +39,11 @@
 #include <sqlite3.h>
 
 #include "common/migrate.h"
-#include "rtd/buf.h"
-#include "rtd/log.h"
-#include "rtd/loop.h"
-#include "rtd/store.h"
-#include "rtd/util.h"
+#include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/loop.h"
+#include "rtd/store/store.h"
 
 const double store_commit_buckets_ms[8] = {0.5, 1, 2, 5, 10, 25, 50, 100};
 
@@ -433,7 +433,7 @@ static int flush_counters(store *st)
         return -1;
     if (st->status_set) {
         char now[24];
-        util_format_db_time(loop_wall_ms(), now);
+        util_format_db_time(util_wall_ms(), now);
         sqlite3_bind_text(w->status, 1, now, -1, SQLITE_STATIC);
         for (int i = 0; i < 3; i++)
             sqlite3_bind_int64(w->status, 2 + i, st->status_num[i]);
@@ -887,7 +887,7 @@ static void retention_chunk(store *st)
 {
     union wstmts *w = &st->ws;
     char cutoff[24];
-    util_format_db_time(loop_wall_ms() - (int64_t)st->retention_days * 86400000, cutoff);
+    util_format_db_time(util_wall_ms() - (int64_t)st->retention_days * 86400000, cutoff);
     int64_t deleted = 0;
     int rc = run_stmt(w->begin);
     if (rc != SQLITE_DONE)
@@ -943,7 +943,7 @@ static void writer_finish(store *st)
 {
     union wstmts *w = &st->ws;
     char now[24];
-    util_format_db_time(loop_wall_ms(), now);
+    util_format_db_time(util_wall_ms(), now);
     if (run_stmt(w->begin) != SQLITE_DONE)
         goto fail;
     bind_cstr(w->stopped, 1, now);
@@ -1544,7 +1544,7 @@ static int startup_txn(store *st, char **err)
     sqlite3 *db = st->wdb;
     char hb[64], now[24];
     sqlite3_stmt *ds = NULL;
-    util_format_db_time(loop_wall_ms(), now);
+    util_format_db_time(util_wall_ms(), now);
     if (run_stmt(st->ws.begin) != SQLITE_DONE)
         goto fail;
     bool have_hb = last_heartbeat(db, hb);

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rtd/loop.h"
+#include "rtd/net/loop.h"
 
 typedef struct store store;
 

@@ -1,4 +1,4 @@
-/* fuzz_eio.c: libFuzzer target for the Engine.IO decoders of rtd/eio_packet.c.
+/* fuzz_eio.c: libFuzzer target for the Engine.IO decoders of rtd/engine/eio_packet.c.
  *
  * Input: byte 0 picks the WebSocket frame kind (bit 0) and max_packets (the other bits),
  * byte 1 makes the callback stop at a given packet with a given result, the rest is the
@@ -14,9 +14,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "rtd/buf.h"
-#include "rtd/eio_packet.h"
-#include "rtd/ws.h"
+#include "rtd/engine/eio_packet.h"
+#include "rtd/lib/buf.h"
+#include "rtd/net/ws.h"
 #include "tests/fuzz/fuzz.h"
 
 /* ---- reference model ------------------------------------------------------------------ */
@@ -37,7 +37,7 @@ static int b64val(unsigned char c)
 }
 
 /* Standard base64, padded, '=' only as the last one or two characters. The unused low bits
- * of the last character are not checked (rtd/util.c does not either). Returns the decoded
+ * of the last character are not checked (rtd/lib/util.c does not either). Returns the decoded
  * length or -1. */
 static long ref_b64(const unsigned char *in, size_t n, unsigned char *out)
 {

@@ -1,7 +1,7 @@
-/* fuzz_eio3.c: libFuzzer target for the Engine.IO v3 encodings of rtd/eio3.c (Socket.IO 2.x
+/* fuzz_eio3.c: libFuzzer target for the Engine.IO v3 encodings of rtd/engine/eio3.c (Socket.IO 2.x
  * clients): WebSocket messages (eio3_decode_ws), polling bodies in the text and the binary
  * payload format (eio3_decode_payload) and JSONP form bodies (eio3_jsonp_body, whose result
- * rtd/eio_polling.c decodes as a text payload).
+ * rtd/engine/eio_polling.c decodes as a text payload).
  *
  * Input: byte 0 picks the frame / body kind (bit 0: binary) and max_packets (the other
  * bits, 127: no limit); byte 1 makes the callback stop at a given packet with a given result
@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "rtd/buf.h"
-#include "rtd/eio3.h"
-#include "rtd/eio_packet.h"
-#include "rtd/ws.h"
+#include "rtd/engine/eio3.h"
+#include "rtd/engine/eio_packet.h"
+#include "rtd/lib/buf.h"
+#include "rtd/net/ws.h"
 #include "tests/fuzz/fuzz.h"
 
 /* ---- reference helpers ---------------------------------------------------------------- */
@@ -90,7 +90,7 @@ static int ref_b64val(unsigned char c)
 }
 
 /* Strict padded base64 ('=' only as the last one or two characters; the unused bits of the
- * last character are not checked, as in rtd/util.c). Returns the decoded length or -1. */
+ * last character are not checked, as in rtd/lib/util.c). Returns the decoded length or -1. */
 static long ref_b64_decode(const unsigned char *in, size_t n, unsigned char *out)
 {
     if (n % 4)
@@ -651,7 +651,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_reencode(&log, binary_format);
     buf_free(&log);
 
-    /* A JSONP form body, then its payload as rtd/eio_polling.c decodes it. */
+    /* A JSONP form body, then its payload as rtd/engine/eio_polling.c decodes it. */
     buf form = BUF_INIT, form_want = BUF_INIT;
     r = eio3_jsonp_body(body, n, &form);
     FUZZ_CHECK(r == model_jsonp(body, n, &form_want));

@@ -1,5 +1,5 @@
 /* fuzz_platform.c: libFuzzer target for the platform's event validation, rtd/validate.c,
- * run on what a client can send: the event argument is parsed as rtd/sio.c's parse_json
+ * run on what a client can send: the event argument is parsed as rtd/socketio/sio.c's parse_json
  * reads a packet's data (json-c, strict, UTF-8 validating, 32 levels, the whole input
  * consumed; no input is no argument at all), then every validator (identify, send-message,
  * join/leave, get-messages) runs on the value and on each array element and object member

@@ -1,5 +1,5 @@
-/* fuzz_sio.c: libFuzzer target for the Socket.IO packet decoder of rtd/sio_parser.c, run
- * the way rtd/sio.c runs it on every text packet: sio_parse_header, then json-c on the data
+/* fuzz_sio.c: libFuzzer target for the Socket.IO packet decoder of rtd/socketio/sio_parser.c, run
+ * the way rtd/socketio/sio.c runs it on every text packet: sio_parse_header, then json-c on the data
  * slice with a strict, UTF-8 validating tokener limited to 32 levels (sio.c's parse_json and
  * its default max_json_depth), then sio_payload_valid and, for binary packets,
  * sio_placeholders_valid.
@@ -18,8 +18,8 @@
 
 #include <json-c/json.h>
 
-#include "rtd/buf.h"
-#include "rtd/sio_parser.h"
+#include "rtd/lib/buf.h"
+#include "rtd/socketio/sio_parser.h"
 #include "tests/fuzz/fuzz.h"
 
 #define MAX_JSON_DEPTH 32
@@ -212,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(nsp);
 
-    /* The payload, exactly as rtd/sio.c's parse_json reads it. */
+    /* The payload, exactly as rtd/socketio/sio.c's parse_json reads it. */
     struct json_object *v = NULL;
     bool json_ok = true;
     if (h.data_len > 0) {

@@ -1,7 +1,7 @@
 /* fuzz_sio_query.c: libFuzzer target for rtd's own URL query parser, query_json in
- * rtd/sio.c, which turns the query of a v3 client's CONNECT namespace ("/nsp?a=1&b=x%20y")
+ * rtd/socketio/sio.c, which turns the query of a v3 client's CONNECT namespace ("/nsp?a=1&b=x%20y")
  * into the auth object (MHD parses every other query rtd reads). query_json is static, so
- * this file includes rtd/sio.c itself, unchanged, and links the rest of rtd from
+ * this file includes rtd/socketio/sio.c itself, unchanged, and links the rest of rtd from
  * rtd/librtd.a (whose sio.o is then never pulled in: every symbol it defines is already
  * defined here).
  *
@@ -13,7 +13,7 @@
  * other '%' kept as it is, pairs without a name dropped, a later pair replacing an earlier
  * one of the same name; json-c keys are C strings, so a name ends at its first NUL byte
  * while values keep theirs. */
-#include "rtd/sio.c"
+#include "rtd/socketio/sio.c"
 
 #include "tests/fuzz/fuzz.h"
 

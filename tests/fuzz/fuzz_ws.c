@@ -1,5 +1,5 @@
 /* fuzz_ws.c: libFuzzer target for the WebSocket frame reader and the UTF-8 validator of
- * rtd/ws.c.
+ * rtd/net/ws.c.
  *
  * Input: byte 0 seeds the way the stream is split into reads, byte 1 picks max_message, the
  * rest is the byte stream a client sends.
@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "rtd/buf.h"
-#include "rtd/ws.h"
+#include "rtd/lib/buf.h"
+#include "rtd/net/ws.h"
 #include "tests/fuzz/fuzz.h"
 
 /* ---- the reader ----------------------------------------------------------------------- */

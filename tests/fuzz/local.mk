@@ -22,36 +22,36 @@ noinst_PROGRAMS += tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio \
 	tests/fuzz/fuzz_platform tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http \
 	tests/fuzz/fuzz_sio_query
 
-# rtd/ws.c: the frame reader and UTF-8 validation (OpenSSL for the accept key).
-tests_fuzz_fuzz_ws_SOURCES = tests/fuzz/fuzz_ws.c tests/fuzz/fuzz.h rtd/ws.c rtd/buf.c
+# rtd/net/ws.c: the frame reader and UTF-8 validation (OpenSSL for the accept key).
+tests_fuzz_fuzz_ws_SOURCES = tests/fuzz/fuzz_ws.c tests/fuzz/fuzz.h rtd/net/ws.c rtd/lib/buf.c
 tests_fuzz_fuzz_ws_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_fuzz_ws_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_ws_LDADD = $(CRYPTO_LIBS)
 
-# rtd/eio_packet.c: WebSocket messages and long-polling bodies (base64 from rtd/util.c).
-tests_fuzz_fuzz_eio_SOURCES = tests/fuzz/fuzz_eio.c tests/fuzz/fuzz.h rtd/eio_packet.c \
-	rtd/util.c rtd/ws.c rtd/buf.c
+# rtd/engine/eio_packet.c: WebSocket messages and long-polling bodies (base64 from rtd/lib/util.c).
+tests_fuzz_fuzz_eio_SOURCES = tests/fuzz/fuzz_eio.c tests/fuzz/fuzz.h rtd/engine/eio_packet.c \
+	rtd/lib/util.c rtd/net/ws.c rtd/lib/buf.c
 tests_fuzz_fuzz_eio_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_fuzz_eio_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_eio_LDADD = $(CRYPTO_LIBS)
 
-# rtd/sio_parser.c: packet headers, then json-c as rtd/sio.c uses it.
-tests_fuzz_fuzz_sio_SOURCES = tests/fuzz/fuzz_sio.c tests/fuzz/fuzz.h rtd/sio_parser.c \
-	rtd/buf.c
+# rtd/socketio/sio_parser.c: packet headers, then json-c as rtd/socketio/sio.c uses it.
+tests_fuzz_fuzz_sio_SOURCES = tests/fuzz/fuzz_sio.c tests/fuzz/fuzz.h rtd/socketio/sio_parser.c \
+	rtd/lib/buf.c
 tests_fuzz_fuzz_sio_CFLAGS = $(FUZZ_CFLAGS) $(JSONC_CFLAGS)
 tests_fuzz_fuzz_sio_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_sio_LDADD = $(JSONC_LIBS)
 
-# rtd/validate.c: the platform's event checks on json-c values (UTF-8 from rtd/ws.c).
+# rtd/validate.c: the platform's event checks on json-c values (UTF-8 from rtd/net/ws.c).
 tests_fuzz_fuzz_platform_SOURCES = tests/fuzz/fuzz_platform.c tests/fuzz/fuzz.h \
-	rtd/validate.c rtd/ws.c rtd/buf.c
+	rtd/validate.c rtd/net/ws.c rtd/lib/buf.c
 tests_fuzz_fuzz_platform_CFLAGS = $(FUZZ_CFLAGS) $(JSONC_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_fuzz_platform_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_platform_LDADD = $(JSONC_LIBS) $(CRYPTO_LIBS)
 
-# rtd/eio3.c: Engine.IO v3 payloads, WebSocket messages and JSONP bodies.
-tests_fuzz_fuzz_eio3_SOURCES = tests/fuzz/fuzz_eio3.c tests/fuzz/fuzz.h rtd/eio3.c \
-	rtd/eio_packet.c rtd/util.c rtd/ws.c rtd/buf.c
+# rtd/engine/eio3.c: Engine.IO v3 payloads, WebSocket messages and JSONP bodies.
+tests_fuzz_fuzz_eio3_SOURCES = tests/fuzz/fuzz_eio3.c tests/fuzz/fuzz.h rtd/engine/eio3.c \
+	rtd/engine/eio_packet.c rtd/lib/util.c rtd/net/ws.c rtd/lib/buf.c
 tests_fuzz_fuzz_eio3_CFLAGS = $(FUZZ_CFLAGS) $(CRYPTO_CFLAGS)
 tests_fuzz_fuzz_eio3_LDFLAGS = $(FUZZ_FLAGS)
 tests_fuzz_fuzz_eio3_LDADD = $(CRYPTO_LIBS)
@@ -62,7 +62,7 @@ tests_fuzz_fuzz_admin_http_SOURCES = tests/fuzz/fuzz_admin_http.c tests/fuzz/fuz
 tests_fuzz_fuzz_admin_http_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_admin_http_LDFLAGS = $(FUZZ_FLAGS)
 
-# rtd/sio.c's static query_json: the target includes sio.c and takes the rest of rtd,
+# rtd/socketio/sio.c's static query_json: the target includes sio.c and takes the rest of rtd,
 # uninstrumented, from rtd/librtd.a.
 tests_fuzz_fuzz_sio_query_SOURCES = tests/fuzz/fuzz_sio_query.c tests/fuzz/fuzz.h
 tests_fuzz_fuzz_sio_query_CFLAGS = $(FUZZ_CFLAGS) $(RTD_DEP_CFLAGS)

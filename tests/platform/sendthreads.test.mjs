@@ -1,6 +1,6 @@
 // --send-threads N: the send pool that shares the loop thread's writev calls when one loop turn
-// flushes output to 32 or more WebSocket connections (rtd/sendpool.c, flush_batch() in
-// rtd/wsconn.c). Below 32 dirty sockets the serial path is used, so these tests open 40 to 48
+// flushes output to 32 or more WebSocket connections (rtd/net/sendpool.c, flush_batch() in
+// rtd/engine/wsconn.c). Below 32 dirty sockets the serial path is used, so these tests open 40 to 48
 // WebSocket clients: every broadcast then goes through the pool. Whatever the pool does, each
 // client must get every frame exactly once, intact and in order, and a client whose kernel
 // buffers are full (EAGAIN) must hold up no one and lose nothing.

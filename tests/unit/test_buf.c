@@ -1,6 +1,6 @@
-/* test_buf.c: unit tests for the small building blocks: growable buffers (rtd/buf.c), the
- * string-keyed hash map (rtd/map.c, including probe chains, wrap-around and real hash
- * collisions) and the helpers of rtd/util.c (random ids, base64, time stamps, integers). */
+/* test_buf.c: unit tests for the small building blocks: growable buffers (rtd/lib/buf.c), the
+ * string-keyed hash map (rtd/lib/map.c, including probe chains, wrap-around and real hash
+ * collisions) and the helpers of rtd/lib/util.c (random ids, base64, time stamps, integers). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -16,9 +16,9 @@
 
 #include <json-c/json.h>
 
-#include "rtd/buf.h"
-#include "rtd/map.h"
-#include "rtd/util.h"
+#include "rtd/lib/buf.h"
+#include "rtd/lib/map.h"
+#include "rtd/lib/util.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
 

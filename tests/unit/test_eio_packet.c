@@ -1,4 +1,4 @@
-/* test_eio_packet.c: unit tests for rtd/eio_packet.c: shared outgoing packets (allocation,
+/* test_eio_packet.c: unit tests for rtd/engine/eio_packet.c: shared outgoing packets (allocation,
  * the WebSocket frame stored in front of the payload, checked byte for byte against RFC
  * 6455 at every length boundary, reference counting, the long-polling form) and the decoders
  * for what clients send (one WebSocket message, a long-polling body of several packets). */
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/eio_packet.h"
+#include "rtd/engine/eio_packet.h"
 
 /* ---- outgoing packets ----------------------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-/* test_loop.c: unit tests for the event loop of rtd/loop.c: timer order (deadline, then
+/* test_loop.c: unit tests for the event loop of rtd/net/loop.c: timer order (deadline, then
  * FIFO), stop and restart, zero-delay re-arming without starving the loop, a heap of 10 000
  * timers with random stops and restarts, fd readiness on pipes, the sleep limits, loop_wake
  * from another thread and signals delivered through the loop. Every test arms a watchdog
@@ -20,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rtd/loop.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/loop.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -667,7 +668,7 @@ static void test_clock(void **state)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t lw = loop_wall_ms();
+    int64_t lw = util_wall_ms();
     assert_true(lw >= wall && lw - wall < 1000);
     loop_free(l);
 }

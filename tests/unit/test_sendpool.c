@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rtd/sendpool.h"
+#include "rtd/net/sendpool.h"
 
 #define NPIPES 64
 

@@ -1,9 +1,9 @@
-/* test_sio_parser.c: unit tests for rtd/sio_parser.c: every encoding example of the Socket.IO
+/* test_sio_parser.c: unit tests for rtd/socketio/sio_parser.c: every encoding example of the Socket.IO
  * v5 specification (docs/socket.io-protocol/v5-current.md of socketio/socket.io) and its
  * sample session, the limits of the header decoder (types, attachment counts, namespaces,
  * ack ids up to 2^53 - 1), the payload checks per packet type (reserved event names, numeric
  * names), the placeholder checks and header encoding round trips. Payloads are parsed the way
- * rtd/sio.c does it: a strict, UTF-8 validating json-c tokener with a depth limit. */
+ * rtd/socketio/sio.c does it: a strict, UTF-8 validating json-c tokener with a depth limit. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -18,13 +18,13 @@
 
 #include <json-c/json.h>
 
-#include "rtd/sio_parser.h"
+#include "rtd/socketio/sio_parser.h"
 
 #define INVALID_JSON ((struct json_object *)-1)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-/* As rtd/sio.c's parse_json: NULL for no payload, INVALID_JSON for anything that is not one
+/* As rtd/socketio/sio.c's parse_json: NULL for no payload, INVALID_JSON for anything that is not one
  * whole JSON value. */
 static struct json_object *parse_json(const char *data, size_t len)
 {
@@ -100,7 +100,7 @@ static void check_invalid(const char *s, size_t max_att)
         fail_msg("accepted \"%s\" (max attachments %zu)", s, max_att);
 }
 
-/* Whole-packet validity as rtd/sio.c decides it: header, JSON, payload shape, placeholders. */
+/* Whole-packet validity as rtd/socketio/sio.c decides it: header, JSON, payload shape, placeholders. */
 static bool packet_valid(const char *s, size_t max_att)
 {
     sio_header h;
@@ -409,7 +409,7 @@ static bool packet_valid_nested(int levels)
     return packet_valid(s, 10);
 }
 
-/* The JSON side of whole packets, as rtd/sio.c sees them. */
+/* The JSON side of whole packets, as rtd/socketio/sio.c sees them. */
 static void test_packet_json(void **state)
 {
     assert_false(packet_valid("2[\"foo\"", 10));
@@ -419,7 +419,7 @@ static void test_packet_json(void **state)
     assert_false(packet_valid("2[\"\xff\"]", 10)); /* not UTF-8 */
     assert_false(packet_valid("2null", 10));
     assert_false(packet_valid("0null", 10));
-    /* Nesting is bounded (rtd/sio.c's default depth is 32): 2["x",[[...]]] with 30 arrays in
+    /* Nesting is bounded (rtd/socketio/sio.c's default depth is 32): 2["x",[[...]]] with 30 arrays in
      * all is fine, 40 are not. */
     assert_true(packet_valid_nested(29));
     assert_false(packet_valid_nested(39));

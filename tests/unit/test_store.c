@@ -30,9 +30,9 @@
 #include <json-c/json.h>
 
 #include "common/migrate.h"
-#include "rtd/loop.h"
-#include "rtd/store.h"
-#include "rtd/util.h"
+#include "rtd/lib/util.h"
+#include "rtd/net/loop.h"
+#include "rtd/store/store.h"
 
 #define HOUR_MS 3600000LL
 #define DAY_MS 86400000LL
@@ -615,7 +615,7 @@ static int crash_child(const char *path, int64_t now)
 static void test_crash_leftovers_closed_at_open(void **state)
 {
     struct env *e = *state;
-    int64_t now = loop_wall_ms();
+    int64_t now = util_wall_ms();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
@@ -969,7 +969,7 @@ static void test_retention(void **state)
 {
     struct env *e = *state;
     e->st = open_default(e);
-    int64_t now = loop_wall_ms();
+    int64_t now = util_wall_ms();
     int64_t old = now - 40 * DAY_MS;
     enum { N_OLD = 2500, N_KEEP = 5, N_NEW = 10 };
     static struct ack acks[N_OLD + N_KEEP + N_NEW];
@@ -1016,7 +1016,7 @@ static void test_close_finishes_everything(void **state)
 {
     struct env *e = *state;
     e->st = open_default(e);
-    int64_t now = loop_wall_ms();
+    int64_t now = util_wall_ms();
     store *st = e->st;
     assert_int_equal(store_connection_open(st, "k1", "websocket", NULL, NULL, now - 5000), 0);
     assert_int_equal(store_connection_open(st, "k2", "websocket", NULL, NULL, now - 2000), 0);
@@ -1344,12 +1344,12 @@ static void test_throughput(void **state)
     static struct bench b;
     b = (struct bench){.e = e, .total = env_n ? atoi(env_n) : 200000, .ordered = true};
     assert_int_equal(store_connection_open(e->st, "bench-socket", "websocket", NULL, NULL, 1), 0);
-    int64_t t0 = loop_wall_ms();
+    int64_t t0 = util_wall_ms();
     /* Keep up to 50000 in flight; every ack queues the next. */
     while (b.sent < b.total && b.sent < 50000)
         bench_send(&b);
     assert_true(run_until(e->l, bench_done, &b, 120000, 5));
-    double secs = (double)(loop_wall_ms() - t0) / 1000.0;
+    double secs = (double)(util_wall_ms() - t0) / 1000.0;
     struct store_stats s;
     store_get_stats(e->st, &s);
     printf("# store: %d messages committed and acked in %.3f s: %.0f msg/s, %llu commits"

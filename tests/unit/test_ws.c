@@ -1,4 +1,4 @@
-/* test_ws.c: unit tests for the RFC 6455 framing in rtd/ws.c: server frame headers, close
+/* test_ws.c: unit tests for the RFC 6455 framing in rtd/net/ws.c: server frame headers, close
  * frames, the accept key, UTF-8 validation (against a plain decoding reference, exhaustively
  * for short inputs) and every rule of the client frame reader. */
 #include "config.h"
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/ws.h"
+#include "rtd/net/ws.h"
 
 #define FIN 0x80
 
