@@ -30,6 +30,9 @@
 
 #define STATUS_EVERY_MS 5000
 #define CLOSE_GRACE_MS 2000
+/* How long shutdown waits for the commits of messages already accepted, so that their acks
+ * go out before the sockets close: the store's busy timeout (5 s) and a margin. */
+#define COMMIT_GRACE_MS 6000
 
 struct daemon {
     loop *l;
@@ -42,6 +45,7 @@ struct daemon {
     loop_timer shutdown_timer;
     uint64_t shutdown_started;
     bool stopping;
+    bool closing; /* the sockets were told to close */
 };
 
 static void route_engine(http_request *r, void *ud)
@@ -88,14 +92,28 @@ static void status_tick(loop *l, void *ud)
     loop_timer_start(l, &d->status_timer, STATUS_EVERY_MS, status_tick, d);
 }
 
+/* Shutdown in two steps, every 20 ms: first the store's completions still owed (a commit
+ * waiting for the disk or for another process's lock: its ack must still go out), then the
+ * close of every socket and long-poll. Each step has its own bound. */
 static void shutdown_tick(loop *l, void *ud)
 {
     struct daemon *d = ud;
     eio_server *eio = sio_server_engine(d->sio);
+    uint64_t waited = loop_now(l) - d->shutdown_started;
+    if (!d->closing) {
+        if (platform_outstanding(d->plat) > 0 && waited < COMMIT_GRACE_MS) {
+            loop_timer_start(l, &d->shutdown_timer, 20, shutdown_tick, d);
+            return;
+        }
+        d->closing = true;
+        d->shutdown_started = loop_now(l);
+        waited = 0;
+        eio_server_close_all(eio, "server shutting down");
+    }
     /* Done when every WebSocket finished its close handshake and every long-poll got its
      * close packet out. */
     bool drained = eio_server_sockets_open(eio) == 0 && http_server_active_requests(d->http) == 0;
-    if (drained || loop_now(l) - d->shutdown_started >= CLOSE_GRACE_MS) {
+    if (drained || waited >= CLOSE_GRACE_MS) {
         loop_stop(l);
         return;
     }
@@ -114,7 +132,7 @@ static void on_terminate(loop *l, int signo, void *ud)
           signo == SIGTERM ? "SIGTERM" : "SIGINT", platform_connections(d->plat));
     http_server_quiesce(d->http);
     loop_timer_stop(l, &d->status_timer);
-    eio_server_close_all(sio_server_engine(d->sio), "server shutting down");
+    platform_quiesce(d->plat);
     d->shutdown_started = loop_now(l);
     shutdown_tick(l, d);
 }
@@ -284,10 +302,12 @@ int main(int argc, char **argv)
     rc = 0;
 
 out:
+    /* sio closes what is left and the platform records the disconnects; the store then
+     * commits them. Completions it still owes the platform (a commit that outlasted the
+     * grace) run in store_close and only free their state (platform_free). */
     if (d.sio)
-        sio_server_free(d.sio); /* closes what is left; platform records the disconnects */
-    if (d.plat)
-        platform_free(d.plat);
+        sio_server_free(d.sio);
+    platform_free(d.plat);
     if (d.http)
         http_server_free(d.http);
     if (d.st)

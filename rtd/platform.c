@@ -73,6 +73,11 @@ struct platform {
     struct platform_stats stats;
     struct platform_count counts[MAX_PLATFORMS];
     int ncounts;
+    /* Store completions still to come. They outlive the platform's owner: platform_free
+     * with some outstanding only marks it dead, and the last completion frees it. */
+    unsigned outstanding;
+    bool quiesced; /* shutting down: new writes and reads are refused */
+    bool dead;
 };
 
 /* ---- small helpers ---- */
@@ -99,6 +104,20 @@ static void pending_unlink(struct pending *pd)
     if (pd->next)
         pd->next->prev = pd->prev;
     pd->c = NULL;
+}
+
+/* Ends a store completion: true when the platform is gone (the completion only frees pd). */
+static bool pending_finish(struct pending *pd)
+{
+    platform *p = pd->p;
+    pending_unlink(pd);
+    p->outstanding--;
+    if (!p->dead)
+        return false;
+    free(pd);
+    if (p->outstanding == 0)
+        free(p);
+    return true;
 }
 
 static int count_slot(platform *p, const char *name)
@@ -193,6 +212,16 @@ static client *begin_event(platform *p, sio_socket *s, int64_t ack_id)
     return take_token(c, ack_id) ? c : NULL;
 }
 
+/* The events that reach the store are refused once shutdown began: the store finishes what
+ * it has and the clients learn at once, to send again after they reconnect. */
+static bool refuse_if_quiesced(client *c, int64_t ack_id)
+{
+    if (!c->p->quiesced)
+        return false;
+    refuse(c, ack_id, "shutting_down", "the server is shutting down, try again after reconnecting");
+    return true;
+}
+
 /* ---- identify ---- */
 
 static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_t ack_id,
@@ -248,7 +277,8 @@ static void message_stored(void *ud, bool ok, int64_t id, const char *error)
     struct pending *pd = ud;
     platform *p = pd->p;
     client *c = pd->c;
-    pending_unlink(pd);
+    if (pending_finish(pd))
+        return;
     if (!ok) {
         rlogf(RLOG_ERROR, "Message not stored", "{\"socketId\":\"%s\",\"error\":\"%s\"}",
               pd->socket_id, error ? error : "");
@@ -297,7 +327,7 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
 {
     platform *p = ud;
     client *c = begin_event(p, s, ack_id);
-    if (!c)
+    if (!c || refuse_if_quiesced(c, ack_id))
         return;
     struct message_input in;
     struct validate_error err;
@@ -344,6 +374,7 @@ static void on_send_message(sio_socket *s, const char *ev, const sio_args *a, in
         refuse(c, ack_id, "server_busy", "the server is busy, try again");
         return;
     }
+    p->outstanding++;
     pending_link(c, pd);
 }
 
@@ -399,7 +430,8 @@ static void history_done(void *ud, bool ok, const char *json, size_t len, const 
 {
     struct pending *pd = ud;
     client *c = pd->c;
-    pending_unlink(pd);
+    if (pending_finish(pd))
+        return;
     if (c) {
         if (ok)
             sio_ack(c->s, pd->ack_id, json, NULL, 0);
@@ -414,7 +446,7 @@ static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, in
 {
     platform *p = ud;
     client *c = begin_event(p, s, ack_id);
-    if (!c)
+    if (!c || refuse_if_quiesced(c, ack_id))
         return;
     if (ack_id < 0) {
         refuse(c, ack_id, "ack_required", "get-messages answers through its acknowledgement");
@@ -439,6 +471,7 @@ static void on_get_messages(sio_socket *s, const char *ev, const sio_args *a, in
         refuse(c, ack_id, "server_busy", "the server is busy, try again");
         return;
     }
+    p->outstanding++;
     pending_link(c, pd);
 }
 
@@ -590,8 +623,24 @@ platform *platform_new(loop *l, sio_server *srv, store *st, const struct platfor
     return p;
 }
 
+void platform_quiesce(platform *p)
+{
+    p->quiesced = true;
+}
+
+unsigned platform_outstanding(const platform *p)
+{
+    return p->outstanding;
+}
+
 void platform_free(platform *p)
 {
+    if (!p)
+        return;
+    if (p->outstanding > 0) {
+        p->dead = true; /* the store's last completion for it frees it */
+        return;
+    }
     free(p);
 }
 

@@ -37,7 +37,14 @@ struct platform_stats {
 };
 
 platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg);
+/* Frees the platform. Completions the store still owes it may run later (in store_close):
+ * they only free their own state, and the last one frees the platform. */
 void platform_free(platform *p);
+/* Shutdown: from now on send-message and get-messages are refused (code "shutting_down");
+ * what was accepted before is still stored and acknowledged. */
+void platform_quiesce(platform *p);
+/* Store completions (message commits, history reads) still to come. */
+unsigned platform_outstanding(const platform *p);
 void platform_get_stats(const platform *p, struct platform_stats *out);
 /* Calls fn for each platform name with its number of connected sockets. */
 void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),

@@ -3,6 +3,7 @@
 // format on stderr and SIGHUP reopening --log-file.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { describe } from "node:test";
@@ -16,6 +17,7 @@ import {
   httpGet,
   query,
   rtdTest,
+  sleep,
   startRtd,
   tempDir,
   tryConnect,
@@ -49,6 +51,23 @@ async function threePlatforms(ctx) {
   for (const s of [f, l, w]) await emitAck(s, "send-message", { sender: s.id, text: "before the signal" });
   for (const s of [f, l, w]) await s.got.messages.waitCount(3);
   return [f, l, w];
+}
+
+// Another process (the sqlite3 shell) holding the database's write lock, as a backup tool or
+// a migration would: rtd's writer then waits (busy timeout) with the transaction it has.
+async function holdWriteLock(db) {
+  const sh = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  sh.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+  const exited = new Promise((resolve) => sh.once("exit", resolve));
+  sh.stdin.write(".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  await waitUntil(() => out.includes("locked"), { timeout: 5000, what: "the sqlite3 shell to take the write lock" });
+  return {
+    async release() {
+      sh.stdin.end("COMMIT;\n.quit\n");
+      await within(exited, 5000, "the sqlite3 shell to exit");
+    },
+  };
 }
 
 async function assertCleanShutdown(ctx, signal) {
@@ -170,6 +189,60 @@ describe("shutdown", () => {
       assert.equal(await count(rtd.db, "connections"), 2);
     } finally {
       ws.destroy();
+    }
+  });
+  // Regression (issue 18.1): SIGTERM while a commit waits crashed rtd (exit 139): main.c freed
+  // the platform before store_close, whose last completions ran on it.
+  rtdTest("SIGTERM while a commit waits for a lock: the ack still goes out, later sends are refused, exit 0", async (ctx) => {
+    const { rtd } = ctx;
+    const s = await ctx.client({ kind: "websocket" });
+    await waitConnectionRow(rtd.db, s.id);
+    const lock = await holdWriteLock(rtd.db);
+    let released = false;
+    try {
+      const acked = emitAck(s, "send-message", { sender: "ada", text: "committed during shutdown" });
+      await sleep(300); // the writer has it and waits for the lock
+      rtd.signal("SIGTERM");
+      await waitUntil(() => /\[INFO\] Shutting down/.test(rtd.stderr), { timeout: 3000, what: "the shutdown log line" });
+      const refused = await emitAck(s, "send-message", { sender: "ada", text: "too late" });
+      assert.equal(refused.ok, false);
+      assert.equal(refused.code, "shutting_down");
+      await sleep(300);
+      assert.equal(rtd.exit, null, "rtd waits for the commit before it closes the sockets");
+      await lock.release();
+      released = true;
+      const ack = await within(acked, 5000, "the ack of the message sent before SIGTERM");
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      assert.deepEqual(await rtd.waitExit(SHUTDOWN_LIMIT_MS + 6000), { code: 0, signal: null });
+      assert.deepEqual(await query(rtd.db, "SELECT id, message_text FROM messages"), [{ id: ack.id, message_text: "committed during shutdown" }]);
+    } finally {
+      if (!released) await lock.release();
+    }
+  });
+
+  // The same with a second signal (do not wait): the commit completes in store_close, after
+  // the platform is gone; its completion only frees its state (valgrind checks in the test
+  // command) and the row is still written.
+  rtdTest("a second SIGTERM while a commit waits: the row is still committed, exit 0", async (ctx) => {
+    const { rtd } = ctx;
+    const s = await ctx.client({ kind: "websocket" });
+    await waitConnectionRow(rtd.db, s.id);
+    const lock = await holdWriteLock(rtd.db);
+    let released = false;
+    try {
+      s.emit("send-message", { sender: "ada", text: "committed after the loop" });
+      await sleep(300);
+      rtd.signal("SIGTERM");
+      await waitUntil(() => /\[INFO\] Shutting down/.test(rtd.stderr), { timeout: 3000, what: "the shutdown log line" });
+      rtd.signal("SIGTERM");
+      await sleep(300);
+      await lock.release();
+      released = true;
+      assert.deepEqual(await rtd.waitExit(SHUTDOWN_LIMIT_MS + 6000), { code: 0, signal: null });
+      assert.equal(await count(rtd.db, "messages", "message_text = 'committed after the loop'"), 1);
+      assert.equal(await count(rtd.db, "connections", "status = 'active'"), 0);
+    } finally {
+      if (!released) await lock.release();
     }
   });
 });
