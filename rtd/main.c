@@ -226,6 +226,7 @@ int main(int argc, char **argv)
         .path = o.db,
         .sync_full = o.sync_full,
         .retention_days = o.retention_days,
+        .max_queue_bytes = o.store_queue_bytes,
     };
     d.st = store_open(&sc, d.l, &err);
     if (!d.st) {

@@ -35,6 +35,7 @@ enum {
     OPT_REQUEST_TIMEOUT,
     OPT_RETENTION,
     OPT_MAX_BUFFERED,
+    OPT_STORE_QUEUE_BYTES,
     OPT_SEND_THREADS,
     OPT_ALLOW_EIO3,
     OPT_AUTH_SECRET,
@@ -67,6 +68,7 @@ static const struct option long_opts[] = {
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"retention-days", required_argument, NULL, OPT_RETENTION},
     {"max-buffered", required_argument, NULL, OPT_MAX_BUFFERED},
+    {"store-queue-bytes", required_argument, NULL, OPT_STORE_QUEUE_BYTES},
     {"send-threads", required_argument, NULL, OPT_SEND_THREADS},
     {"allow-eio3", no_argument, NULL, OPT_ALLOW_EIO3},
     {"auth-secret", required_argument, NULL, OPT_AUTH_SECRET},
@@ -106,6 +108,8 @@ static const char usage_text[] =
     "  --request-timeout S       idle or slow HTTP request deadline in seconds (30)\n"
     "  --retention-days N        delete messages older than N days, 0 keeps all (90)\n"
     "  --max-buffered BYTES      unsent output per client before it is dropped (4194304)\n"
+    "  --store-queue-bytes BYTES  writes waiting for the database before sends are\n"
+    "                            refused, in bytes (67108864)\n"
     "  --send-threads N          threads helping the loop write to many WebSockets\n"
     "                            at once, 0 for none (0)\n"
     "  --allow-eio3              also accept Engine.IO v3 / Socket.IO 2.x clients\n"
@@ -164,6 +168,7 @@ static void defaults(struct rtd_options *o)
     o->request_timeout_s = 30;
     o->retention_days = 90;
     o->max_buffered = 4u << 20;
+    o->store_queue_bytes = 64u << 20;
 }
 
 static int from_env(struct rtd_options *o, FILE *err)
@@ -323,6 +328,10 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_MAX_BUFFERED:
             r = num(err, "max-buffered", a, 65536, 1LL << 34, &v);
             o->max_buffered = (size_t)v;
+            break;
+        case OPT_STORE_QUEUE_BYTES:
+            r = num(err, "store-queue-bytes", a, 65536, 1LL << 34, &v);
+            o->store_queue_bytes = (size_t)v;
             break;
         case OPT_SEND_THREADS:
             r = num(err, "send-threads", a, 0, 64, &v);

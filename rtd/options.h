@@ -38,6 +38,7 @@ struct rtd_options {
     unsigned request_timeout_s;
     unsigned retention_days;
     size_t max_buffered;
+    size_t store_queue_bytes;
     unsigned send_threads;    /* --send-threads: sendpool helpers, 0: none */
     bool allow_eio3;
     const char *auth_secret_file;

@@ -81,6 +81,9 @@ void status_metrics(http_request *req, void *ud)
                "# HELP rtd_store_queue_depth Writes waiting for the writer thread.\n"
                "# TYPE rtd_store_queue_depth gauge\n"
                "rtd_store_queue_depth %zu\n"
+               "# HELP rtd_store_queue_bytes Bytes of the writes waiting for the writer thread.\n"
+               "# TYPE rtd_store_queue_bytes gauge\n"
+               "rtd_store_queue_bytes %zu\n"
                "# HELP rtd_store_errors_total Failed store transactions.\n"
                "# TYPE rtd_store_errors_total counter\n"
                "rtd_store_errors_total %llu\n"
@@ -89,7 +92,8 @@ void status_metrics(http_request *req, void *ud)
                (unsigned long long)ps.events_in, (unsigned long long)ps.rejected,
                (unsigned long long)ps.rate_limited, (unsigned long long)ps.messages_in,
                (unsigned long long)ps.messages_out, (unsigned long long)bytes_in,
-               (unsigned long long)bytes_out, st.queue_depth, (unsigned long long)st.errors);
+               (unsigned long long)bytes_out, st.queue_depth, st.queue_bytes,
+               (unsigned long long)st.errors);
     for (int i = 0; i < 8; i++)
         buf_printf(&b, "rtd_store_commit_seconds_bucket{le=\"%g\"} %llu\n",
                    store_commit_buckets_ms[i] / 1000.0, (unsigned long long)st.commit_le[i]);

@@ -17,8 +17,9 @@
  *  - A message's item doubles as its completion: after the commit the writer moves it, with
  *    its id or error, onto the completion list and wakes the loop, whose wake hook runs the
  *    callbacks and frees the items. Nothing but message and query items crosses back.
- *  - Queue depth counts writes queued or in the transaction being written, so max_queue
- *    bounds the memory held by writes, whichever thread holds them.
+ *  - Queue depth counts writes queued or in the transaction being written, in items and in
+ *    bytes, so max_queue and max_queue_bytes bound the memory held by writes, whichever
+ *    thread holds them.
  *  - Errors: a constraint failure (a duplicate socket_id, a NULL sender) fails only its own
  *    write; anything else (disk full, I/O error, lock timeout) rolls back the transaction and
  *    every message in it completes with ok false.
@@ -102,6 +103,7 @@ static struct item *item_new(enum item_kind kind, int nstr, const char *const *s
         return NULL;
     memset(it, 0, sizeof *it);
     it->kind = kind;
+    it->size = sizeof *it + total;
     char *p = it->data;
     for (int i = 0; i < nstr; i++) {
         if (!s[i])
@@ -120,7 +122,8 @@ static int push_write(store *st, struct item *it)
     if (!it)
         return -1;
     pthread_mutex_lock(&st->qmu);
-    if (st->wstop || st->depth >= st->max_queue) {
+    if (st->wstop || st->depth >= st->max_queue ||
+        it->size > st->max_queue_bytes - st->depth_bytes) {
         pthread_mutex_unlock(&st->qmu);
         free(it);
         return -1;
@@ -131,6 +134,7 @@ static int push_write(store *st, struct item *it)
         st->qhead = it;
     st->qtail = it;
     st->depth++;
+    st->depth_bytes += it->size;
     bool wake = st->writer_waiting;
     pthread_mutex_unlock(&st->qmu);
     if (wake)
@@ -243,6 +247,7 @@ void store_get_stats(store *st, struct store_stats *out)
     pthread_mutex_unlock(&st->smu);
     pthread_mutex_lock(&st->qmu);
     out->queue_depth = st->depth;
+    out->queue_bytes = st->depth_bytes;
     pthread_mutex_unlock(&st->qmu);
 }
 
@@ -392,6 +397,7 @@ store *store_open(const struct store_config *cfg, loop *l, char **err)
     }
     st->l = l;
     st->max_queue = cfg->max_queue ? cfg->max_queue : DEFAULT_MAX_QUEUE;
+    st->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : DEFAULT_MAX_QUEUE_BYTES;
     st->batch_max = cfg->batch_max ? cfg->batch_max : DEFAULT_BATCH_MAX;
     st->retention_days = cfg->retention_days;
     st->stats.db_ok = true;

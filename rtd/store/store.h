@@ -30,6 +30,8 @@ struct store_config {
     const char *path;        /* database file, created if missing */
     bool sync_full;          /* PRAGMA synchronous=FULL instead of NORMAL */
     size_t max_queue;        /* writes waiting before store_* start refusing (0: 100000) */
+    size_t max_queue_bytes;  /* and their bytes (0: 64 MiB): 100 000 writes of 10 KB would
+                              * otherwise hold 1 GB */
     unsigned batch_max;      /* most writes in one transaction (0: 10000) */
     unsigned retention_days; /* delete messages older than this, in the background (0: keep) */
 };
@@ -74,6 +76,7 @@ int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t
 /* Figures for /health and /metrics (loop thread). */
 struct store_stats {
     size_t queue_depth;          /* writes waiting */
+    size_t queue_bytes;          /* their size */
     uint64_t commits;            /* transactions committed */
     uint64_t rows_written;
     uint64_t errors;

@@ -27,6 +27,7 @@
 
 enum {
     DEFAULT_MAX_QUEUE = 100000,
+    DEFAULT_MAX_QUEUE_BYTES = 64 << 20,
     DEFAULT_BATCH_MAX = 10000,
     BUSY_TIMEOUT_MS = 5000,
     RETENTION_CHUNK = 1000,
@@ -52,6 +53,7 @@ struct item {
     int64_t at_ms;
     int64_t num[3]; /* close: duration; status: counters; query: limit, before */
     int64_t id;     /* result: the message's row id */
+    size_t size;    /* bytes allocated for the item, counted in depth_bytes */
     char *err;      /* result: malloc'ed error text, or NULL */
     store_message_done_fn *msg_done;
     store_query_done_fn *query_done;
@@ -104,6 +106,7 @@ _Static_assert(offsetof(union wstmts, stopped) == (WSTMT_COUNT - 1) * sizeof(sql
 struct store {
     loop *l;
     size_t max_queue;
+    size_t max_queue_bytes;
     unsigned batch_max;
     unsigned retention_days;
 
@@ -112,6 +115,7 @@ struct store {
     pthread_cond_t qcond;
     struct item *qhead, *qtail;
     size_t depth; /* queued + in the transaction being written */
+    size_t depth_bytes; /* their items' sizes */
     bool writer_waiting;
     bool wstop;
 

@@ -344,8 +344,10 @@ done:;
 
     /* Completions: message items go back to the loop, the rest are freed here. */
     struct item *dh = NULL, *dt = NULL, *it = head;
+    size_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
         struct item *next = it->next;
+        bytes += it->size;
         if (fatal && it->kind == K_MESSAGE) {
             it->ok = false;
             if (!it->err)
@@ -392,6 +394,7 @@ done:;
 
     pthread_mutex_lock(&st->qmu);
     st->depth -= n;
+    st->depth_bytes -= bytes;
     pthread_mutex_unlock(&st->qmu);
     store_post_done(st, dh, dt);
 }

@@ -341,6 +341,23 @@ export function querySync(db, sql) {
   return parseJsonRows(execFileSync("sqlite3", SQLITE_ARGS(db, sql), { timeout: 10000, encoding: "utf8", maxBuffer: 64 << 20 }));
 }
 
+// Another process (the sqlite3 shell) holding the database's write lock, as a backup tool or
+// a migration would: rtd's writer then waits (busy timeout) with the transaction it has.
+export async function holdWriteLock(db) {
+  const sh = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  sh.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+  const exited = new Promise((resolve) => sh.once("exit", resolve));
+  sh.stdin.write(".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  await waitUntil(() => out.includes("locked"), { timeout: 5000, what: "the sqlite3 shell to take the write lock" });
+  return {
+    async release() {
+      sh.stdin.end("COMMIT;\n.quit\n");
+      await within(exited, 5000, "the sqlite3 shell to exit");
+    },
+  };
+}
+
 export function sqlString(s) {
   return `'${String(s).replace(/'/g, "''")}'`;
 }

@@ -3,7 +3,6 @@
 // format on stderr and SIGHUP reopening --log-file.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { describe } from "node:test";
@@ -14,6 +13,7 @@ import {
   count,
   dbTimeMs,
   emitAck,
+  holdWriteLock,
   httpGet,
   query,
   rtdTest,
@@ -51,23 +51,6 @@ async function threePlatforms(ctx) {
   for (const s of [f, l, w]) await emitAck(s, "send-message", { sender: s.id, text: "before the signal" });
   for (const s of [f, l, w]) await s.got.messages.waitCount(3);
   return [f, l, w];
-}
-
-// Another process (the sqlite3 shell) holding the database's write lock, as a backup tool or
-// a migration would: rtd's writer then waits (busy timeout) with the transaction it has.
-async function holdWriteLock(db) {
-  const sh = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "pipe"] });
-  let out = "";
-  sh.stdout.setEncoding("utf8").on("data", (d) => (out += d));
-  const exited = new Promise((resolve) => sh.once("exit", resolve));
-  sh.stdin.write(".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
-  await waitUntil(() => out.includes("locked"), { timeout: 5000, what: "the sqlite3 shell to take the write lock" });
-  return {
-    async release() {
-      sh.stdin.end("COMMIT;\n.quit\n");
-      await within(exited, 5000, "the sqlite3 shell to exit");
-    },
-  };
 }
 
 async function assertCleanShutdown(ctx, signal) {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { Polling, request } from "../js/lib/http.mjs";
-import { count, emitAck, expectRefused, httpGet, query, rtdTest, waitConnectionRow, waitUntil, within } from "./lib.mjs";
+import { count, emitAck, expectRefused, holdWriteLock, httpGet, metrics, query, rtdTest, waitConnectionRow, waitUntil, within } from "./lib.mjs";
 
 // A rate this low refills no token during a test: the burst is all a socket has.
 const SLOW = ["--rate-limit", "0.01"];
@@ -137,5 +137,38 @@ describe("--max-connections", () => {
       s.disconnect();
       await waitUntil(async () => JSON.parse((await httpGet(rtd, "/health")).text).sessions === 0, { what: "the session gone" });
     }
+  });
+});
+
+describe("store queue", () => {
+  // With the writer stalled (another process holds the write lock), 9 000-byte messages fill
+  // 64 KiB of queue after a few: the rest are refused with server_busy at once, the queued
+  // ones are all stored and acknowledged once the lock goes.
+  rtdTest("--store-queue-bytes: sends past the queued bytes are refused with server_busy; the queued ones commit", { args: ["--store-queue-bytes", "65536"] }, async (ctx) => {
+    const { rtd } = ctx;
+    const s = await ctx.client({ kind: "websocket" });
+    await waitConnectionRow(rtd.db, s.id);
+    const lock = await holdWriteLock(rtd.db);
+    let acks;
+    try {
+      const text = "q".repeat(9000);
+      acks = [];
+      for (let i = 0; i < 12; i++) {
+        acks.push(emitAck(s, "send-message", { sender: "q", text: `${i} ${text}` }));
+        // the last ones are answered at once; wait for those before the next
+        if (i >= 9) await within(acks[i], 3000, `the refusal of message ${i}`);
+      }
+      const queued = (await metrics(rtd)).samples.get("rtd_store_queue_bytes");
+      assert.ok(queued > 40000 && queued <= 65536, `rtd_store_queue_bytes ${queued}`);
+    } finally {
+      await lock.release();
+    }
+    const answers = await within(Promise.all(acks), 8000, "every ack");
+    const ok = answers.filter((a) => a.ok);
+    const busy = answers.filter((a) => !a.ok);
+    assert.ok(ok.length >= 5 && ok.length <= 7, `${ok.length} accepted: ${JSON.stringify(answers.map((a) => a.ok))}`);
+    assert.ok(busy.every((a) => a.code === "server_busy"), JSON.stringify(busy));
+    assert.equal(await count(rtd.db, "messages"), ok.length);
+    assert.equal((await emitAck(s, "send-message", { sender: "q", text: "room again" })).ok, true);
   });
 });

@@ -865,6 +865,45 @@ static void test_queue_full_refuses(void **state)
     sqlite3_close(db);
 }
 
+/* The queue is bounded in bytes too: with the writer stalled, 10 KB messages are refused once
+ * max_queue_bytes is reached, long before max_queue items (100 000 of them would be 1 GB). */
+static void test_queue_bytes_bound(void **state)
+{
+    struct env *e = *state;
+    struct store_config cfg = {.max_queue_bytes = 64 * 1024};
+    e->st = open_with(e, cfg);
+    sqlite3 *lock = hold_write_lock(e->path);
+    static char text[10 * 1024];
+    memset(text, 'b', sizeof text - 1);
+    static int pending;
+    static struct ack acks[16];
+    pending = 0;
+    int accepted = 0;
+    for (int i = 0; i < 16; i++) {
+        memset(&acks[i], 0, sizeof acks[i]);
+        acks[i].pending = &pending;
+        if (store_message(e->st, "b", "x", text, strlen(text), "web", NULL, 1700000000000LL + i,
+                          on_ack, &acks[i]) < 0)
+            break;
+        pending++;
+        accepted++;
+    }
+    assert_in_range(accepted, 5, 6); /* 64 KB of 10 KB messages and their headers */
+    struct store_stats s;
+    store_get_stats(e->st, &s);
+    assert_int_equal(s.queue_depth, (size_t)accepted);
+    assert_in_range(s.queue_bytes, (size_t)accepted * sizeof text, cfg.max_queue_bytes);
+    release_write_lock(lock);
+    wait_pending(e, &pending);
+    for (int i = 0; i < accepted; i++)
+        assert_true(acks[i].ok);
+    store_get_stats(e->st, &s);
+    assert_int_equal(s.queue_depth, 0);
+    assert_int_equal(s.queue_bytes, 0);
+    /* room again once the writer caught up */
+    send_sync(e, "b", "after", "web", NULL, 1700000000100LL);
+}
+
 static void test_failed_transaction_fails_its_messages(void **state)
 {
     struct env *e = *state;
@@ -1374,6 +1413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_leftovers_closed_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bytes_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_transaction_fails_its_messages, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_item_failure_is_isolated, setup, teardown),
