@@ -120,14 +120,28 @@ static bool pending_finish(struct pending *pd)
     return true;
 }
 
+/* Connected sockets by platform name, for /metrics. The platforms of the guide keep their
+ * slots; any other name (clients choose them) holds one only while a socket uses it, so names
+ * that come and go cannot fill the table for good. When every slot is in use, the last one,
+ * "other", counts the rest. */
+static const char *const reserved_platforms[] = {"unknown", "web", "flutter", "laravel"};
+#define NRESERVED (int)(sizeof reserved_platforms / sizeof reserved_platforms[0])
+
 static int count_slot(platform *p, const char *name)
 {
-    for (int i = 0; i < p->ncounts; i++)
+    int free_slot = -1;
+    for (int i = 0; i < p->ncounts; i++) {
         if (strcmp(p->counts[i].name, name) == 0)
             return i;
-    if (p->ncounts == MAX_PLATFORMS)
-        return MAX_PLATFORMS - 1; /* the last slot absorbs an unbounded variety of names */
-    int i = p->ncounts++;
+        if (free_slot < 0 && i >= NRESERVED && i < MAX_PLATFORMS - 1 && p->counts[i].n == 0)
+            free_slot = i;
+    }
+    int i = free_slot;
+    if (i < 0) {
+        if (p->ncounts == MAX_PLATFORMS)
+            return MAX_PLATFORMS - 1;
+        i = p->ncounts++;
+    }
     snprintf(p->counts[i].name, sizeof p->counts[i].name, "%s",
              i == MAX_PLATFORMS - 1 ? "other" : name);
     p->counts[i].n = 0;
@@ -604,6 +618,8 @@ platform *platform_new(loop *l, sio_server *srv, store *st, const struct platfor
     p->st = st;
     p->cfg = *cfg;
     p->l = l;
+    for (int i = 0; i < NRESERVED; i++)
+        count_slot(p, reserved_platforms[i]);
     p->root = sio_namespace_add(srv, "/");
     if (!p->root) {
         free(p);
@@ -653,7 +669,8 @@ void platform_each_count(const platform *p, void (*fn)(const char *platform, uns
                          void *ud)
 {
     for (int i = 0; i < p->ncounts; i++)
-        fn(p->counts[i].name, p->counts[i].n, ud);
+        if (i < NRESERVED || p->counts[i].n > 0)
+            fn(p->counts[i].name, p->counts[i].n, ud);
 }
 
 unsigned platform_connections(const platform *p)

@@ -127,4 +127,31 @@ describe("/metrics", () => {
     assert.equal(sample(m3, 'rtd_connections_by_platform{platform="laravel"}'), 0);
     assert.equal(sample(m3, 'rtd_connections_by_platform{platform="flutter"}'), 1);
   });
+
+  // Regression (issue 18): the per-platform table had 64 slots that any name a client chose
+  // kept for good, so one socket identifying 70 times with made-up names pushed every later
+  // platform into "other".
+  rtdTest("platform names that come and go give their slots back; the label set stays bounded", { args: ["--rate-limit", "0"] }, async (ctx) => {
+    const { rtd } = ctx;
+    const junk = await ctx.client({ kind: "websocket" });
+    for (let i = 0; i < 70; i++) await emitAck(junk, "identify", { userId: "j", platform: `junk${i}`, appVersion: "1" });
+    const ios = await ctx.identified("websocket", { userId: "i", platform: "ios", appVersion: "1" });
+    let m = await metrics(rtd);
+    assert.equal(sample(m, 'rtd_connections_by_platform{platform="ios"}'), 1);
+    assert.equal(sample(m, 'rtd_connections_by_platform{platform="junk69"}'), 1);
+    assert.ok(!m.samples.has('rtd_connections_by_platform{platform="junk0"}'), "a name no socket uses is not listed");
+    assert.ok(!m.samples.has('rtd_connections_by_platform{platform="other"}'));
+    // Many names at once: at most 64 labels, the rest counted as "other".
+    const many = [];
+    for (let i = 0; i < 70; i++) many.push(ctx.identified("websocket", { userId: `m${i}`, platform: `many${i}`, appVersion: "1" }));
+    await Promise.all(many);
+    m = await metrics(rtd);
+    const labels = [...m.samples.keys()].filter((k) => k.startsWith("rtd_connections_by_platform{"));
+    assert.ok(labels.length <= 64, `${labels.length} platform labels`);
+    const total = labels.reduce((n, k) => n + m.samples.get(k), 0);
+    assert.equal(total, 72);
+    assert.ok(sample(m, 'rtd_connections_by_platform{platform="other"}') > 0);
+    assert.equal(sample(m, 'rtd_connections_by_platform{platform="flutter"}'), 0, "the guide's platforms keep their slots");
+    await emitAck(ios, "identify", { userId: "i", platform: "web", appVersion: "1" });
+  });
 });
