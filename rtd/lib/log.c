@@ -38,11 +38,16 @@ int rlog_reopen(void)
     int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    int old = log_fd;
-    log_fd = fd;
-    if (old > 2)
-        close(old);
-    return 0;
+    if (log_fd <= 2) {
+        log_fd = fd; /* at start, before any other thread */
+        return 0;
+    }
+    /* The store's threads write to log_fd without a lock: the new file takes the place of
+     * the old one under the same number in one step (dup3), so no write ever goes to a
+     * number that is closed, or reused by a socket or the database in between. */
+    int r = dup3(fd, log_fd, O_CLOEXEC);
+    close(fd);
+    return r < 0 ? -1 : 0;
 }
 
 void rlog_close(void)

@@ -11,7 +11,8 @@ enum rlog_level { RLOG_ERROR = 0, RLOG_WARN = 1, RLOG_INFO = 2, RLOG_DEBUG = 3 }
 
 /* path NULL: stderr. Returns 0, or -1 if the file cannot be opened. */
 int rlog_init(enum rlog_level level, const char *path);
-/* Reopens the log file (after rotation). Returns 0 or -1. */
+/* Reopens the log file (after rotation), keeping its descriptor number, so that other
+ * threads may log meanwhile. Loop thread only. Returns 0 or -1. */
 int rlog_reopen(void);
 void rlog_close(void);
 /* Parses "error", "warn", "info", "debug". Returns 0 or -1. */

@@ -1,6 +1,7 @@
 /* test_buf.c: unit tests for the small building blocks: growable buffers (rtd/lib/buf.c), the
  * string-keyed hash map (rtd/lib/map.c, including probe chains, wrap-around and real hash
- * collisions) and the helpers of rtd/lib/util.c (random ids, base64, time stamps, integers). */
+ * collisions), the helpers of rtd/lib/util.c (random ids, base64, time stamps, integers) and
+ * the log file's reopening (rtd/lib/log.c). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -13,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
 #include "rtd/lib/map.h"
 #include "rtd/lib/util.h"
 
@@ -983,6 +987,65 @@ static void test_parse_int(void **state)
     check_int_fails("1,0", 0, 100);
 }
 
+/* ---- the log ----------------------------------------------------------------------------- */
+
+/* The open descriptors of this process, as a bit set of numbers below 1024. */
+static void open_fds(unsigned char set[128])
+{
+    memset(set, 0, 128);
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != self && fd < 1024)
+            set[fd / 8] |= (unsigned char)(1u << (fd % 8));
+    }
+    closedir(d);
+}
+
+static bool file_has(const char *path, const char *text)
+{
+    char content[4096] = "";
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(content, 1, sizeof content - 1, f);
+    content[n] = '\0';
+    fclose(f);
+    return strstr(content, text) != NULL;
+}
+
+/* SIGHUP's reopen swaps the file under the same descriptor number (dup2): the store's threads
+ * log without a lock, and a number closed and reused in between (a socket, the database)
+ * would get their lines. So the process's set of descriptors is the same before and after. */
+static void test_log_reopen_keeps_the_descriptor(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rtd-log-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64], rotated[64];
+    snprintf(path, sizeof path, "%s/rtd.log", dir);
+    snprintf(rotated, sizeof rotated, "%s/rtd.log.1", dir);
+    assert_int_equal(rlog_init(RLOG_INFO, path), 0);
+    rlog(RLOG_INFO, "before the rotation", NULL);
+    unsigned char before[128], after[128];
+    open_fds(before);
+    assert_int_equal(rename(path, rotated), 0);
+    assert_int_equal(rlog_reopen(), 0);
+    open_fds(after);
+    assert_memory_equal(before, after, sizeof before);
+    rlog(RLOG_INFO, "after the rotation", NULL);
+    assert_true(file_has(rotated, "before the rotation"));
+    assert_false(file_has(rotated, "after the rotation"));
+    assert_true(file_has(path, "after the rotation"));
+    rlog_close();
+    unlink(path);
+    unlink(rotated);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1008,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_base64_rejects),
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_parse_int),
+        cmocka_unit_test(test_log_reopen_keeps_the_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
