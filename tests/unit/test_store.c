@@ -1295,8 +1295,11 @@ static void test_wal_stays_bounded(void **state)
     assert_int_equal(b.failed, 0);
     assert_true(s.commits >= 7500);
     assert_true(s.checkpoints > 0);
-    /* About RESTART_PAGES (16 000 pages of 4 KiB, 64 MB) plus what a pass lets through. */
-    assert_true(size > 0 && size < 100LL * 1024 * 1024);
+    /* About RESTART_PAGES (16 000 pages of 4 KiB, 64 MB) plus what a pass lets through; on a
+     * busy machine the checkpointer lags and the file can grow further, but its restart then
+     * truncates it to journal_size_limit (128 MiB). Without the checkpointer's fixes it
+     * reached 485 MB. */
+    assert_true(size > 0 && size <= 128LL * 1024 * 1024);
     assert_true(s.wal_pauses > 0);
     sqlite3 *db = db_open(e->path);
     assert_int_equal(q_int(db, "SELECT count(*) FROM messages"), b.total);
