@@ -264,6 +264,8 @@ describe("send-message", () => {
         [[{ sender: "bob", text: "" }], "invalid_text"],
         [[{ sender: "bob", text: 12 }], "invalid_text"],
         [[{ sender: "bob", text: ["a"] }], "invalid_text"],
+        [[{ sender: "bob", text: "nul \u0000 inside" }], "invalid_text"],
+        [[{ sender: "b\u0000b", text: "nul in the sender" }], "invalid_sender"],
         [[{ sender: "bob", text: "x".repeat(10001) }], "text_too_long"],
         [[{ sender: "bob", text: "bad platform", platform: "no spaces allowed" }], "invalid_platform"],
         [[{ sender: "bob", text: "bad platform", platform: 5 }], "invalid_platform"],
