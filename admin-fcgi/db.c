@@ -26,6 +26,7 @@ void app_config_defaults(struct app_config *cfg)
     cfg->page_size = 50;
     cfg->scan_rows = 100000;
     cfg->login_max_failures = 5;
+    cfg->login_addr_failures = 20;
     cfg->login_window = 15 * 60;
     cfg->login_lockout = 15 * 60;
     cfg->body_max = 64 * 1024;

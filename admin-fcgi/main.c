@@ -48,9 +48,11 @@ static void usage(FILE *f)
             "  --session-ttl SECONDS   admin session lifetime (default 43200)\n"
             "  --page-size N           rows per history page (default 50)\n"
             "  --scan-rows N           rows a text search reads per page (default 100000)\n"
-            "  --login-failures N      failed logins that lock an address or name (default 5)\n"
+            "  --login-failures N      failed logins of an address for one name that lock it,\n"
+            "                          and of a name after which it slows down (default 5)\n"
+            "  --login-address-failures N  failed logins that lock an address (default 20)\n"
             "  --login-window SECONDS  ... when within this time (default 900)\n"
-            "  --login-lockout SECONDS how long the lock lasts (default 900)\n"
+            "  --login-lockout SECONDS how long a lock lasts (default 900)\n"
             "  --body-max BYTES        largest form body accepted (default 65536)\n"
             "  --busy-timeout MS       how long a write waits for the database (default 5000)\n"
             "  --refresh SECONDS       dashboard refresh interval (default 5)\n"
@@ -72,6 +74,7 @@ enum {
     OPT_PAGE_SIZE,
     OPT_SCAN_ROWS,
     OPT_LOGIN_FAILURES,
+    OPT_LOGIN_ADDR_FAILURES,
     OPT_LOGIN_WINDOW,
     OPT_LOGIN_LOCKOUT,
     OPT_BODY_MAX,
@@ -95,6 +98,7 @@ static const struct option options[] = {
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
     {"scan-rows", required_argument, NULL, OPT_SCAN_ROWS},
     {"login-failures", required_argument, NULL, OPT_LOGIN_FAILURES},
+    {"login-address-failures", required_argument, NULL, OPT_LOGIN_ADDR_FAILURES},
     {"login-window", required_argument, NULL, OPT_LOGIN_WINDOW},
     {"login-lockout", required_argument, NULL, OPT_LOGIN_LOCKOUT},
     {"body-max", required_argument, NULL, OPT_BODY_MAX},
@@ -199,6 +203,11 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             if (number(flag, optarg, 1, 1000, &v) < 0)
                 return -1;
             f->cfg.login_max_failures = (unsigned)v;
+            break;
+        case OPT_LOGIN_ADDR_FAILURES:
+            if (number(flag, optarg, 1, 100000, &v) < 0)
+                return -1;
+            f->cfg.login_addr_failures = (unsigned)v;
             break;
         case OPT_LOGIN_WINDOW:
             if (number(flag, optarg, 1, 86400, &v) < 0)

@@ -594,35 +594,64 @@ static void test_login_throttle(void **state)
     anon_csrf(csrf);
     snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
     const char *addr[] = {"REMOTE_ADDR=203.0.113.9", NULL};
+    /* Earlier tests' wrong passwords count for the name too. */
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
     snprintf(body, sizeof body, "csrf=%s&username=alice&password=guess", csrf);
     for (unsigned i = 0; i < cfg.login_max_failures; i++) {
         struct resp r = request_env("POST", "/admin/login", cookie, body, addr);
         assert_int_equal(r.status, 401);
         resp_free(&r);
     }
-    /* Locked now, even with the right password, from that address... */
-    snprintf(body, sizeof body, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
-    struct resp r = request_env("POST", "/admin/login", cookie, body, addr);
+    /* Locked now for that name, even with the right password, from that address... */
+    char good[512];
+    snprintf(good, sizeof good, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
+    struct resp r = request_env("POST", "/admin/login", cookie, good, addr);
     assert_int_equal(r.status, 429);
     assert_true(atoi(header(&r, "Retry-After", v, sizeof v)) > 0);
     assert_non_null(strstr(r.body, "Too many failed logins"));
     resp_free(&r);
-    /* ... and for that name from anywhere. */
+    /* ... but not the name: an address that has not failed gets in. */
     const char *other[] = {"REMOTE_ADDR=198.51.100.1", NULL};
-    r = request_env("POST", "/admin/login", cookie, body, other);
+    r = request_env("POST", "/admin/login", cookie, good, other);
+    assert_int_equal(r.status, 303);
+    resp_free(&r);
+    /* An IPv6 client counts as its /64. */
+    const char *v6a[] = {"REMOTE_ADDR=2001:db8:1:2::a", NULL};
+    const char *v6b[] = {"REMOTE_ADDR=2001:db8:1:2:ffff::b", NULL};
+    char carol[512];
+    snprintf(carol, sizeof carol, "csrf=%s&username=carol&password=guess", csrf);
+    for (unsigned i = 0; i < cfg.login_max_failures; i++) {
+        r = request_env("POST", "/admin/login", cookie, carol, i % 2 ? v6a : v6b);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, carol, v6a);
     assert_int_equal(r.status, 429);
     resp_free(&r);
-    /* Once the lock is over, the right password works and clears the counters. */
+    /* Once the lock is over, the right password works and clears the address's counters. */
     sqlite3_exec(writer,
                  "UPDATE login_failures SET locked_until = '2000-01-01 00:00:00.000', "
                  "window_start = '2000-01-01 00:00:00.000'",
                  NULL, NULL, NULL);
-    r = request_env("POST", "/admin/login", cookie, body, addr);
+    r = request_env("POST", "/admin/login", cookie, good, addr);
     assert_int_equal(r.status, 303);
     resp_free(&r);
     assert_int_equal(scalar("SELECT COUNT(*) FROM login_failures WHERE key IN "
-                            "('ip:203.0.113.9', 'user:alice')"),
+                            "('pair:203.0.113.9|alice', 'ip:203.0.113.9')"),
                      0);
+
+    /* An address that guesses many names is locked for all of them. */
+    const char *spray[] = {"REMOTE_ADDR=192.0.2.77", NULL};
+    for (unsigned i = 0; i < cfg.login_addr_failures; i++) {
+        snprintf(body, sizeof body, "csrf=%s&username=user%u&password=guess", csrf, i);
+        r = request_env("POST", "/admin/login", cookie, body, spray);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, good, spray);
+    assert_int_equal(r.status, 429);
+    resp_free(&r);
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
 }
 
 static void test_logout_and_expiry(void **state)
