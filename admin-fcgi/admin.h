@@ -39,6 +39,8 @@ struct app_config {
     unsigned login_addr_failures; /* failures of an address for any names that lock it */
     long login_window;            /* seconds */
     long login_lockout;           /* seconds */
+    unsigned subscribe_limit;     /* subscription POSTs per client address ... */
+    long subscribe_window;        /* ... within this many seconds */
     size_t body_max;              /* largest POST body accepted */
     int busy_timeout_ms;          /* how long a write waits for rtd's write lock */
     unsigned refresh_seconds;     /* how often the dashboard polls its figures */

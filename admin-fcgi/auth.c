@@ -152,21 +152,28 @@ struct throttle_keys {
     char name_prev_until[UTIL_TS_LEN], name_our_until[UTIL_TS_LEN];
 };
 
-static void throttle_keys(struct ctx *c, const char *user, struct throttle_keys *k)
+/* The client's address as a throttling key: REMOTE_ADDR, or its /64 for IPv6. */
+static void client_net(const struct ctx *c, char out[INET6_ADDRSTRLEN + 4])
 {
     const char *addr = c->req->remote_addr;
-    char net[INET6_ADDRSTRLEN + 4];
     struct in6_addr a6;
     if (strchr(addr, ':') && inet_pton(AF_INET6, addr, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
         memset(a6.s6_addr + 8, 0, 8);
         char text[INET6_ADDRSTRLEN];
         if (inet_ntop(AF_INET6, &a6, text, sizeof text)) {
-            snprintf(net, sizeof net, "%s/64", text);
-            addr = net;
+            snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+            return;
         }
     }
-    snprintf(k->pair, sizeof k->pair, "pair:%.64s|%.150s", addr, user);
-    snprintf(k->addr, sizeof k->addr, "ip:%.64s", addr);
+    snprintf(out, INET6_ADDRSTRLEN + 4, "%.*s", INET6_ADDRSTRLEN, addr);
+}
+
+static void throttle_keys(struct ctx *c, const char *user, struct throttle_keys *k)
+{
+    char addr[INET6_ADDRSTRLEN + 4];
+    client_net(c, addr);
+    snprintf(k->pair, sizeof k->pair, "pair:%s|%.150s", addr, user);
+    snprintf(k->addr, sizeof k->addr, "ip:%s", addr);
     snprintf(k->name, sizeof k->name, "user:%.150s", user);
     k->name_prev_until[0] = k->name_our_until[0] = '\0';
 }
@@ -529,4 +536,66 @@ int auth_set_admin(sqlite3 *rw, const char *name, const char *password, bool *cr
     }
     *created = existing == 0;
     return 0;
+}
+
+/* ---- rate limits of anonymous forms ---------------------------------------------------- */
+
+int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window_s,
+                    long *retry_after, char **err)
+{
+    *err = NULL;
+    *retry_after = 0;
+    sqlite3 *db = app_rw(c->app, err);
+    if (!db)
+        return -1;
+    char net[INET6_ADDRSTRLEN + 4], key[128], now[UTIL_TS_LEN], window[UTIL_TS_LEN];
+    client_net(c, net);
+    snprintf(key, sizeof key, "%.40s:%s", what, net);
+    util_format_ts(c->now_ms, now);
+    util_format_ts(c->now_ms - (int64_t)window_s * 1000, window);
+    /* One statement counts the hit and reads the count, so parallel requests cannot both
+     * see room for one more. The hit is counted even when refused: the window does not
+     * move, so a client that keeps trying waits only for the window it started. */
+    static const char sql[] =
+        "INSERT INTO rate_limits(key, hits, window_start) VALUES (?1, 1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET "
+        " hits = CASE WHEN window_start < ?3 THEN 1 ELSE hits + 1 END,"
+        " window_start = CASE WHEN window_start < ?3 THEN ?2 ELSE window_start END "
+        "RETURNING hits, window_start";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        *err = admin_db_err(db, "rate limit");
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, window, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    long long hits = 0;
+    int64_t start = c->now_ms;
+    if (rc == SQLITE_ROW) {
+        hits = sqlite3_column_int64(st, 0);
+        const char *ws = (const char *)sqlite3_column_text(st, 1);
+        if (ws)
+            util_parse_ts(ws, &start, NULL);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_BUSY)
+        return -2;
+    if (rc != SQLITE_DONE) {
+        *err = admin_db_err(db, "rate limit");
+        return -1;
+    }
+    /* Now and then forget windows that are over, so the table stays small. */
+    if (hits == 1 && sqlite3_prepare_v2(db, "DELETE FROM rate_limits WHERE window_start < ?1", -1,
+                                        &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, window, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (hits <= (long long)limit)
+        return 0;
+    *retry_after = seconds_to(c->now_ms, start + (int64_t)window_s * 1000);
+    return 1;
 }

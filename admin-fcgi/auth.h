@@ -39,6 +39,13 @@ enum auth_result { AUTH_OK, AUTH_BAD, AUTH_LOCKED, AUTH_ERROR };
  * AUTH_ERROR sets *err. */
 enum auth_result auth_login(struct ctx *c, const char *user, const char *password,
                             long *retry_after, char **err);
+/* Counts one request of the anonymous form `what` (e.g. "subscribe") from the client's
+ * address (an IPv6 address as its /64) against `limit` per `window_s` seconds, in table
+ * rate_limits. Returns 0 (go ahead), 1 (over the limit; *retry_after set, seconds), -2 when
+ * the database stayed locked, or -1 and *err. */
+int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window_s,
+                    long *retry_after, char **err);
+
 /* Ends the current session (deletes its row and the cookie). Returns 0 or -1 and *err. */
 int auth_logout(struct ctx *c, char **err);
 

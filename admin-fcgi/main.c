@@ -53,6 +53,8 @@ static void usage(FILE *f)
             "  --login-address-failures N  failed logins that lock an address (default 20)\n"
             "  --login-window SECONDS  ... when within this time (default 900)\n"
             "  --login-lockout SECONDS how long a lock lasts (default 900)\n"
+            "  --subscribe-limit N     subscriptions per client address (default 10) ...\n"
+            "  --subscribe-window SECONDS  ... within this time (default 900)\n"
             "  --body-max BYTES        largest form body accepted (default 65536)\n"
             "  --busy-timeout MS       how long a write waits for the database (default 5000)\n"
             "  --refresh SECONDS       dashboard refresh interval (default 5)\n"
@@ -77,6 +79,8 @@ enum {
     OPT_LOGIN_ADDR_FAILURES,
     OPT_LOGIN_WINDOW,
     OPT_LOGIN_LOCKOUT,
+    OPT_SUBSCRIBE_LIMIT,
+    OPT_SUBSCRIBE_WINDOW,
     OPT_BODY_MAX,
     OPT_BUSY,
     OPT_REFRESH,
@@ -101,6 +105,8 @@ static const struct option options[] = {
     {"login-address-failures", required_argument, NULL, OPT_LOGIN_ADDR_FAILURES},
     {"login-window", required_argument, NULL, OPT_LOGIN_WINDOW},
     {"login-lockout", required_argument, NULL, OPT_LOGIN_LOCKOUT},
+    {"subscribe-limit", required_argument, NULL, OPT_SUBSCRIBE_LIMIT},
+    {"subscribe-window", required_argument, NULL, OPT_SUBSCRIBE_WINDOW},
     {"body-max", required_argument, NULL, OPT_BODY_MAX},
     {"busy-timeout", required_argument, NULL, OPT_BUSY},
     {"refresh", required_argument, NULL, OPT_REFRESH},
@@ -218,6 +224,16 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             if (number(flag, optarg, 1, 86400, &v) < 0)
                 return -1;
             f->cfg.login_lockout = (long)v;
+            break;
+        case OPT_SUBSCRIBE_LIMIT:
+            if (number(flag, optarg, 1, 100000, &v) < 0)
+                return -1;
+            f->cfg.subscribe_limit = (unsigned)v;
+            break;
+        case OPT_SUBSCRIBE_WINDOW:
+            if (number(flag, optarg, 1, 86400, &v) < 0)
+                return -1;
+            f->cfg.subscribe_window = (long)v;
             break;
         case OPT_BODY_MAX:
             if (number(flag, optarg, 1024, 16 * 1024 * 1024, &v) < 0)

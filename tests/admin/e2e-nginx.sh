@@ -1,6 +1,6 @@
 #!/bin/sh
 # e2e-nginx.sh: admin-fcgi through a real nginx (Debian's package) over FastCGI: the
-# landing page, static files, the subscription form, login, every admin page, the live
+# landing page, static files, the subscription form and its rate limit, login, every admin page, the live
 # JSON, the CSV export streamed through nginx, logout. nginx runs on a free loopback port
 # with a config generated into a temporary folder and is stopped afterwards.
 set -eu
@@ -41,6 +41,18 @@ expect "subscription without token is 403" 403 \
 expect "subscription is 200" 200 "$(code --data-urlencode "csrf=$csrf" \
     --data-urlencode 'email=e2e@example.com' "$BASE/subscribe")"
 contains "subscription is confirmed" "$T/body" "Thank you"
+expect "a second subscription of the address is answered the same" 200 \
+    "$(code --data-urlencode "csrf=$csrf" --data-urlencode 'email=e2e@example.com' \
+        "$BASE/subscribe")"
+contains "... with the same words" "$T/body" "Thank you! We will write to e2e@example.com"
+# One address gets 10 subscriptions per 15 minutes (two used above), however fast it posts.
+got=
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    got="$got $(code --data-urlencode "csrf=$csrf" --data-urlencode "email=flood$i@example.com" \
+        "$BASE/subscribe")"
+done
+expect "a burst of subscriptions is cut off at the limit" \
+    " 200 200 200 200 200 200 200 200 429 429 429 429" "$got"
 
 expect "/admin redirects to login" 302 "$(code "$BASE/admin")"
 expect "login page is 200" 200 "$(code "$BASE/admin/login")"
