@@ -1025,6 +1025,34 @@ static void test_messages_csv(void **state)
     r = admin_get("/admin/messages.csv?from=nope");
     assert_int_equal(r.status, 400);
     resp_free(&r);
+
+    /* ';' separates cells in many locales' spreadsheets, tabs in others: fields holding them
+     * are quoted, and a formula in user text is defused. Values the server made (socket ids,
+     * platform tokens) are written as stored even when they start with '-', so they still
+     * match the database. */
+    char *err = NULL;
+    check(dbfill_connect(fill, "-dash-sock", "-lab", "dee", "websocket", "10.0.0.9", "ua",
+                         now - 1000, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "semi;colon", "hi;=HYPERLINK(\"http://evil\")", "-lab",
+                         "r;1", now - 900, NULL, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "semi;colon", "-1+2\tthere", "-lab", NULL, now - 800,
+                         NULL, &err),
+          err);
+    check(
+        dbfill_message(fill, "-dash-sock", "@dee", "plain", "-lab", "=room", now - 700, NULL, &err),
+        err);
+    check(dbfill_disconnect(fill, "-dash-sock", now - 600, &err), err);
+    r = admin_get("/admin/messages.csv?platform=-lab");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, ",-lab,\"semi;colon\",\"r;1\",-dash-sock,"
+                                   "\"hi;=HYPERLINK(\"\"http://evil\"\")\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,\"semi;colon\",,-dash-sock,\"'-1+2\tthere\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,\"'@dee\",\"'=room\",-dash-sock,plain\r\n"));
+    assert_null(strstr(r.body, "'-lab"));
+    assert_null(strstr(r.body, "'-dash"));
+    resp_free(&r);
 }
 
 /* ---- connections --------------------------------------------------------------------- */
