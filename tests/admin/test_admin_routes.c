@@ -839,6 +839,8 @@ static void test_messages_escaping(void **state)
     assert_non_null(strstr(r.body, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; "
                                    "&quot;quotes&quot;"));
     assert_non_null(strstr(r.body, "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    /* Line breaks are kept (the cell is white-space: pre-wrap), the rest still escaped. */
+    assert_non_null(strstr(r.body, ">=HYPERLINK(&quot;http://evil&quot;),\nline two</td>"));
     resp_free(&r);
     /* Reflected filter values are escaped too. */
     r = admin_get("/admin/messages?sender=%22%3E%3Cscript%3Ex%3C%2Fscript%3E");
