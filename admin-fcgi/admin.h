@@ -28,17 +28,22 @@
 struct app_config {
     const char *db_path;
     const char *templates_dir;
-    const char *site_name;       /* shown in titles and on the landing page */
-    int64_t launch_ms;           /* countdown target on the landing page */
-    long session_ttl;            /* seconds an admin session lives */
-    unsigned page_size;          /* rows per history page */
-    unsigned scan_rows;          /* rows a residual filter may examine per page */
-    unsigned login_max_failures; /* failures per address or name within login_window ... */
-    long login_window;           /* ... (seconds) that lock logins ... */
-    long login_lockout;          /* ... for this many seconds */
-    size_t body_max;             /* largest POST body accepted */
-    int busy_timeout_ms;         /* how long a write waits for rtd's write lock */
-    unsigned refresh_seconds;    /* how often the dashboard polls its figures */
+    const char *site_name;        /* shown in titles and on the landing page */
+    int64_t launch_ms;            /* countdown target on the landing page */
+    long session_ttl;             /* seconds an admin session lives */
+    unsigned page_size;           /* rows per history page */
+    unsigned scan_rows;           /* rows a residual filter may examine per page */
+    unsigned login_max_failures;  /* failures of an address for one name within login_window
+                                     that lock it for login_lockout, and of a name (from
+                                     anywhere) after which its failed addresses slow down */
+    unsigned login_addr_failures; /* failures of an address for any names that lock it */
+    long login_window;            /* seconds */
+    long login_lockout;           /* seconds */
+    unsigned subscribe_limit;     /* subscription POSTs per client address ... */
+    long subscribe_window;        /* ... within this many seconds */
+    size_t body_max;              /* largest POST body accepted */
+    int busy_timeout_ms;          /* how long a write waits for rtd's write lock */
+    unsigned refresh_seconds;     /* how often the dashboard polls its figures */
 };
 
 /* Defaults for every field but db_path. */

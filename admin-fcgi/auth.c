@@ -1,6 +1,7 @@
 /* auth.c: sessions, passwords, CSRF and login throttling (see auth.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <crypt.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -122,39 +123,59 @@ bool auth_verify_password(const char *password, const char *hash)
     return ok;
 }
 
-static void throttle_keys(struct ctx *c, const char *user, char ip_key[160], char user_key[160])
+/* ---- login throttling -------------------------------------------------------------------
+ *
+ * Three counters per attempt, rows of login_failures, each a fixed window of login_window
+ * seconds:
+ *   "pair:ADDR|NAME"  login_max_failures failures lock that address for that name
+ *                     (login_lockout seconds);
+ *   "ip:ADDR"         login_addr_failures failures lock the address for every name;
+ *   "user:NAME"       never locks: once the name has login_max_failures failures, each further
+ *                     one makes the next attempt wait 1, 2, 4 ... up to AUTH_NAME_DELAY_MAX
+ *                     seconds, and only addresses that have failed themselves are made to
+ *                     wait. An address without failures always gets its password checked,
+ *                     so no one can lock the admin out by failing from elsewhere.
+ * The attempt is reserved, counted as a failure, in the same write transaction that checks
+ * the counters, before the password is hashed: concurrent requests cannot all read "not
+ * locked" and be checked. A correct password clears the address's counters and gives the
+ * name's reservation back. ADDR is REMOTE_ADDR; an IPv6 address counts as its /64,
+ * which one client usually holds whole. */
+
+#define AUTH_NAME_DELAY_MAX 60
+
+struct throttle_keys {
+    char pair[240];
+    char addr[80];
+    char name[160];
+    /* The name's slow-down before and after the reservation ("" for none), so that a
+     * correct password gives back the wait it added. */
+    char name_prev_until[UTIL_TS_LEN], name_our_until[UTIL_TS_LEN];
+};
+
+/* The client's address as a throttling key: REMOTE_ADDR, or its /64 for IPv6. */
+static void client_net(const struct ctx *c, char out[INET6_ADDRSTRLEN + 4])
 {
-    snprintf(ip_key, 160, "ip:%.150s", c->req->remote_addr);
-    snprintf(user_key, 160, "user:%.150s", user);
+    const char *addr = c->req->remote_addr;
+    struct in6_addr a6;
+    if (strchr(addr, ':') && inet_pton(AF_INET6, addr, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+        memset(a6.s6_addr + 8, 0, 8);
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, &a6, text, sizeof text)) {
+            snprintf(out, INET6_ADDRSTRLEN + 4, "%s/64", text);
+            return;
+        }
+    }
+    snprintf(out, INET6_ADDRSTRLEN + 4, "%.*s", INET6_ADDRSTRLEN, addr);
 }
 
-/* Seconds until both keys are free, 0 when neither is locked, -1 on error. */
-static long locked_for(struct ctx *c, const char *ip_key, const char *user_key, char **err)
+static void throttle_keys(struct ctx *c, const char *user, struct throttle_keys *k)
 {
-    char now[UTIL_TS_LEN];
-    util_format_ts(c->now_ms, now);
-    sqlite3_stmt *st;
-    sqlite3 *db = c->app->ro;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT max(locked_until) FROM login_failures "
-                           "WHERE key IN (?1, ?2) AND locked_until > ?3",
-                           -1, &st, NULL) != SQLITE_OK) {
-        *err = admin_db_err(db, "login throttle");
-        return -1;
-    }
-    sqlite3_bind_text(st, 1, ip_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, user_key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-    long wait = 0;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        int64_t until;
-        if (util_parse_ts((const char *)sqlite3_column_text(st, 0), &until, NULL) == 0)
-            wait = (long)((until - c->now_ms + 999) / 1000);
-        if (wait < 1)
-            wait = 1;
-    }
-    sqlite3_finalize(st);
-    return wait;
+    char addr[INET6_ADDRSTRLEN + 4];
+    client_net(c, addr);
+    snprintf(k->pair, sizeof k->pair, "pair:%s|%.150s", addr, user);
+    snprintf(k->addr, sizeof k->addr, "ip:%s", addr);
+    snprintf(k->name, sizeof k->name, "user:%.150s", user);
+    k->name_prev_until[0] = k->name_our_until[0] = '\0';
 }
 
 static int exec_rw(sqlite3 *db, const char *sql, char **err)
@@ -166,62 +187,154 @@ static int exec_rw(sqlite3 *db, const char *sql, char **err)
     return 0;
 }
 
-static int record_failure(struct ctx *c, const char *ip_key, const char *user_key, char **err)
+/* One counter as read inside the reservation's transaction. */
+struct counter {
+    long long failures; /* within the current window; 0 when it is over */
+    bool in_window;
+    char window_start[UTIL_TS_LEN];
+    int64_t locked_until; /* ms, 0 when none */
+};
+
+static int read_counter(sqlite3 *db, const char *key, const char *window, struct counter *out)
 {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT failures, window_start >= ?2, window_start, locked_until "
+                           "FROM login_failures WHERE key = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, window, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->in_window = sqlite3_column_int(st, 1) != 0;
+        if (out->in_window) {
+            out->failures = sqlite3_column_int64(st, 0);
+            const char *ws = (const char *)sqlite3_column_text(st, 2);
+            snprintf(out->window_start, sizeof out->window_start, "%s", ws ? ws : "");
+        }
+        const char *until = (const char *)sqlite3_column_text(st, 3);
+        int64_t ms;
+        if (until && util_parse_ts(until, &ms, NULL) == 0)
+            out->locked_until = ms;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Writes a counter one failure further; locked_until = until_ms (0: none). */
+static int bump_counter(sqlite3 *db, const char *key, const struct counter *cur, const char *now,
+                        int64_t until_ms)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR REPLACE INTO login_failures(key, failures, window_start, "
+                           "locked_until) VALUES (?1, ?2, ?3, ?4)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    char until[UTIL_TS_LEN];
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, cur->failures + 1);
+    sqlite3_bind_text(st, 3, cur->in_window ? cur->window_start : now, -1, SQLITE_STATIC);
+    if (until_ms) {
+        util_format_ts(until_ms, until);
+        sqlite3_bind_text(st, 4, until, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 4);
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Seconds from now to until_ms, at least 1. */
+static long seconds_to(int64_t now_ms, int64_t until_ms)
+{
+    long s = (long)((until_ms - now_ms + 999) / 1000);
+    return s < 1 ? 1 : s;
+}
+
+/* Checks the three counters and, when none holds the attempt back, counts it as a failure,
+ * all in one IMMEDIATE transaction. Returns 0 with *wait 0 (go ahead and check the password)
+ * or *wait > 0 (seconds the client must wait; nothing was counted), -1 and *err on error. */
+static int reserve_attempt(struct ctx *c, struct throttle_keys *k, long *wait, char **err)
+{
+    *wait = 0;
     sqlite3 *db = app_rw(c->app, err);
     if (!db)
         return -1;
     const struct app_config *cfg = c->cfg;
-    char now[UTIL_TS_LEN], window[UTIL_TS_LEN], until[UTIL_TS_LEN];
-    util_format_ts(c->now_ms, now);
-    util_format_ts(c->now_ms - (int64_t)cfg->login_window * 1000, window);
-    util_format_ts(c->now_ms + (int64_t)cfg->login_lockout * 1000, until);
-    static const char sql[] =
-        "INSERT INTO login_failures(key, failures, window_start, locked_until) "
-        "VALUES (?1, 1, ?2, CASE WHEN ?4 <= 1 THEN ?5 END) "
-        "ON CONFLICT(key) DO UPDATE SET "
-        " failures = CASE WHEN window_start < ?3 THEN 1 ELSE failures + 1 END,"
-        " locked_until = CASE WHEN (CASE WHEN window_start < ?3 THEN 1 ELSE failures + 1 END)"
-        "   >= ?4 THEN ?5 ELSE locked_until END,"
-        " window_start = CASE WHEN window_start < ?3 THEN ?2 ELSE window_start END";
+    int64_t now_ms = c->now_ms;
+    char now[UTIL_TS_LEN], window[UTIL_TS_LEN];
+    util_format_ts(now_ms, now);
+    util_format_ts(now_ms - (int64_t)cfg->login_window * 1000, window);
     if (exec_rw(db, "BEGIN IMMEDIATE", err) < 0)
         return -1;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
-        sqlite3_bind_text(st, 1, i ? user_key : ip_key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, window, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 4, (int)cfg->login_max_failures);
-        sqlite3_bind_text(st, 5, until, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_reset(st);
+    struct counter pair, addr, name;
+    int rc = read_counter(db, k->pair, window, &pair) | read_counter(db, k->addr, window, &addr) |
+             read_counter(db, k->name, window, &name);
+    if (rc == 0) {
+        int64_t until = 0;
+        if (pair.locked_until > now_ms)
+            until = pair.locked_until;
+        if (addr.locked_until > now_ms && addr.locked_until > until)
+            until = addr.locked_until;
+        /* The name's slow-down holds back only addresses that have failed themselves. */
+        if (!until && addr.failures > 0 && name.locked_until > now_ms)
+            until = name.locked_until;
+        if (until) {
+            *wait = seconds_to(now_ms, until);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return 0;
+        }
+        int64_t lock = (int64_t)cfg->login_lockout * 1000;
+        long long over = name.failures + 1 - (long long)cfg->login_max_failures;
+        int64_t delay = over < 0 ? 0 : over >= 6 ? AUTH_NAME_DELAY_MAX : (1LL << over);
+        if (delay > AUTH_NAME_DELAY_MAX)
+            delay = AUTH_NAME_DELAY_MAX;
+        rc = bump_counter(db, k->pair, &pair, now,
+                          pair.failures + 1 >= cfg->login_max_failures ? now_ms + lock : 0);
+        if (rc == 0)
+            rc = bump_counter(db, k->addr, &addr, now,
+                              addr.failures + 1 >= cfg->login_addr_failures ? now_ms + lock : 0);
+        int64_t name_until = over >= 0 ? now_ms + delay * 1000 : 0;
+        if (rc == 0)
+            rc = bump_counter(db, k->name, &name, now, name_until);
+        if (name.locked_until)
+            util_format_ts(name.locked_until, k->name_prev_until);
+        if (name_until)
+            util_format_ts(name_until, k->name_our_until);
     }
-    if (rc == SQLITE_OK) {
-        sqlite3_finalize(st);
-        st = NULL;
+    if (rc == 0) {
         /* Forget keys whose window and lock are both over, so the table stays small. */
+        sqlite3_stmt *st;
         rc = sqlite3_prepare_v2(db,
                                 "DELETE FROM login_failures WHERE window_start < ?1 "
                                 "AND (locked_until IS NULL OR locked_until < ?2)",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
+                                -1, &st, NULL) == SQLITE_OK
+                 ? 0
+                 : -1;
+        if (rc == 0) {
             sqlite3_bind_text(st, 1, window, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+            sqlite3_finalize(st);
         }
     }
-    if (rc != SQLITE_OK)
-        *err = admin_db_err(db, "recording a login failure");
-    sqlite3_finalize(st);
-    if (rc != SQLITE_OK || exec_rw(db, "COMMIT", err) < 0) {
+    if (rc != 0) {
+        *err = admin_db_err(db, "login throttle");
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    if (exec_rw(db, "COMMIT", err) < 0) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
     return 0;
 }
 
-static int start_session(struct ctx *c, long long user_id, const char *ip_key, const char *user_key,
+static int start_session(struct ctx *c, long long user_id, const struct throttle_keys *k,
                          char **err)
 {
     char token[ADMIN_TOKEN_HEX], csrf[ADMIN_TOKEN_HEX], hash[UTIL_SHA256_HEX];
@@ -238,8 +351,13 @@ static int start_session(struct ctx *c, long long user_id, const char *ip_key, c
     util_format_ts(c->now_ms + (int64_t)c->cfg->session_ttl * 1000, expires);
     if (exec_rw(db, "BEGIN IMMEDIATE", err) < 0)
         return -1;
+    /* The address's counters are cleared; the name's loses the failure the reservation
+     * added (the others were someone else's) and gets back the wait it had before. */
     static const char *const sql[] = {
         "DELETE FROM login_failures WHERE key IN (?3, ?4)",
+        ("UPDATE login_failures SET failures = failures - 1, locked_until = CASE WHEN "
+         "failures - 1 < ?10 THEN NULL WHEN locked_until = ?11 THEN nullif(?12, '') "
+         "ELSE locked_until END WHERE key = ?8 AND failures > 0"),
         "DELETE FROM admin_sessions WHERE expires_at <= ?5",
         ("INSERT INTO admin_sessions(token_hash, user_id, csrf_token, created_at, expires_at) "
          "VALUES (?1, ?2, ?6, ?5, ?7)"),
@@ -252,11 +370,15 @@ static int start_session(struct ctx *c, long long user_id, const char *ip_key, c
             break;
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, user_id);
-        sqlite3_bind_text(st, 3, ip_key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, user_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, k->pair, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, k->addr, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, csrf, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, expires, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, k->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 10, (sqlite3_int64)c->cfg->login_max_failures);
+        sqlite3_bind_text(st, 11, k->name_our_until, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 12, k->name_prev_until, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
         sqlite3_finalize(st);
     }
@@ -278,10 +400,10 @@ enum auth_result auth_login(struct ctx *c, const char *user, const char *passwor
                             long *retry_after, char **err)
 {
     *err = NULL;
-    char ip_key[160], user_key[160];
-    throttle_keys(c, user, ip_key, user_key);
-    long wait = locked_for(c, ip_key, user_key, err);
-    if (wait < 0)
+    struct throttle_keys k;
+    throttle_keys(c, user, &k);
+    long wait = 0;
+    if (reserve_attempt(c, &k, &wait, err) < 0)
         return AUTH_ERROR;
     if (wait > 0) {
         *retry_after = wait;
@@ -308,12 +430,9 @@ enum auth_result auth_login(struct ctx *c, const char *user, const char *passwor
     bool ok = auth_verify_password(password, stored ? stored : dummy_setting) && stored && *user &&
               *password;
     free(stored);
-    if (!ok) {
-        if (record_failure(c, ip_key, user_key, err) < 0)
-            return AUTH_ERROR;
-        return AUTH_BAD;
-    }
-    return start_session(c, user_id, ip_key, user_key, err) < 0 ? AUTH_ERROR : AUTH_OK;
+    if (!ok)
+        return AUTH_BAD; /* already counted by reserve_attempt */
+    return start_session(c, user_id, &k, err) < 0 ? AUTH_ERROR : AUTH_OK;
 }
 
 int auth_logout(struct ctx *c, char **err)
@@ -417,4 +536,66 @@ int auth_set_admin(sqlite3 *rw, const char *name, const char *password, bool *cr
     }
     *created = existing == 0;
     return 0;
+}
+
+/* ---- rate limits of anonymous forms ---------------------------------------------------- */
+
+int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window_s,
+                    long *retry_after, char **err)
+{
+    *err = NULL;
+    *retry_after = 0;
+    sqlite3 *db = app_rw(c->app, err);
+    if (!db)
+        return -1;
+    char net[INET6_ADDRSTRLEN + 4], key[128], now[UTIL_TS_LEN], window[UTIL_TS_LEN];
+    client_net(c, net);
+    snprintf(key, sizeof key, "%.40s:%s", what, net);
+    util_format_ts(c->now_ms, now);
+    util_format_ts(c->now_ms - (int64_t)window_s * 1000, window);
+    /* One statement counts the hit and reads the count, so parallel requests cannot both
+     * see room for one more. The hit is counted even when refused: the window does not
+     * move, so a client that keeps trying waits only for the window it started. */
+    static const char sql[] =
+        "INSERT INTO rate_limits(key, hits, window_start) VALUES (?1, 1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET "
+        " hits = CASE WHEN window_start < ?3 THEN 1 ELSE hits + 1 END,"
+        " window_start = CASE WHEN window_start < ?3 THEN ?2 ELSE window_start END "
+        "RETURNING hits, window_start";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        *err = admin_db_err(db, "rate limit");
+        return -1;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, window, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    long long hits = 0;
+    int64_t start = c->now_ms;
+    if (rc == SQLITE_ROW) {
+        hits = sqlite3_column_int64(st, 0);
+        const char *ws = (const char *)sqlite3_column_text(st, 1);
+        if (ws)
+            util_parse_ts(ws, &start, NULL);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_BUSY)
+        return -2;
+    if (rc != SQLITE_DONE) {
+        *err = admin_db_err(db, "rate limit");
+        return -1;
+    }
+    /* Now and then forget windows that are over, so the table stays small. */
+    if (hits == 1 && sqlite3_prepare_v2(db, "DELETE FROM rate_limits WHERE window_start < ?1", -1,
+                                        &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, window, -1, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_finalize(st);
+    }
+    if (hits <= (long long)limit)
+        return 0;
+    *retry_after = seconds_to(c->now_ms, start + (int64_t)window_s * 1000);
+    return 1;
 }

@@ -5,8 +5,11 @@
  * SameSite=Strict, Secure over https, Path=/admin) and stored only as its SHA-256, with an
  * expiry and its own CSRF token. Anonymous forms (the landing page's subscription, the login
  * form) use a double-submit token: a random cookie repeated in a hidden field.
- * Throttling: more than login_max_failures failures per client address or per user name
- * within login_window locks that key for login_lockout (table login_failures).
+ * Throttling (table login_failures, see auth.c): failures lock an address for a name
+ * (login_max_failures) or for every name (login_addr_failures) for login_lockout; a name
+ * failed too often from anywhere only slows down the addresses that failed, so a correct
+ * password from an address that has not failed is always checked. Each attempt is counted
+ * before its password is hashed, so concurrent attempts cannot pass the limits.
  *
  * Everything here works on the ctx of the current request; results that carry text are
  * written into caller-provided buffers; *err strings are malloc'ed for the caller to free. */
@@ -32,9 +35,17 @@ bool auth_check_csrf(struct ctx *c, bool session);
 
 enum auth_result { AUTH_OK, AUTH_BAD, AUTH_LOCKED, AUTH_ERROR };
 /* Checks name and password and on success starts a session: the cookie is queued on the
- * response. AUTH_LOCKED sets *retry_after (seconds). AUTH_ERROR sets *err. */
+ * response. AUTH_LOCKED (the password was not checked) sets *retry_after (seconds).
+ * AUTH_ERROR sets *err. */
 enum auth_result auth_login(struct ctx *c, const char *user, const char *password,
                             long *retry_after, char **err);
+/* Counts one request of the anonymous form `what` (e.g. "subscribe") from the client's
+ * address (an IPv6 address as its /64) against `limit` per `window_s` seconds, in table
+ * rate_limits. Returns 0 (go ahead), 1 (over the limit; *retry_after set, seconds), -2 when
+ * the database stayed locked, or -1 and *err. */
+int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window_s,
+                    long *retry_after, char **err);
+
 /* Ends the current session (deletes its row and the cookie). Returns 0 or -1 and *err. */
 int auth_logout(struct ctx *c, char **err);
 

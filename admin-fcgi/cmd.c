@@ -2,8 +2,9 @@
  *
  * Each route names its method, path, handler and preconditions. The dispatcher checks them
  * in one place so no page can forget: admin pages need a live session (otherwise a redirect
- * to the login page), every POST has its body parsed within the size limit and its CSRF
- * token checked (403 when missing or wrong) before the handler runs. */
+ * to the login page, or for what scripts fetch, 401 with a JSON body), every POST has its body
+ * parsed within the size limit and its CSRF token checked (403 when missing or wrong) before the
+ * handler runs. */
 #include "config.h"
 
 #include <stdlib.h>
@@ -17,6 +18,7 @@ enum {
     CMD_SESSION = 1 << 0,      /* requires a logged-in admin */
     CMD_CSRF_ANON = 1 << 1,    /* POST checked against the double-submit cookie */
     CMD_CSRF_SESSION = 1 << 2, /* POST checked against the session's token */
+    CMD_JSON = 1 << 3,         /* fetched by scripts: 401 and JSON, not a redirect */
 };
 
 struct cmd {
@@ -33,7 +35,7 @@ static const struct cmd cmds[] = {
     {"POST", "/admin/login", ui_login_submit, CMD_CSRF_ANON},
     {"POST", "/admin/logout", ui_logout, CMD_SESSION | CMD_CSRF_SESSION},
     {"GET", "/admin", ui_dashboard, CMD_SESSION},
-    {"GET", "/admin/stats.json", ui_stats_json, CMD_SESSION},
+    {"GET", "/admin/stats.json", ui_stats_json, CMD_SESSION | CMD_JSON},
     {"GET", "/admin/messages", ui_messages, CMD_SESSION},
     {"GET", "/admin/messages.csv", ui_messages_csv, CMD_SESSION},
     {"GET", "/admin/connections", ui_connections, CMD_SESSION},
@@ -112,7 +114,13 @@ static void dispatch(struct ctx *c)
     }
     bool is_post = strcmp(r->method, "POST") == 0;
     if ((found->flags & CMD_SESSION) && !c->session.valid) {
-        redirect_to_login(c, !is_post);
+        if (found->flags & CMD_JSON) {
+            http_header(r, "Cache-Control", "no-store");
+            http_begin(r, 401, "application/json; charset=utf-8");
+            http_puts(r, "{\"error\":\"not logged in\",\"login\":\"/admin/login\"}\n");
+        } else {
+            redirect_to_login(c, !is_post);
+        }
         return;
     }
     if (is_post) {

@@ -26,8 +26,11 @@ void app_config_defaults(struct app_config *cfg)
     cfg->page_size = 50;
     cfg->scan_rows = 100000;
     cfg->login_max_failures = 5;
+    cfg->login_addr_failures = 20;
     cfg->login_window = 15 * 60;
     cfg->login_lockout = 15 * 60;
+    cfg->subscribe_limit = 10;
+    cfg->subscribe_window = 15 * 60;
     cfg->body_max = 64 * 1024;
     cfg->busy_timeout_ms = 5000;
     cfg->refresh_seconds = 5;

@@ -83,8 +83,10 @@ void http_url_encode(struct sbuf *out, const char *s)
 /* Splits buf (owned by the request) into pairs at sep, decoding each side. Cookies are
  * "name=value; name=value" and are not '+'-decoded; a cookie value that does not decode is
  * kept raw (browsers send what servers set, and ours only set plain tokens). */
-static enum http_parse_err split_pairs(struct http_params *out, char *buf, char sep, bool is_cookie)
+static enum http_parse_err split_pairs(struct http_params *out, struct http_kv *kv, size_t max,
+                                       char *buf, char sep, bool is_cookie)
 {
+    out->kv = kv;
     out->n = 0;
     char *p = buf;
     while (*p) {
@@ -98,7 +100,7 @@ static enum http_parse_err split_pairs(struct http_params *out, char *buf, char 
                 item++;
         if (!*item)
             continue;
-        if (out->n == HTTP_PARAMS_MAX)
+        if (out->n == max)
             return HTTP_BAD_REQUEST;
         char *eq = strchr(item, '=');
         char *value = eq ? eq + 1 : item + strlen(item);
@@ -180,7 +182,8 @@ enum http_parse_err http_req_init(struct http_req *r, struct http_io *io)
     r->storage[0] = strdup(r->query_raw);
     if (!r->storage[0])
         return HTTP_BAD_REQUEST;
-    enum http_parse_err e = split_pairs(&r->query, r->storage[0], '&', false);
+    enum http_parse_err e =
+        split_pairs(&r->query, r->query_kv, HTTP_PARAMS_MAX, r->storage[0], '&', false);
     if (e != HTTP_OK)
         return e;
 
@@ -190,7 +193,7 @@ enum http_parse_err http_req_init(struct http_req *r, struct http_io *io)
     r->storage[1] = strdup(cookie);
     if (!r->storage[1])
         return HTTP_BAD_REQUEST;
-    return split_pairs(&r->cookies, r->storage[1], ';', true);
+    return split_pairs(&r->cookies, r->cookie_kv, HTTP_COOKIES_MAX, r->storage[1], ';', true);
 }
 
 enum http_parse_err http_read_form(struct http_req *r, size_t body_max)
@@ -224,7 +227,7 @@ enum http_parse_err http_read_form(struct http_req *r, size_t body_max)
     r->storage[2] = body;
     if (got != len || memchr(body, '\0', got))
         return HTTP_BAD_REQUEST;
-    return split_pairs(&r->form, body, '&', false);
+    return split_pairs(&r->form, r->form_kv, HTTP_PARAMS_MAX, body, '&', false);
 }
 
 void http_req_free(struct http_req *r)

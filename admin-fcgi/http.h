@@ -18,10 +18,14 @@
 
 #include "admin-fcgi/sbuf.h"
 
-/* Limits of the parsers. */
-#define HTTP_QUERY_MAX 8192  /* bytes of QUERY_STRING */
-#define HTTP_COOKIE_MAX 8192 /* bytes of HTTP_COOKIE */
-#define HTTP_PARAMS_MAX 64   /* pairs in a query, form or cookie header */
+/* Limits of the parsers. The Cookie header carries every cookie of the site's domain,
+ * most of them other applications' (a browser keeps about 180 per domain), so its limits
+ * are those of a full cookie jar, not of our two cookies; deploy/nginx/site.conf lets
+ * header lines of this size through. */
+#define HTTP_QUERY_MAX 8192   /* bytes of QUERY_STRING */
+#define HTTP_COOKIE_MAX 32768 /* bytes of HTTP_COOKIE */
+#define HTTP_PARAMS_MAX 64    /* pairs in a query or form */
+#define HTTP_COOKIES_MAX 512  /* cookies in the Cookie header */
 #define HTTP_PATH_MAX 2048
 
 struct http_io {
@@ -39,7 +43,7 @@ struct http_kv {
 };
 
 struct http_params {
-    struct http_kv kv[HTTP_PARAMS_MAX];
+    struct http_kv *kv; /* one of the request's arrays below */
     size_t n;
 };
 
@@ -55,6 +59,8 @@ struct http_req {
     struct http_params cookies;
     struct http_params form; /* filled by http_read_form */
     char *storage[3];        /* decoded copies of the query, cookies and body */
+    struct http_kv query_kv[HTTP_PARAMS_MAX], form_kv[HTTP_PARAMS_MAX];
+    struct http_kv cookie_kv[HTTP_COOKIES_MAX];
     /* response state */
     struct sbuf headers;
     bool begun;

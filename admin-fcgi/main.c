@@ -48,9 +48,13 @@ static void usage(FILE *f)
             "  --session-ttl SECONDS   admin session lifetime (default 43200)\n"
             "  --page-size N           rows per history page (default 50)\n"
             "  --scan-rows N           rows a text search reads per page (default 100000)\n"
-            "  --login-failures N      failed logins that lock an address or name (default 5)\n"
+            "  --login-failures N      failed logins of an address for one name that lock it,\n"
+            "                          and of a name after which it slows down (default 5)\n"
+            "  --login-address-failures N  failed logins that lock an address (default 20)\n"
             "  --login-window SECONDS  ... when within this time (default 900)\n"
-            "  --login-lockout SECONDS how long the lock lasts (default 900)\n"
+            "  --login-lockout SECONDS how long a lock lasts (default 900)\n"
+            "  --subscribe-limit N     subscriptions per client address (default 10) ...\n"
+            "  --subscribe-window SECONDS  ... within this time (default 900)\n"
             "  --body-max BYTES        largest form body accepted (default 65536)\n"
             "  --busy-timeout MS       how long a write waits for the database (default 5000)\n"
             "  --refresh SECONDS       dashboard refresh interval (default 5)\n"
@@ -72,8 +76,11 @@ enum {
     OPT_PAGE_SIZE,
     OPT_SCAN_ROWS,
     OPT_LOGIN_FAILURES,
+    OPT_LOGIN_ADDR_FAILURES,
     OPT_LOGIN_WINDOW,
     OPT_LOGIN_LOCKOUT,
+    OPT_SUBSCRIBE_LIMIT,
+    OPT_SUBSCRIBE_WINDOW,
     OPT_BODY_MAX,
     OPT_BUSY,
     OPT_REFRESH,
@@ -95,8 +102,11 @@ static const struct option options[] = {
     {"page-size", required_argument, NULL, OPT_PAGE_SIZE},
     {"scan-rows", required_argument, NULL, OPT_SCAN_ROWS},
     {"login-failures", required_argument, NULL, OPT_LOGIN_FAILURES},
+    {"login-address-failures", required_argument, NULL, OPT_LOGIN_ADDR_FAILURES},
     {"login-window", required_argument, NULL, OPT_LOGIN_WINDOW},
     {"login-lockout", required_argument, NULL, OPT_LOGIN_LOCKOUT},
+    {"subscribe-limit", required_argument, NULL, OPT_SUBSCRIBE_LIMIT},
+    {"subscribe-window", required_argument, NULL, OPT_SUBSCRIBE_WINDOW},
     {"body-max", required_argument, NULL, OPT_BODY_MAX},
     {"busy-timeout", required_argument, NULL, OPT_BUSY},
     {"refresh", required_argument, NULL, OPT_REFRESH},
@@ -200,6 +210,11 @@ static int parse_flags(int argc, char **argv, struct flags *f)
                 return -1;
             f->cfg.login_max_failures = (unsigned)v;
             break;
+        case OPT_LOGIN_ADDR_FAILURES:
+            if (number(flag, optarg, 1, 100000, &v) < 0)
+                return -1;
+            f->cfg.login_addr_failures = (unsigned)v;
+            break;
         case OPT_LOGIN_WINDOW:
             if (number(flag, optarg, 1, 86400, &v) < 0)
                 return -1;
@@ -209,6 +224,16 @@ static int parse_flags(int argc, char **argv, struct flags *f)
             if (number(flag, optarg, 1, 86400, &v) < 0)
                 return -1;
             f->cfg.login_lockout = (long)v;
+            break;
+        case OPT_SUBSCRIBE_LIMIT:
+            if (number(flag, optarg, 1, 100000, &v) < 0)
+                return -1;
+            f->cfg.subscribe_limit = (unsigned)v;
+            break;
+        case OPT_SUBSCRIBE_WINDOW:
+            if (number(flag, optarg, 1, 86400, &v) < 0)
+                return -1;
+            f->cfg.subscribe_window = (long)v;
             break;
         case OPT_BODY_MAX:
             if (number(flag, optarg, 1024, 16 * 1024 * 1024, &v) < 0)

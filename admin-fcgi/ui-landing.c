@@ -1,7 +1,9 @@
 /* ui-landing.c: "/", the public "coming soon" page of the guide: what the platform is, a
  * countdown to the launch date (--launch-date; rendered on the server, ticking with
  * static/site.js when scripts run) and the e-mail subscription form, which posts to
- * "/subscribe" and stores each address once in subscribers. */
+ * "/subscribe" and stores each address once in subscribers. The answer is the same whether
+ * the address was new or already there (the form must not tell who is subscribed), and
+ * each client address may post only --subscribe-limit times per --subscribe-window. */
 #include "config.h"
 
 #include <ctype.h>
@@ -105,6 +107,30 @@ void ui_landing(struct ctx *c)
 
 void ui_subscribe(struct ctx *c)
 {
+    long retry = 0;
+    char *err = NULL;
+    int limited = auth_rate_limit(c, "subscribe", c->cfg->subscribe_limit, c->cfg->subscribe_window,
+                                  &retry, &err);
+    if (limited == -1) {
+        ui_fail(c, "subscribe", err);
+        return;
+    }
+    if (limited == -2) {
+        admin_log("subscribe: the database stayed locked; asked the visitor to retry");
+        landing(c, 503, "We could not save your address just now. Please try again in a minute.",
+                false, NULL);
+        return;
+    }
+    if (limited == 1) {
+        char secs[32], msg[160];
+        snprintf(secs, sizeof secs, "%ld", retry);
+        snprintf(msg, sizeof msg,
+                 "Too many sign-ups from your address. Please try again in %ld minute%s.",
+                 (retry + 59) / 60, (retry + 59) / 60 == 1 ? "" : "s");
+        http_header(c->req, "Retry-After", secs);
+        landing(c, 429, msg, false, NULL);
+        return;
+    }
     char email[EMAIL_MAX + 2];
     const char *raw = http_form(c->req, "email");
     while (isspace((unsigned char)*raw))
@@ -125,7 +151,6 @@ void ui_subscribe(struct ctx *c)
                 false, email);
         return;
     }
-    char *err = NULL;
     sqlite3 *db = app_rw(c->app, &err);
     if (!db) {
         ui_fail(c, "subscribe", err);
@@ -157,13 +182,8 @@ void ui_subscribe(struct ctx *c)
         ui_fail(c, "subscribe", admin_db_err(db, "subscribers"));
         return;
     }
+    /* The same words whether the address was new (sqlite3_changes 1) or already listed. */
     char msg[EMAIL_MAX + 128];
-    if (sqlite3_changes(db) > 0)
-        snprintf(msg, sizeof msg, "Thank you! We will write to %s when we launch.", email);
-    else
-        snprintf(msg, sizeof msg,
-                 "%s is already on the list. We will write to you when we "
-                 "launch.",
-                 email);
+    snprintf(msg, sizeof msg, "Thank you! We will write to %s when we launch.", email);
     landing(c, 200, msg, true, NULL);
 }

@@ -55,8 +55,12 @@ void ui_login_submit(struct ctx *c)
     case AUTH_LOCKED: {
         char secs[32], msg[160];
         snprintf(secs, sizeof secs, "%ld", retry);
-        snprintf(msg, sizeof msg, "Too many failed logins. Try again in %ld minute%s.",
-                 (retry + 59) / 60, (retry + 59) / 60 == 1 ? "" : "s");
+        if (retry < 120)
+            snprintf(msg, sizeof msg, "Too many failed logins. Try again in %ld second%s.", retry,
+                     retry == 1 ? "" : "s");
+        else
+            snprintf(msg, sizeof msg, "Too many failed logins. Try again in %ld minutes.",
+                     (retry + 59) / 60);
         http_header(c->req, "Retry-After", secs);
         form(c, 429, msg, user, next);
         return;

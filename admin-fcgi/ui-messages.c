@@ -46,8 +46,8 @@ static int parse_filter(struct ctx *c, struct msg_filter *f, const char **why)
         }
     if (ui_date_range(f->from, f->to, f->from_ts, f->to_ts, why) < 0)
         return -1;
-    return ui_page_position(c, &f->before, &f->after,
-                            "The page position is not a message number.", why);
+    return ui_page_position(c, &f->before, &f->after, "The page position is not a message number.",
+                            why);
 }
 
 /* The id of the first (or last) message in created_at order at/after (before) ts; -1 when
@@ -240,15 +240,18 @@ struct csv_out {
     struct sbuf buf;
 };
 
-/* RFC 4180 quoting, and a leading ' on text that a spreadsheet would take for a formula
- * (OWASP's advice against CSV injection). */
-static void csv_field(struct sbuf *b, const char *s, bool text)
+/* RFC 4180 quoting, for every character a spreadsheet may split cells at: the comma, and
+ * also ';' (the separator where the comma is the decimal mark) and the tab. Text that
+ * people wrote (user_text: sender, room, message) and that a spreadsheet would take for a
+ * formula gets a leading ' (OWASP's advice against CSV injection); values the server made
+ * (ids, times, socket ids, platform tokens) are written as stored, so they still match the
+ * database. */
+static void csv_field(struct sbuf *b, const char *s, bool user_text)
 {
     if (!s)
         return;
-    bool formula =
-        text && (*s == '=' || *s == '+' || *s == '-' || *s == '@' || *s == '\t' || *s == '\r');
-    if (!formula && !strpbrk(s, ",\"\r\n")) {
+    bool formula = user_text && *s && strchr("=+-@\t\r\n", *s);
+    if (!formula && !strpbrk(s, ",;\"\t\r\n")) {
         sbuf_puts(b, s);
         return;
     }
@@ -263,14 +266,28 @@ static void csv_field(struct sbuf *b, const char *s, bool text)
     sbuf_putc(b, '"');
 }
 
+/* Output order of the columns of msg_columns, and which of them people wrote. */
+static const struct {
+    int column;
+    bool user_text;
+} csv_columns[] = {
+    {0, false}, /* id */
+    {1, false}, /* created_at */
+    {2, false}, /* platform: a token rtd checked ([a-z0-9._-]) */
+    {3, true},  /* sender */
+    {4, true},  /* room */
+    {6, false}, /* socket_id: made by rtd */
+    {5, true},  /* message_text */
+};
+
 static int csv_row(void *ud, sqlite3_stmt *st)
 {
     struct csv_out *o = ud;
-    static const int order[] = {0, 1, 2, 3, 4, 6, 5}; /* id,time,platform,sender,room,socket,text */
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++) {
         if (i)
             sbuf_putc(&o->buf, ',');
-        csv_field(&o->buf, (const char *)sqlite3_column_text(st, order[i]), order[i] >= 2);
+        csv_field(&o->buf, (const char *)sqlite3_column_text(st, csv_columns[i].column),
+                  csv_columns[i].user_text);
     }
     sbuf_puts(&o->buf, "\r\n");
     if (o->buf.failed)

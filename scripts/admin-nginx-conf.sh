@@ -40,6 +40,11 @@ http {
         listen $bind:$port;
         server_name localhost;
         client_max_body_size 64k;
+        # As in site.conf (browsers ignore HSTS over plain http), so the tests see the same
+        # add_header inheritance: a location with its own add_header must repeat it.
+        add_header Strict-Transport-Security "max-age=31536000" always;
+        # Cookie headers of a full cookie jar (about 180 cookies, over 8 KB), as site.conf.
+        large_client_header_buffers 4 32k;
 
         # Socket.IO: rtd, with the WebSocket upgrade and long-lived requests.
         location /socket.io/ {
@@ -66,7 +71,8 @@ http {
         location /static/ {
             alias $static_dir/;
             expires 1h;
-            add_header X-Content-Type-Options nosniff;
+            add_header Strict-Transport-Security "max-age=31536000" always;
+            add_header X-Content-Type-Options nosniff always;
         }
 
         # The CSV export is streamed to the client as admin-fcgi writes it.

@@ -125,11 +125,11 @@
     function poll() {
       fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
         var type = res.headers.get("Content-Type") || "";
-        if (res.redirected || type.indexOf("application/json") !== 0) {
-          location.reload(); /* the session ended: the server sends us to the login page */
+        if (res.status === 401 || res.redirected || type.indexOf("application/json") !== 0) {
+          location.reload(); /* the session ended: the page itself goes to the login page */
           return null;
         }
-        return res.json();
+        return res.ok ? res.json() : null;
       }).then(function (data) {
         if (data) { apply(data); document.body.setAttribute("data-refreshed", data.generatedAt); }
       }).catch(function () { /* offline for a moment: try again next time */ })

@@ -1,5 +1,7 @@
 {{%AUTOESCAPE context="HTML"}}
-{{!connections.tpl: /admin/connections: connected now, then the log with filters.}}
+{{!connections.tpl: /admin/connections: connected now, then the log with filters. The log's
+   columns follow the first table's order (who, how, from where, when); what is left of a
+   wide log past 1280 px scrolls inside its card.}}
 <div class="page-head"><h1>Connections</h1></div>
 
 <section class="card">
@@ -60,22 +62,22 @@
 <div class="table-wrap card">
 <table class="data log">
   <thead><tr><th class="num">#</th><th>Socket</th><th>Platform</th><th>User</th>
-    <th>Connected (UTC)</th><th>Disconnected</th><th>Duration</th><th>Status</th>
-    <th>Transport</th><th>Address</th><th>App</th><th>User agent</th></tr></thead>
+    <th>Transport</th><th>Address</th><th>Connected (UTC)</th><th>Disconnected</th>
+    <th>Duration</th><th>Status</th><th>App</th><th>User agent</th></tr></thead>
   <tbody>
   {{#ROW}}<tr>
     <td class="num" data-label="#">{{ID}}</td>
     <td class="mono" data-label="Socket">{{SOCKET}}</td>
     <td data-label="Platform"><span class="tag">{{PLATFORM}}</span></td>
     <td data-label="User">{{USER}}</td>
+    <td data-label="Transport">{{TRANSPORT}}</td>
+    <td data-label="Address">{{ADDR}}</td>
     <td class="nowrap" data-label="Connected">{{CONNECTED}}</td>
     <td class="nowrap" data-label="Disconnected">{{DISCONNECTED}}</td>
     <td data-label="Duration">{{DURATION}}{{#OPEN}} <span class="muted">(open)</span>{{/OPEN}}</td>
     <td data-label="Status"><span class="status-{{STATUS}}">{{STATUS}}</span></td>
-    <td data-label="Transport">{{TRANSPORT}}</td>
-    <td data-label="Address">{{ADDR}}</td>
     <td data-label="App">{{APP}}</td>
-    <td class="ua" data-label="User agent">{{UA}}</td>
+    <td class="ua" data-label="User agent" title="{{UA}}">{{UA}}</td>
   </tr>
   {{/ROW}}
   {{#EMPTY}}<tr><td colspan="12" class="muted">No connections match.</td></tr>{{/EMPTY}}

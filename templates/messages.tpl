@@ -1,5 +1,7 @@
 {{%AUTOESCAPE context="HTML"}}
-{{!messages.tpl: /admin/messages, the history with filters and keyset pagination.}}
+{{!messages.tpl: /admin/messages, the history with filters and keyset pagination.
+   The message text uses :pre_escape, ctemplate's HTML escaping that keeps CR/LF and tabs
+   (the default :h turns them into spaces); its cell shows them with white-space: pre-wrap.}}
 <div class="page-head">
   <h1>Messages</h1>
   <a class="button secondary" href="/admin/messages.csv?{{CSV_QS}}" download>Export CSV</a>
@@ -40,7 +42,7 @@
     <td data-label="Sender" title="socket {{SOCKET}}">{{SENDER}}</td>
     <td data-label="Room">{{#ROOM}}{{NAME}}{{/ROOM}}
       {{#NO_ROOM}}<span class="muted">everyone</span>{{/NO_ROOM}}</td>
-    <td class="text" data-label="Message">{{TEXT}}</td>
+    <td class="text" data-label="Message">{{TEXT:pre_escape}}</td>
   </tr>
   {{/ROW}}
   {{#EMPTY}}<tr><td colspan="6" class="muted">No messages match.</td></tr>{{/EMPTY}}

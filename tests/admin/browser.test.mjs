@@ -2,7 +2,8 @@
 // playwright-core): the landing page and its countdown and form, login, the dashboard and
 // its live refresh, a message sent through rtd with socket.io-client (or, while rtd is not
 // available, stored the way rtd stores it) found in the history and counted on the
-// dashboard, the connections page, a phone-sized layout, logout. Screenshots of each page
+// dashboard, the connections page (its wide log scrolls inside its card at 1280 px, one
+// line per row), a phone-sized layout, logout. Screenshots of each page
 // go to OUT_DIR. Started by browser.sh, which runs nginx, admin-fcgi and rtd.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -158,6 +159,57 @@ try {
     assert.ok(RTD_URL ? now >= 0 : now >= 4, `connected now: ${now}`);
     assert.equal(await page.locator("table.data").last().locator("tbody tr").count(), 50);
     await shot(page, "connections");
+  });
+
+  await step("the connection log fits its card at 1280 px, one line per row", async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${BASE}/admin/connections`);
+    const m = await page.evaluate(() => {
+      const table = [...document.querySelectorAll("table.data")].pop();
+      const card = table.closest(".card");
+      const inside = (el, box) => {
+        const r = el.getBoundingClientRect();
+        return r.left >= box.left - 1 && r.right <= box.right + 1;
+      };
+      // The card (or a box inside it) must scroll sideways if the table is wider.
+      let scroller = null;
+      for (let el = table.parentElement; el && card.contains(el); el = el.parentElement) {
+        const ox = getComputedStyle(el).overflowX;
+        if ((ox === "auto" || ox === "scroll") && el.scrollWidth > el.clientWidth + 1) {
+          scroller = el;
+          break;
+        }
+      }
+      const cardBox = card.getBoundingClientRect();
+      const fits = table.getBoundingClientRect().right <= cardBox.right + 1;
+      const heads = [...table.querySelectorAll("thead th")];
+      const last = heads[heads.length - 1];
+      const address = heads.find((th) => th.textContent.trim() === "Address");
+      const addressVisible = inside(address, cardBox);
+      let reachable = fits && inside(last, cardBox) && addressVisible;
+      if (!fits && scroller) {
+        const box = scroller.getBoundingClientRect();
+        scroller.scrollLeft = scroller.scrollWidth;
+        reachable = inside(last, box);
+        scroller.scrollLeft = address.offsetLeft;
+        reachable = reachable && inside(address, box);
+        scroller.scrollLeft = 0;
+      }
+      const heights = [...table.querySelectorAll("tbody tr")].map((tr) => tr.getBoundingClientRect().height);
+      return {
+        fits, scrolls: !!scroller, reachable, addressVisible,
+        cardOverflow: card.scrollWidth - card.clientWidth,
+        pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
+        rows: heights.length, minH: Math.min(...heights), maxH: Math.max(...heights),
+      };
+    });
+    console.log(`# connection log at 1280 px: ${JSON.stringify(m)}`);
+    assert.ok(m.pageOverflow <= 1, `the page is ${m.pageOverflow}px wider than the window`);
+    assert.ok(m.fits || m.scrolls, `the table is cut off by its card: ${JSON.stringify(m)}`);
+    assert.ok(m.reachable, `the last columns cannot be reached: ${JSON.stringify(m)}`);
+    assert.ok(m.addressVisible, `the Address column is cut off: ${JSON.stringify(m)}`);
+    assert.ok(m.rows >= 10 && m.maxH - m.minH <= 1, `rows differ in height: ${JSON.stringify(m)}`);
+    await shot(page, "connections-1280");
   });
 
   await step("pages fit a phone", async () => {

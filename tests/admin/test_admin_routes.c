@@ -97,7 +97,7 @@ static struct resp request_env(const char *method, const char *uri, const char *
 {
     char *envp[32];
     int n = 0;
-    char m[64], u[20000], q[20000], c[4096], cl[64];
+    char m[64], u[20000], q[20000], c[40000], cl[64];
     snprintf(m, sizeof m, "REQUEST_METHOD=%s", method);
     envp[n++] = m;
     snprintf(u, sizeof u, "REQUEST_URI=%s", uri);
@@ -172,6 +172,18 @@ static const char *set_cookie(const struct resp *r, const char *name, char *out,
     p += strlen(pat);
     size_t len = strcspn(p, ";\r");
     snprintf(out, n, "%.*s", (int)len, p);
+    return out;
+}
+
+/* The text of the page's first notice (<p class="notice ...">TEXT</p>), or "". */
+static const char *notice_of(const struct resp *r, char *out, size_t n)
+{
+    out[0] = '\0';
+    const char *p = strstr(r->body, "<p class=\"notice");
+    p = p ? strchr(p, '>') : NULL;
+    const char *end = p ? strstr(p, "</p>") : NULL;
+    if (end)
+        snprintf(out, n, "%.*s", (int)(end - p - 1), p + 1);
     return out;
 }
 
@@ -377,16 +389,26 @@ static void test_subscribe(void **state)
     resp_free(&r);
     assert_int_equal(scalar("SELECT COUNT(*) FROM subscribers"), 0);
 
-    /* A good address is stored once, whatever its case. */
+    /* A good address is stored once, whatever its case, and the answer does not tell
+     * whether it was already on the list. */
     snprintf(body, sizeof body, "csrf=%s&email=+Ann.Lee%%2Btag%%40Example.com+", csrf);
     r = request("POST", "/subscribe", cookie, body);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "Thank you! We will write to Ann.Lee+tag@Example.com"));
+    char first[512];
+    notice_of(&r, first, sizeof first);
+    assert_string_equal(first, "Thank you! We will write to Ann.Lee+tag@Example.com when we "
+                               "launch.");
+    resp_free(&r);
+    snprintf(body, sizeof body, "csrf=%s&email=+Ann.Lee%%2Btag%%40Example.com+", csrf);
+    r = request("POST", "/subscribe", cookie, body);
+    assert_int_equal(r.status, 200);
+    char again[512];
+    assert_string_equal(notice_of(&r, again, sizeof again), first);
     resp_free(&r);
     snprintf(body, sizeof body, "csrf=%s&email=ann.lee%%2Btag%%40example.COM", csrf);
     r = request("POST", "/subscribe", cookie, body);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "already on the list"));
+    assert_null(strstr(r.body, "already"));
     resp_free(&r);
     assert_int_equal(scalar("SELECT COUNT(*) FROM subscribers"), 1);
 
@@ -407,6 +429,30 @@ static void test_subscribe(void **state)
         resp_free(&r);
     }
     assert_int_equal(scalar("SELECT COUNT(*) FROM subscribers"), 1);
+
+    /* Each client address may post --subscribe-limit times per window, valid or not; then
+     * 429 with Retry-After and nothing stored. Other addresses are not affected. */
+    const char *flood[] = {"REMOTE_ADDR=203.0.113.200", NULL};
+    for (unsigned i = 0; i < cfg.subscribe_limit; i++) {
+        snprintf(body, sizeof body, "csrf=%s&email=flood%u%%40example.com", csrf, i);
+        r = request_env("POST", "/subscribe", cookie, body, flood);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+    }
+    snprintf(body, sizeof body, "csrf=%s&email=one.more%%40example.com", csrf);
+    r = request_env("POST", "/subscribe", cookie, body, flood);
+    assert_int_equal(r.status, 429);
+    char ra[32];
+    assert_true(atoi(header(&r, "Retry-After", ra, sizeof ra)) > 0);
+    assert_non_null(strstr(r.body, "Too many sign-ups"));
+    resp_free(&r);
+    long long stored = scalar("SELECT COUNT(*) FROM subscribers");
+    assert_int_equal(stored, 1 + cfg.subscribe_limit);
+    const char *calm[] = {"REMOTE_ADDR=203.0.113.201", NULL};
+    r = request_env("POST", "/subscribe", cookie, body, calm);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    sqlite3_exec(writer, "DELETE FROM rate_limits", NULL, NULL, NULL);
 
     /* GET is not allowed there. */
     r = request("GET", "/subscribe", NULL, NULL);
@@ -473,6 +519,30 @@ static void test_bad_input(void **state)
     r = request("DELETE", "/admin", NULL, NULL);
     assert_int_equal(r.status, 405);
     resp_free(&r);
+    /* A full cookie jar of other applications' cookies (about 180 for a domain, over 8 KB
+     * of Cookie header) does not break the pages, and ours are still found among them. */
+    {
+        char token[ADMIN_TOKEN_HEX];
+        struct sbuf jar = SBUF_INIT;
+        for (int i = 0; i < 180; i++)
+            sbuf_printf(&jar, "%sanalytics_cookie_%03d=%032d", i ? "; " : "", i, i);
+        assert_true(jar.len > 8192);
+        r = request("GET", "/", sbuf_str(&jar), NULL);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+        login(token, NULL);
+        sbuf_printf(&jar, "; afc_session=%s; last_cookie=1", token);
+        r = request("GET", "/admin", sbuf_str(&jar), NULL);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+        /* Still bounded: a Cookie header over HTTP_COOKIE_MAX is refused. */
+        while (jar.len <= HTTP_COOKIE_MAX)
+            sbuf_puts(&jar, "; filler=0123456789012345678901234567890123456789");
+        r = request("GET", "/", sbuf_str(&jar), NULL);
+        assert_int_equal(r.status, 400);
+        resp_free(&r);
+        sbuf_free(&jar);
+    }
     /* Garbage cookies are ignored, not fatal. */
     r = request("GET", "/admin", "afc_session=\"zz\"; ;;=; afc_csrf", NULL);
     assert_int_equal(r.status, 302);
@@ -484,12 +554,8 @@ static void test_bad_input(void **state)
 static void test_admin_requires_login(void **state)
 {
     (void)state;
-    const char *pages[] = {"/admin",
-                           "/admin/",
-                           "/admin/messages",
-                           "/admin/messages.csv",
-                           "/admin/connections",
-                           "/admin/stats.json"};
+    const char *pages[] = {"/admin", "/admin/", "/admin/messages", "/admin/messages.csv",
+                           "/admin/connections"};
     char v[512];
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
         struct resp r = request("GET", pages[i], NULL, NULL);
@@ -497,7 +563,14 @@ static void test_admin_requires_login(void **state)
         assert_int_equal(strncmp(header(&r, "Location", v, sizeof v), "/admin/login", 12), 0);
         resp_free(&r);
     }
-    struct resp r = request("GET", "/admin/messages?sender=bob&q=a+b", NULL, NULL);
+    /* What scripts fetch answers 401 with JSON: a redirect to an HTML page is no answer. */
+    struct resp r = request("GET", "/admin/stats.json", NULL, NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(header(&r, "Content-Type", v, sizeof v), "application/json; charset=utf-8");
+    assert_string_equal(header(&r, "Location", v, sizeof v), "");
+    assert_non_null(strstr(r.body, "\"error\":\"not logged in\""));
+    resp_free(&r);
+    r = request("GET", "/admin/messages?sender=bob&q=a+b", NULL, NULL);
     assert_string_equal(header(&r, "Location", v, sizeof v),
                         "/admin/login?next=%2Fadmin%2Fmessages%3Fsender%3Dbob%26q%3Da%2Bb");
     resp_free(&r);
@@ -594,35 +667,64 @@ static void test_login_throttle(void **state)
     anon_csrf(csrf);
     snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
     const char *addr[] = {"REMOTE_ADDR=203.0.113.9", NULL};
+    /* Earlier tests' wrong passwords count for the name too. */
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
     snprintf(body, sizeof body, "csrf=%s&username=alice&password=guess", csrf);
     for (unsigned i = 0; i < cfg.login_max_failures; i++) {
         struct resp r = request_env("POST", "/admin/login", cookie, body, addr);
         assert_int_equal(r.status, 401);
         resp_free(&r);
     }
-    /* Locked now, even with the right password, from that address... */
-    snprintf(body, sizeof body, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
-    struct resp r = request_env("POST", "/admin/login", cookie, body, addr);
+    /* Locked now for that name, even with the right password, from that address... */
+    char good[512];
+    snprintf(good, sizeof good, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
+    struct resp r = request_env("POST", "/admin/login", cookie, good, addr);
     assert_int_equal(r.status, 429);
     assert_true(atoi(header(&r, "Retry-After", v, sizeof v)) > 0);
     assert_non_null(strstr(r.body, "Too many failed logins"));
     resp_free(&r);
-    /* ... and for that name from anywhere. */
+    /* ... but not the name: an address that has not failed gets in. */
     const char *other[] = {"REMOTE_ADDR=198.51.100.1", NULL};
-    r = request_env("POST", "/admin/login", cookie, body, other);
+    r = request_env("POST", "/admin/login", cookie, good, other);
+    assert_int_equal(r.status, 303);
+    resp_free(&r);
+    /* An IPv6 client counts as its /64. */
+    const char *v6a[] = {"REMOTE_ADDR=2001:db8:1:2::a", NULL};
+    const char *v6b[] = {"REMOTE_ADDR=2001:db8:1:2:ffff::b", NULL};
+    char carol[512];
+    snprintf(carol, sizeof carol, "csrf=%s&username=carol&password=guess", csrf);
+    for (unsigned i = 0; i < cfg.login_max_failures; i++) {
+        r = request_env("POST", "/admin/login", cookie, carol, i % 2 ? v6a : v6b);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, carol, v6a);
     assert_int_equal(r.status, 429);
     resp_free(&r);
-    /* Once the lock is over, the right password works and clears the counters. */
+    /* Once the lock is over, the right password works and clears the address's counters. */
     sqlite3_exec(writer,
                  "UPDATE login_failures SET locked_until = '2000-01-01 00:00:00.000', "
                  "window_start = '2000-01-01 00:00:00.000'",
                  NULL, NULL, NULL);
-    r = request_env("POST", "/admin/login", cookie, body, addr);
+    r = request_env("POST", "/admin/login", cookie, good, addr);
     assert_int_equal(r.status, 303);
     resp_free(&r);
     assert_int_equal(scalar("SELECT COUNT(*) FROM login_failures WHERE key IN "
-                            "('ip:203.0.113.9', 'user:alice')"),
+                            "('pair:203.0.113.9|alice', 'ip:203.0.113.9')"),
                      0);
+
+    /* An address that guesses many names is locked for all of them. */
+    const char *spray[] = {"REMOTE_ADDR=192.0.2.77", NULL};
+    for (unsigned i = 0; i < cfg.login_addr_failures; i++) {
+        snprintf(body, sizeof body, "csrf=%s&username=user%u&password=guess", csrf, i);
+        r = request_env("POST", "/admin/login", cookie, body, spray);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, good, spray);
+    assert_int_equal(r.status, 429);
+    resp_free(&r);
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
 }
 
 static void test_logout_and_expiry(void **state)
@@ -764,6 +866,8 @@ static void test_messages_escaping(void **state)
     assert_non_null(strstr(r.body, "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; "
                                    "&quot;quotes&quot;"));
     assert_non_null(strstr(r.body, "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    /* Line breaks are kept (the cell is white-space: pre-wrap), the rest still escaped. */
+    assert_non_null(strstr(r.body, ">=HYPERLINK(&quot;http://evil&quot;),\nline two</td>"));
     resp_free(&r);
     /* Reflected filter values are escaped too. */
     r = admin_get("/admin/messages?sender=%22%3E%3Cscript%3Ex%3C%2Fscript%3E");
@@ -949,6 +1053,34 @@ static void test_messages_csv(void **state)
     resp_free(&r);
     r = admin_get("/admin/messages.csv?from=nope");
     assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* ';' separates cells in many locales' spreadsheets, tabs in others: fields holding them
+     * are quoted, and a formula in user text is defused. Values the server made (socket ids,
+     * platform tokens) are written as stored even when they start with '-', so they still
+     * match the database. */
+    char *err = NULL;
+    check(dbfill_connect(fill, "-dash-sock", "-lab", "dee", "websocket", "10.0.0.9", "ua",
+                         now - 1000, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "semi;colon", "hi;=HYPERLINK(\"http://evil\")", "-lab",
+                         "r;1", now - 900, NULL, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "semi;colon", "-1+2\tthere", "-lab", NULL, now - 800,
+                         NULL, &err),
+          err);
+    check(
+        dbfill_message(fill, "-dash-sock", "@dee", "plain", "-lab", "=room", now - 700, NULL, &err),
+        err);
+    check(dbfill_disconnect(fill, "-dash-sock", now - 600, &err), err);
+    r = admin_get("/admin/messages.csv?platform=-lab");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, ",-lab,\"semi;colon\",\"r;1\",-dash-sock,"
+                                   "\"hi;=HYPERLINK(\"\"http://evil\"\")\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,\"semi;colon\",,-dash-sock,\"'-1+2\tthere\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,\"'@dee\",\"'=room\",-dash-sock,plain\r\n"));
+    assert_null(strstr(r.body, "'-lab"));
+    assert_null(strstr(r.body, "'-dash"));
     resp_free(&r);
 }
 

@@ -11,9 +11,9 @@
  * them) and is read in chunks of random sizes.
  *
  * Results are compared with a reference model written from http.h (pairs split at '&' or
- * ';', empty ones skipped, at most HTTP_PARAMS_MAX, strict %XX decoding that refuses NUL,
- * cookies trimmed and unquoted but not decoded), down to every name and value. Every name
- * and value must be a NUL-terminated string inside the request's copy of its input, no
+ * ';', empty ones skipped, at most HTTP_PARAMS_MAX (HTTP_COOKIES_MAX cookies), strict %XX decoding
+ * that refuses NUL, cookies trimmed and unquoted but not decoded), down to every name and value.
+ * Every name and value must be a NUL-terminated string inside the request's copy of its input, no
  * longer than that input; http_param must find the first of equal names; parsing the same
  * request again must give the same result; and URL encoding must decode back. */
 #include "config.h"
@@ -33,7 +33,7 @@ struct ref_kv {
 };
 
 struct ref_params {
-    struct ref_kv kv[HTTP_PARAMS_MAX];
+    struct ref_kv kv[HTTP_COOKIES_MAX];
     size_t n;
 };
 
@@ -102,7 +102,7 @@ static enum http_parse_err ref_pairs(const char *s, char sep, bool cookie, struc
                 a++;
         if (a == b)
             continue;
-        if (out->n == HTTP_PARAMS_MAX)
+        if (out->n == (cookie ? HTTP_COOKIES_MAX : HTTP_PARAMS_MAX))
             return HTTP_BAD_REQUEST;
         size_t eq = a;
         while (eq < b && s[eq] != '=')
@@ -147,7 +147,7 @@ static const char *ref_lookup(const struct ref_params *p, const char *name)
 static void same_params(const struct http_params *p, const struct ref_params *want,
                         const char *storage, size_t len)
 {
-    FUZZ_CHECK(p->n == want->n && p->n <= HTTP_PARAMS_MAX);
+    FUZZ_CHECK(p->n == want->n && p->n <= HTTP_COOKIES_MAX);
     size_t total = 0;
     for (size_t i = 0; i < p->n; i++) {
         const char *name = p->kv[i].name, *value = p->kv[i].value;
