@@ -44,6 +44,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The test packages (playwright-core 1.61) run on Node.js 18, Debian 12's.
+if ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)'; then
+  echo "install-deps: the tests need Node.js 18 or newer, this is $(node --version)" >&2
+  exit 1
+fi
+
 # Node.js packages for the tests and the test page's browser client, pinned by the lockfile.
 if [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
