@@ -12,8 +12,22 @@ PACKAGES=(
   sqlite3 nginx curl ca-certificates
 )
 # Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind.
+# clang only recommends its libFuzzer and sanitizer runtimes (libclang_rt.*.a, in
+# libclang-rt-N-dev), which the fuzz build links: add those of the installed clang's version,
+# or, with clang still to install, libclang-rt-dev, which comes with clang from llvm-defaults
+# and depends on the runtimes of the same version.
+clang_rt_package() {
+  local v
+  v=$(clang --version 2>/dev/null | sed -n '1s/.*clang version \([0-9][0-9]*\)\..*/\1/p')
+  if [ -n "$v" ]; then echo "libclang-rt-$v-dev"; else echo libclang-rt-dev; fi
+}
+clang_links_fuzzers() {
+  echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }' |
+    clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
+}
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium clang valgrind)
+  command -v clang >/dev/null 2>&1 && clang_links_fuzzers || PACKAGES+=("$(clang_rt_package)")
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
@@ -28,6 +42,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The test packages (playwright-core 1.61) run on Node.js 18, Debian 12's.
+if ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 18 ? 0 : 1)'; then
+  echo "install-deps: the tests need Node.js 18 or newer, this is $(node --version)" >&2
+  exit 1
 fi
 
 # Node.js packages for the tests and the test page's browser client, pinned by the lockfile.

@@ -9,6 +9,9 @@
 #      under valgrind;
 #   4. a short run of every libFuzzer target (clang).
 # Set QUICK=1 to skip 3 and 4, FUZZ_SECONDS to change the fuzzing length (default 15).
+# What this machine has by chance hides a missing install step: `sudo scripts/fresh-root.sh`
+# runs install-deps, the builds and QUICK=1 test.sh on a fresh Debian 12 root (debootstrap,
+# chroot; about 2.5 minutes), as .ci/run does after this script.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
