@@ -1300,7 +1300,8 @@ static void test_wal_stays_bounded(void **state)
      * truncates it to journal_size_limit (128 MiB). Without the checkpointer's fixes it
      * reached 485 MB. */
     assert_true(size > 0 && size <= 128LL * 1024 * 1024);
-    assert_true(s.wal_pauses > 0);
+    /* Not asserted: how many passes paused the writer. On an idle machine a few do; on a busy
+     * one the writes come slower and the passes keep up without (seen: 59 MB, no pause). */
     sqlite3 *db = db_open(e->path);
     assert_int_equal(q_int(db, "SELECT count(*) FROM messages"), b.total);
     assert_counters_match(db);
