@@ -61,7 +61,7 @@ void eio_http_error(http_request *req, int code)
 
 /* ---- the packet queue ---- */
 
-int pktq_push(pktq *q, eio_packet *p)
+int pktq_push(pktq *q, eio_packet *p, size_t limit)
 {
     if (q->len == q->cap) {
         uint32_t cap = q->cap ? q->cap * 2 : 8;
@@ -78,7 +78,7 @@ int pktq_push(pktq *q, eio_packet *p)
     q->items[(q->head + q->len) % q->cap] = eio_packet_ref(p);
     q->len++;
     q->bytes += p->len + 1;
-    return 0;
+    return limit && q->bytes > limit ? -1 : 0;
 }
 
 eio_packet *pktq_pop(pktq *q)
@@ -653,11 +653,16 @@ void eio_session_probe_closed(eio_session *s, wsconn *c)
  * armed to fire at once, closes it later this turn. */
 static int doom(eio_session *s)
 {
-    if (!s->doomed) {
+    if (!s->doomed && s->state == EIO_S_OPEN) {
         s->doomed = true;
         loop_timer_start(s->srv->l, &s->heartbeat, 0, heartbeat_cb, s);
     }
     return -1;
+}
+
+void eio_session_overflow(eio_session *s)
+{
+    doom(s);
 }
 
 int eio_send(eio_session *s, eio_packet *p)
@@ -675,11 +680,9 @@ int eio_send(eio_session *s, eio_packet *p)
         } else {
             r = wsconn_send(s->ws, p);
         }
-        if (r < 0 || wsconn_buffered(s->ws) > srv->cfg.max_buffered)
-            return doom(s);
-        return 0;
+        return r < 0 ? doom(s) : 0; /* wsconn bounds its output itself */
     }
-    if (pktq_push(&s->queue, p) < 0 || s->queue.bytes > srv->cfg.max_buffered)
+    if (pktq_push(&s->queue, p, srv->cfg.max_buffered) < 0)
         return doom(s);
     if (s->poll && !s->upgrading)
         eio_session_want_flush(s);
@@ -738,7 +741,7 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
     if (linger) {
         eio_packet *close = eio_packet_new(EIO_CLOSE, false, NULL, 0);
         if (close) {
-            pktq_push(&s->queue, close);
+            pktq_push(&s->queue, close, 0); /* the last word goes in whatever the size */
             eio_packet_unref(close);
         }
         s->lingering = true;
