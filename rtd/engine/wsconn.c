@@ -644,6 +644,13 @@ static wsconn *wsconn_new(eio_server *srv, int fd)
     return c;
 }
 
+static void free_pending_upgrade(void *ud)
+{
+    struct pending_upgrade *pu = ud;
+    eio_handshake_free(&pu->hs);
+    free(pu);
+}
+
 static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t extra_len)
 {
     struct pending_upgrade *pu = ud;
@@ -654,8 +661,7 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
     if (!c) {
         if (fd >= 0)
             close(fd);
-        eio_handshake_free(&pu->hs);
-        free(pu);
+        free_pending_upgrade(pu);
         return;
     }
     if (pu->sid[0]) {
@@ -687,8 +693,7 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
             }
         }
     }
-    eio_handshake_free(&pu->hs);
-    free(pu);
+    free_pending_upgrade(pu);
     if (extra_len && !c->released) {
         if (buf_append(&c->in, extra, extra_len) < 0) {
             lost(c, "transport error");
@@ -723,8 +728,7 @@ void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake
         pu->hs = *hs;
         memset(hs, 0, sizeof *hs);
     }
-    if (http_upgrade_websocket(req, on_upgraded, pu) < 0) {
-        eio_handshake_free(&pu->hs);
-        free(pu);
-    }
+    /* pu is the request's now: on_upgraded or free_pending_upgrade gets it, whatever the
+     * client does. */
+    http_upgrade_websocket(req, on_upgraded, pu, free_pending_upgrade);
 }

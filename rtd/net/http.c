@@ -95,7 +95,8 @@ struct http_request {
     buf pending_body;
     /* websocket */
     http_upgraded_fn *up_fn;
-    void *up_ud;
+    void *up_ud;             /* owned by the request until up_fn takes it */
+    void (*up_free)(void *ud);
 };
 
 /* ---- request accessors ---- */
@@ -379,7 +380,8 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
     http_request *r = con_cls;
     http_server *h = r->h;
     http_upgraded_fn *fn = r->up_fn;
-    r->up_fn = NULL;
+    r->up_fn = NULL; /* ud goes to fn: the request no longer frees it */
+    r->up_free = NULL;
     int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {
         int fl = fcntl(fd, F_GETFL);
@@ -398,10 +400,28 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
     h->need_run = true;
 }
 
-int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
+/* The upgrade's user data, when the request ends without upgrade_cb having taken it. */
+static void drop_upgrade_ud(http_request *r)
 {
-    if (r->responded || r->suspended)
+    void (*free_ud)(void *) = r->up_free;
+    void *ud = r->up_ud;
+    r->up_fn = NULL;
+    r->up_free = NULL;
+    r->up_ud = NULL;
+    if (free_ud)
+        free_ud(ud);
+}
+
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud,
+                           void (*free_ud)(void *ud))
+{
+    /* From here ud is the request's: every way out below frees it or hands it on. */
+    r->up_ud = ud;
+    r->up_free = free_ud;
+    if (r->responded || r->suspended) {
+        drop_upgrade_ud(r);
         return -1;
+    }
     const char *key = http_request_header(r, "Sec-WebSocket-Key");
     const char *version = http_request_header(r, "Sec-WebSocket-Version");
     char accept[29];
@@ -411,17 +431,18 @@ int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
             http_add_header(r, "Sec-WebSocket-Version", "13");
         static const char msg[] = "Bad WebSocket handshake";
         http_respond(r, MHD_HTTP_BAD_REQUEST, "text/plain", msg, sizeof msg - 1);
+        drop_upgrade_ud(r);
         return -1;
     }
     struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_cb, r);
     if (!resp) {
         queue(r, 500, NULL, NULL);
+        drop_upgrade_ud(r);
         return -1;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     r->up_fn = fn;
-    r->up_ud = ud;
     free_extra(r);
     MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
@@ -710,6 +731,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         r->on_gone = NULL;
         fn(r, r->gone_ud);
     }
+    /* An upgrade that never happened (the client reset before the 101 went out): its user
+     * data is still ours. */
+    drop_upgrade_ud(r);
     buf_free(&r->body);
     buf_free(&r->pending_body);
     free(r->pending_ctype);

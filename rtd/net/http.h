@@ -86,10 +86,14 @@ bool http_request_suspended(const http_request *r);
  * socket (non-blocking; the caller owns it and closes it; -1 if it could not be taken
  * over) and the bytes the client already
  * sent after its headers (valid during the call only). libmicrohttpd forgets the connection
- * right after the call, so an open WebSocket costs it nothing. */
+ * right after the call, so an open WebSocket costs it nothing.
+ * ud belongs to the request from this call on: on_upgraded takes it back, and when the
+ * request ends without on_upgraded (refused, or the client went away before the 101 was
+ * out), free_ud(ud) runs instead (if free_ud is not NULL). Exactly one of the two runs. */
 typedef void http_upgraded_fn(void *ud, int fd, const unsigned char *extra, size_t extra_len);
-/* Returns 0 when the 101 answer was queued (fn will be called), -1 when the request was
- * refused with a 400 (fn is never called). */
-int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud);
+/* Returns 0 when the 101 answer was queued, -1 when the request was refused with a 400
+ * (free_ud has then already run). */
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud,
+                           void (*free_ud)(void *ud));
 
 #endif
