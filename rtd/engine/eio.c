@@ -424,6 +424,12 @@ void eio_handle_request(eio_server *srv, http_request *req)
             eio_http_error(req, ERR_BAD_REQUEST);
             return;
         }
+        /* A body over maxPayload (seen on the headers, unread): a POST's is the session's
+         * error (handle_post); on anything else it is only this request's. */
+        if (http_request_too_large(req) && strcmp(http_request_method(req), "POST") != 0) {
+            http_respond(req, 413, NULL, "", 0);
+            return;
+        }
         if (upgrade) {
             if (!websocket) {
                 eio_http_error(req, ERR_BAD_REQUEST);
@@ -437,6 +443,10 @@ void eio_handle_request(eio_server *srv, http_request *req)
     }
     if (!is_get(req)) {
         eio_http_error(req, ERR_BAD_HANDSHAKE_METHOD);
+        return;
+    }
+    if (http_request_too_large(req)) {
+        http_respond(req, 413, NULL, "", 0);
         return;
     }
     if (websocket && !upgrade) {

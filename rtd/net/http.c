@@ -79,6 +79,7 @@ struct http_request {
     bool started;        /* headers seen, handler not yet called */
     bool dispatched;
     bool too_large;
+    bool refused_early;  /* answered on its headers, the body unread: close after the answer */
     bool responded;
     bool suspended;
     bool resumed;
@@ -250,6 +251,8 @@ static void queue(http_request *r, unsigned status, struct MHD_Response *resp, c
         MHD_add_response_header(resp, r->extra[i].name, r->extra[i].value);
     free_extra(r);
     add_cors(r, resp);
+    if (r->refused_early)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
@@ -692,6 +695,23 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         *con_cls = r;
         r->started = true;
+        /* A body declared longer than the route takes is refused on the headers, without
+         * waiting for it (a client could otherwise hold the connection until the request
+         * deadline): the handler runs now, sees http_request_too_large(), answers (after its
+         * own checks, e.g. an unknown session first), and the connection is closed. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        size_t max = r->route ? r->route->max_body : 0;
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long declared = strtoull(cl, &end, 10);
+            if (end != cl && (errno == ERANGE || declared > max)) {
+                r->too_large = true;
+                r->refused_early = true;
+                dispatch(r);
+            }
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
