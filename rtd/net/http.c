@@ -29,6 +29,7 @@
 
 #define MAX_ROUTES 16
 #define MAX_EXTRA_HEADERS 8
+#define MAX_TRUSTED 16
 
 struct route {
     char *path;
@@ -56,6 +57,8 @@ struct http_server {
     char **cors;         /* exact origins */
     bool cors_any;
     char *static_dir;
+    char trusted[MAX_TRUSTED][INET6_ADDRSTRLEN]; /* --trust-proxy, canonical text */
+    int ntrusted;
     bool need_run;       /* connections were resumed: MHD_run must see them before we sleep */
     unsigned deadline_ms;
     unsigned active;     /* http_request objects alive (answers not yet fully sent) */
@@ -99,6 +102,70 @@ struct http_request {
     void *up_ud;             /* owned by the request until up_fn takes it */
     void (*up_free)(void *ud);
 };
+
+/* ---- the client's address ----
+ * Behind a reverse proxy the peer is the proxy. A trusted proxy's X-Forwarded-For is read
+ * from the right: the right-most address that is not itself a trusted proxy is the client
+ * (as nginx's real_ip_recursive and Express' 'trust proxy' do), so addresses a client put
+ * in the header itself, on the left, are never believed. X-Real-IP is the fallback. Only a
+ * valid IP address is taken; anything else leaves the address as it was. */
+
+/* Writes the canonical form of the IP address in s[0..n) to out; false if it is not one. */
+static bool canonical_ip(const char *s, size_t n, char out[INET6_ADDRSTRLEN])
+{
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    char tmp[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    unsigned char a[16];
+    if (inet_pton(AF_INET, tmp, a) == 1)
+        return inet_ntop(AF_INET, a, out, INET6_ADDRSTRLEN) != NULL;
+    if (inet_pton(AF_INET6, tmp, a) == 1)
+        return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) != NULL;
+    return false;
+}
+
+static bool is_trusted(const http_server *h, const char *addr)
+{
+    for (int i = 0; i < h->ntrusted; i++)
+        if (strcmp(h->trusted[i], addr) == 0)
+            return true;
+    return false;
+}
+
+static void believe_proxy(http_request *r)
+{
+    const http_server *h = r->h;
+    if (!h->ntrusted || !is_trusted(h, r->remote))
+        return;
+    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    char addr[INET6_ADDRSTRLEN];
+    if (xff) {
+        const char *end = xff + strlen(xff);
+        while (end > xff) {
+            const char *start = end;
+            while (start > xff && start[-1] != ',')
+                start--;
+            if (!canonical_ip(start, (size_t)(end - start), addr))
+                break; /* not an address: believe nothing further left */
+            memcpy(r->remote, addr, sizeof addr);
+            if (!is_trusted(h, addr))
+                return;
+            end = start > xff ? start - 1 : xff;
+        }
+        return;
+    }
+    const char *real = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Real-IP");
+    if (real && canonical_ip(real, strlen(real), addr))
+        memcpy(r->remote, addr, sizeof addr);
+}
 
 /* ---- request accessors ---- */
 
@@ -693,6 +760,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote,
                           sizeof r->remote);
         }
+        believe_proxy(r);
         *con_cls = r;
         r->started = true;
         /* A body declared longer than the route takes is refused on the headers, without
@@ -822,6 +890,13 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
     }
     if (cfg->static_dir)
         h->static_dir = strdup(cfg->static_dir);
+    for (const char *p = cfg->trust_proxy; p && *p && h->ntrusted < MAX_TRUSTED;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (canonical_ip(p, len, h->trusted[h->ntrusted]))
+            h->ntrusted++;
+        p = end ? end + 1 : p + len;
+    }
 
     struct sockaddr_in6 a6 = {0};
     struct sockaddr_in a4 = {0};

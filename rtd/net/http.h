@@ -31,6 +31,8 @@ struct http_config {
     unsigned max_per_ip;          /* 0: no per-address limit */
     unsigned request_timeout_s;   /* idle / slow request deadline */
     const char *const *cors_origins; /* NULL-terminated exact origins; "*" allows any */
+    const char *trust_proxy;      /* "ADDR[,ADDR]": peers whose X-Forwarded-For / X-Real-IP
+                                   * are believed; NULL: none */
     const char *static_dir;       /* served under /static/ and for "/" (test page); may be NULL */
 };
 
@@ -53,6 +55,9 @@ const char *http_request_query(const http_request *r, const char *name);
 /* The raw query string without '?', "" if none. */
 const char *http_request_query_string(const http_request *r);
 const char *http_request_header(const http_request *r, const char *name);
+/* The client's address: the peer's, or, when the peer is a trusted proxy (trust_proxy), the
+ * one its X-Forwarded-For (right-most address that is not itself a trusted proxy) or
+ * X-Real-IP names, if that is a valid IP address. Canonical text form. */
 const char *http_request_remote_addr(const http_request *r);
 /* Appends every query parameter as "name\0value\0" pairs, then a final "\0". */
 int http_request_copy_query(const http_request *r, buf *out);
