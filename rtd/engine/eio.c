@@ -295,15 +295,21 @@ void eio_session_want_flush(eio_session *s)
     s->srv->flush_head = s;
 }
 
+/* Answers the held polls that got packets and writes the WebSockets' output. Writing can
+ * find a WebSocket dead, and its session's on_close may send to others (a presence
+ * broadcast): to polls that must still be answered this turn, not at the next wake-up. So
+ * both lists are worked until neither has anything left. */
 static void before_sleep(loop *l, void *ud)
 {
     eio_server *srv = ud;
-    while (srv->flush_head) {
-        eio_session *s = srv->flush_head;
-        flush_unlink(s);
-        eio_polling_flush(s);
-    }
-    wsconn_flush_all(srv);
+    do {
+        while (srv->flush_head) {
+            eio_session *s = srv->flush_head;
+            flush_unlink(s);
+            eio_polling_flush(s);
+        }
+        wsconn_flush_all(srv);
+    } while (srv->flush_head);
     wsconn_free_dead(srv);
     while (srv->zombies) {
         eio_session *s = srv->zombies;
