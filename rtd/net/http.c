@@ -46,7 +46,21 @@ struct pending_conn {
     uint64_t since;  /* loop ms when it connected or finished its last request */
     int fd;
     bool listed;
+    bool linger;     /* answered before its body was read: close it gently (below) */
 };
+
+/* A connection answered before its body was read. Closing it at once would make the kernel
+ * reset it while the client still sends, and the client could lose the answer; so, as
+ * nginx's lingering close does, rtd sends its FIN and reads and drops what still comes, for
+ * a bounded time, before it closes. */
+struct lingering {
+    struct lingering *next;
+    http_server *h;
+    int fd;
+    uint64_t until;
+};
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (8u << 20)
 
 struct http_server {
     loop *l;
@@ -63,6 +77,7 @@ struct http_server {
     unsigned deadline_ms;
     unsigned active;     /* http_request objects alive (answers not yet fully sent) */
     struct pending_conn *pend_head, *pend_tail; /* oldest first */
+    struct lingering *lingering;
     loop_timer sweep;
 };
 
@@ -82,7 +97,6 @@ struct http_request {
     bool started;        /* headers seen, handler not yet called */
     bool dispatched;
     bool too_large;
-    bool refused_early;  /* answered on its headers, the body unread: close after the answer */
     bool responded;
     bool suspended;
     bool resumed;
@@ -318,8 +332,6 @@ static void queue(http_request *r, unsigned status, struct MHD_Response *resp, c
         MHD_add_response_header(resp, r->extra[i].name, r->extra[i].value);
     free_extra(r);
     add_cors(r, resp);
-    if (r->refused_early)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
     r->responded = true;
@@ -564,10 +576,68 @@ static struct pending_conn *pend_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+static void linger_end(struct lingering *lg)
+{
+    http_server *h = lg->h;
+    for (struct lingering **p = &h->lingering; *p; p = &(*p)->next)
+        if (*p == lg) {
+            *p = lg->next;
+            break;
+        }
+    loop_del_fd(h->l, lg->fd);
+    close(lg->fd);
+    free(lg);
+}
+
+static void linger_read(loop *l, int fd, void *ud, int mask)
+{
+    struct lingering *lg = ud;
+    char junk[16384];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = recv(fd, junk, sizeof junk, MSG_DONTWAIT);
+        if (n > 0) {
+            total += (size_t)n;
+            if (total < LINGER_MAX_BYTES)
+                continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return;
+        }
+        linger_end(lg); /* end of stream, error, or enough of it */
+        return;
+    }
+}
+
+static void linger_start(http_server *h, int mhd_fd)
+{
+    struct lingering *lg = calloc(1, sizeof *lg);
+    int fd = lg ? fcntl(mhd_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0 || loop_add_fd(h->l, fd, LOOP_READ, linger_read, lg) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(lg);
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    shutdown(fd, SHUT_WR); /* the answer is out: our FIN follows it */
+    lg->h = h;
+    lg->fd = fd;
+    lg->until = loop_now(h->l) + LINGER_MS;
+    lg->next = h->lingering;
+    h->lingering = lg;
+}
+
 static void sweep_cb(loop *l, void *ud)
 {
     http_server *h = ud;
     uint64_t now = loop_now(l);
+    for (struct lingering *lg = h->lingering, *next; lg; lg = next) {
+        next = lg->next;
+        if (now >= lg->until)
+            linger_end(lg);
+    }
     while (h->pend_head && now - h->pend_head->since >= h->deadline_ms) {
         struct pending_conn *pc = h->pend_head;
         pend_unlink(h, pc);
@@ -595,6 +665,9 @@ static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_co
             pend_append(h, pc);
     } else if (*socket_context) {
         struct pending_conn *pc = *socket_context;
+        /* libmicrohttpd closes the socket right after this (without shutdown, MHD_USE_TURBO) */
+        if (pc->linger && pc->fd >= 0)
+            linger_start(h, pc->fd);
         pend_unlink(h, pc);
         free(pc);
         *socket_context = NULL;
@@ -766,7 +839,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         /* A body declared longer than the route takes is refused on the headers, without
          * waiting for it (a client could otherwise hold the connection until the request
          * deadline): the handler runs now, sees http_request_too_large(), answers (after its
-         * own checks, e.g. an unknown session first), and the connection is closed. */
+         * own checks, e.g. an unknown session first). libmicrohttpd sends the answer and,
+         * the body being unread, closes the connection after it; rtd lingers on it (above)
+         * so that a client still sending its body gets the answer, not a reset. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         size_t max = r->route ? r->route->max_body : 0;
@@ -776,7 +851,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             unsigned long long declared = strtoull(cl, &end, 10);
             if (end != cl && (errno == ERANGE || declared > max)) {
                 r->too_large = true;
-                r->refused_early = true;
+                struct pending_conn *pc = pend_of(conn);
+                if (pc)
+                    pc->linger = true;
                 dispatch(r);
             }
         }
@@ -981,6 +1058,8 @@ void http_server_free(http_server *h)
     if (!h)
         return;
     loop_timer_stop(h->l, &h->sweep);
+    while (h->lingering)
+        linger_end(h->lingering);
     if (h->mhd_epfd >= 0)
         loop_del_fd(h->l, h->mhd_epfd);
     if (h->d)
