@@ -241,8 +241,12 @@ int main(int argc, char **argv)
          * stay within the file limit, its connections being also idle keep-alives and
          * long-polls of those sessions. */
         .max_connections = files > 128 ? files - 64 : 64,
-        /* a polling session may hold a GET and a POST at once */
-        .max_per_ip = o.max_connections_per_ip ? 2 * o.max_connections_per_ip + 2 : 0,
+        /* a polling session may hold a GET and a POST at once. Behind a trusted proxy every
+         * connection comes from the proxy: only the sessions are counted per client. */
+        .max_per_ip = o.max_connections_per_ip && !o.trust_proxy
+                          ? 2 * o.max_connections_per_ip + 2
+                          : 0,
+        .trust_proxy = o.trust_proxy,
         .request_timeout_s = o.request_timeout_s,
         .cors_origins = o.cors_origins,
         .static_dir = o.static_dir,

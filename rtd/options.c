@@ -29,6 +29,7 @@ enum {
     OPT_CLIENT_JS,
     OPT_MAX_CONN,
     OPT_MAX_CONN_IP,
+    OPT_TRUST_PROXY,
     OPT_RATE_LIMIT,
     OPT_RATE_BURST,
     OPT_MAX_ROOMS,
@@ -62,6 +63,7 @@ static const struct option long_opts[] = {
     {"client-js", required_argument, NULL, OPT_CLIENT_JS},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONN_IP},
+    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
     {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
     {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
     {"max-rooms", required_argument, NULL, OPT_MAX_ROOMS},
@@ -102,6 +104,7 @@ static const char usage_text[] =
     "                            /socket.io/socket.io.js (none)\n"
     "  --max-connections N       open connections at most (10000)\n"
     "  --max-connections-per-ip N  open connections per client address (0: no limit)\n"
+    "  --trust-proxy ADDR[,ADDR] believe X-Forwarded-For / X-Real-IP from these peers (none)\n"
     "  --rate-limit N            events per second per socket, 0 for none (20)\n"
     "  --rate-burst N            events a socket may send at once (40)\n"
     "  --max-rooms N             rooms one socket may join (50)\n"
@@ -300,6 +303,34 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             r = num(err, "max-connections-per-ip", a, 0, 1000000, &v);
             o->max_connections_per_ip = (unsigned)v;
             break;
+        case OPT_TRUST_PROXY: {
+            /* a comma-separated list of IPv4 / IPv6 addresses, nothing else */
+            const char *p = a;
+            int count = 0;
+            while (r == 0) {
+                if (++count > 16) {
+                    r = bad(err, "trust-proxy", a, "at most 16 addresses");
+                    break;
+                }
+                const char *end = strchr(p, ',');
+                size_t n = end ? (size_t)(end - p) : strlen(p);
+                char one[64];
+                unsigned char addr[16];
+                if (n == 0 || n >= sizeof one) {
+                    r = bad(err, "trust-proxy", a, "expected IPv4 or IPv6 addresses, comma-separated");
+                    break;
+                }
+                memcpy(one, p, n);
+                one[n] = '\0';
+                if (inet_pton(AF_INET, one, addr) != 1 && inet_pton(AF_INET6, one, addr) != 1)
+                    r = bad(err, "trust-proxy", a, "expected IPv4 or IPv6 addresses, comma-separated");
+                if (!end)
+                    break;
+                p = end + 1;
+            }
+            o->trust_proxy = a;
+            break;
+        }
         case OPT_RATE_LIMIT: {
             char *end;
             errno = 0;

@@ -32,6 +32,7 @@ struct rtd_options {
     const char *client_js;    /* served at /socket.io/socket.io.js when set */
     unsigned max_connections;
     unsigned max_connections_per_ip;
+    const char *trust_proxy;  /* peers whose X-Forwarded-For / X-Real-IP are believed, or NULL */
     double rate_limit;        /* events per second per socket; 0 = unlimited */
     unsigned rate_burst;
     unsigned max_rooms;

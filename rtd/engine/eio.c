@@ -61,7 +61,7 @@ void eio_http_error(http_request *req, int code)
 
 /* ---- the packet queue ---- */
 
-int pktq_push(pktq *q, eio_packet *p)
+int pktq_push(pktq *q, eio_packet *p, size_t limit)
 {
     if (q->len == q->cap) {
         uint32_t cap = q->cap ? q->cap * 2 : 8;
@@ -78,7 +78,7 @@ int pktq_push(pktq *q, eio_packet *p)
     q->items[(q->head + q->len) % q->cap] = eio_packet_ref(p);
     q->len++;
     q->bytes += p->len + 1;
-    return 0;
+    return limit && q->bytes > limit ? -1 : 0;
 }
 
 eio_packet *pktq_pop(pktq *q)
@@ -295,15 +295,21 @@ void eio_session_want_flush(eio_session *s)
     s->srv->flush_head = s;
 }
 
+/* Answers the held polls that got packets and writes the WebSockets' output. Writing can
+ * find a WebSocket dead, and its session's on_close may send to others (a presence
+ * broadcast): to polls that must still be answered this turn, not at the next wake-up. So
+ * both lists are worked until neither has anything left. */
 static void before_sleep(loop *l, void *ud)
 {
     eio_server *srv = ud;
-    while (srv->flush_head) {
-        eio_session *s = srv->flush_head;
-        flush_unlink(s);
-        eio_polling_flush(s);
-    }
-    wsconn_flush_all(srv);
+    do {
+        while (srv->flush_head) {
+            eio_session *s = srv->flush_head;
+            flush_unlink(s);
+            eio_polling_flush(s);
+        }
+        wsconn_flush_all(srv);
+    } while (srv->flush_head);
     wsconn_free_dead(srv);
     while (srv->zombies) {
         eio_session *s = srv->zombies;
@@ -424,6 +430,12 @@ void eio_handle_request(eio_server *srv, http_request *req)
             eio_http_error(req, ERR_BAD_REQUEST);
             return;
         }
+        /* A body over maxPayload (seen on the headers, unread): a POST's is the session's
+         * error (handle_post); on anything else it is only this request's. */
+        if (http_request_too_large(req) && strcmp(http_request_method(req), "POST") != 0) {
+            http_respond(req, 413, NULL, "", 0);
+            return;
+        }
         if (upgrade) {
             if (!websocket) {
                 eio_http_error(req, ERR_BAD_REQUEST);
@@ -437,6 +449,10 @@ void eio_handle_request(eio_server *srv, http_request *req)
     }
     if (!is_get(req)) {
         eio_http_error(req, ERR_BAD_HANDSHAKE_METHOD);
+        return;
+    }
+    if (http_request_too_large(req)) {
+        http_respond(req, 413, NULL, "", 0);
         return;
     }
     if (websocket && !upgrade) {
@@ -653,11 +669,16 @@ void eio_session_probe_closed(eio_session *s, wsconn *c)
  * armed to fire at once, closes it later this turn. */
 static int doom(eio_session *s)
 {
-    if (!s->doomed) {
+    if (!s->doomed && s->state == EIO_S_OPEN) {
         s->doomed = true;
         loop_timer_start(s->srv->l, &s->heartbeat, 0, heartbeat_cb, s);
     }
     return -1;
+}
+
+void eio_session_overflow(eio_session *s)
+{
+    doom(s);
 }
 
 int eio_send(eio_session *s, eio_packet *p)
@@ -675,11 +696,9 @@ int eio_send(eio_session *s, eio_packet *p)
         } else {
             r = wsconn_send(s->ws, p);
         }
-        if (r < 0 || wsconn_buffered(s->ws) > srv->cfg.max_buffered)
-            return doom(s);
-        return 0;
+        return r < 0 ? doom(s) : 0; /* wsconn bounds its output itself */
     }
-    if (pktq_push(&s->queue, p) < 0 || s->queue.bytes > srv->cfg.max_buffered)
+    if (pktq_push(&s->queue, p, srv->cfg.max_buffered) < 0)
         return doom(s);
     if (s->poll && !s->upgrading)
         eio_session_want_flush(s);
@@ -738,7 +757,7 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
     if (linger) {
         eio_packet *close = eio_packet_new(EIO_CLOSE, false, NULL, 0);
         if (close) {
-            pktq_push(&s->queue, close);
+            pktq_push(&s->queue, close, 0); /* the last word goes in whatever the size */
             eio_packet_unref(close);
         }
         s->lingering = true;

@@ -108,6 +108,9 @@ void eio_session_probe_closed(eio_session *s, wsconn *c);
 /* Handles one decoded packet from the session's active transport. Returns 0, or -1 when the
  * packet was invalid (the session has then been closed). */
 int eio_session_packet(eio_session *s, const eio_in *pkt);
+/* The active transport's output went over --max-buffered: the session is closed later this
+ * turn (never from inside the send that found it, which may be part of a broadcast). */
+void eio_session_overflow(eio_session *s);
 /* The active transport failed or was closed by the client. */
 void eio_session_transport_closed(eio_session *s, const char *reason);
 /* Writes the open packet's JSON into out. */
@@ -148,7 +151,9 @@ size_t wsconn_buffered(const wsconn *c);
 bool wsconn_b64(const wsconn *c);
 
 /* pktq */
-int pktq_push(pktq *q, eio_packet *p);
+/* Queues p (taking a reference). Returns -1 when memory ran out or when, with limit non-zero,
+ * the queue now holds more than limit bytes: every bounded queueing goes through here. */
+int pktq_push(pktq *q, eio_packet *p, size_t limit);
 eio_packet *pktq_pop(pktq *q);
 void pktq_clear(pktq *q);
 

@@ -10,8 +10,11 @@
  * EPOLLOUT and the rest goes when the socket drains. With --send-threads, a long dirty list
  * (a broadcast) has its writev calls shared with the send pool's helpers (sendpool.c); what
  * they return is applied here, on the loop thread, exactly as a writev of our own.
+ * Every frame is queued by push_frame(), which enforces --max-buffered for all of them but
+ * the close frame; at most one pong waits at a time (a newer ping replaces its answer).
  * Closing is the RFC 6455 handshake: send a close frame, wait (bounded) for the peer's,
- * then close the socket. */
+ * then close the socket. Input nobody will use is not read: after a protocol error (the
+ * reader cannot go on) or the peer's close frame, the socket leaves read interest. */
 #include "config.h"
 
 #include <errno.h>
@@ -41,11 +44,15 @@ struct wsconn {
     uint32_t out_head, out_len, out_cap;
     size_t out_off;           /* bytes of the first frame already written */
     size_t out_bytes;         /* bytes waiting in the ring */
+    uint64_t pushed;          /* frames ever queued: the ring's tail position */
+    uint64_t pong_at;         /* position of the queued pong, when pong_queued */
     wsconn *dirty_next;
     wsconn *dead_next;
     loop_timer close_timer;
     bool dirty;
     bool want_write;
+    bool no_read;             /* input is over: read interest dropped for good */
+    bool pong_queued;         /* a pong is in the ring (maybe already written) */
     bool closing;             /* our close frame is queued: nothing else goes out */
     bool peer_closed;         /* the peer sent its close frame or hung up */
     bool released;
@@ -60,6 +67,7 @@ struct pending_upgrade {
 };
 
 static void release(wsconn *c);
+static void overflow(wsconn *c);
 
 /* ---- output ---- */
 
@@ -72,7 +80,10 @@ static void mark_dirty(wsconn *c)
     c->srv->dirty = c;
 }
 
-static int push_frame(wsconn *c, eio_packet *p)
+/* The one place a frame is queued. With bounded (every frame but the close frame, which
+ * must get out), a ring holding more than --max-buffered bytes afterwards is an overflow:
+ * the connection's owner is told, and -1 returned. */
+static int push_frame(wsconn *c, eio_packet *p, bool bounded)
 {
     if (c->out_len == c->out_cap) {
         uint32_t cap = c->out_cap ? c->out_cap * 2 : 4;
@@ -91,7 +102,12 @@ static int push_frame(wsconn *c, eio_packet *p)
     size_t flen;
     eio_packet_ws_frame(p, &flen);
     c->out_bytes += flen;
+    c->pushed++;
     mark_dirty(c);
+    if (bounded && c->out_bytes > c->srv->cfg.max_buffered) {
+        overflow(c);
+        return -1;
+    }
     return 0;
 }
 
@@ -99,7 +115,7 @@ int wsconn_send(wsconn *c, eio_packet *p)
 {
     if (c->closing || c->released)
         return -1;
-    return push_frame(c, p);
+    return push_frame(c, p, true);
 }
 
 bool wsconn_b64(const wsconn *c)
@@ -127,12 +143,28 @@ static eio_packet *control_frame(enum ws_opcode op, const void *data, size_t len
     return p;
 }
 
+static void update_interest(wsconn *c)
+{
+    loop_mod_fd(c->srv->l, c->fd, (c->no_read ? 0 : LOOP_READ) | (c->want_write ? LOOP_WRITE : 0));
+}
+
 static void set_write_interest(wsconn *c, bool on)
 {
     if (c->want_write == on || c->released)
         return;
     c->want_write = on;
-    loop_mod_fd(c->srv->l, c->fd, LOOP_READ | (on ? LOOP_WRITE : 0));
+    update_interest(c);
+}
+
+/* No more input will be used (the reader failed, or the peer's close frame came): stop
+ * reading, so that what the peer sends now costs nothing until the socket is closed. A
+ * hang-up is still reported (epoll always reports it). */
+static void stop_reading(wsconn *c)
+{
+    if (c->no_read || c->released)
+        return;
+    c->no_read = true;
+    update_interest(c);
 }
 
 /* Points iov (at most max entries) at the queued frames; *total gets their length. */
@@ -206,6 +238,32 @@ static int flush(wsconn *c)
     if (c->closing && c->peer_closed)
         release(c);
     return 0;
+}
+
+/* Answers a ping. A pong still waiting in the ring (not begun) is replaced by this one: an
+ * endpoint may answer only the most recent ping (RFC 6455 5.5.3), so a client that pings
+ * without reading holds one pong, not one per ping. */
+static void queue_pong(wsconn *c, const ws_event *ev)
+{
+    eio_packet *p = control_frame(WS_OP_PONG, ev->data, ev->len);
+    if (!p)
+        return;
+    uint64_t head_at = c->pushed - c->out_len;
+    if (c->pong_queued && c->pong_at >= head_at && (c->pong_at > head_at || c->out_off == 0)) {
+        uint32_t i = (c->out_head + (uint32_t)(c->pong_at - head_at)) % c->out_cap;
+        size_t old_len, new_len;
+        eio_packet_ws_frame(c->out[i], &old_len);
+        eio_packet_ws_frame(p, &new_len);
+        eio_packet_unref(c->out[i]);
+        c->out[i] = p; /* takes our reference */
+        c->out_bytes = c->out_bytes - old_len + new_len;
+        return;
+    }
+    if (push_frame(c, p, true) == 0) {
+        c->pong_queued = true;
+        c->pong_at = c->pushed - 1;
+    }
+    eio_packet_unref(p);
 }
 
 static void lost(wsconn *c, const char *reason)
@@ -326,7 +384,7 @@ void wsconn_close(wsconn *c, uint16_t code)
     size_t hdr = 2;
     eio_packet *p = control_frame(WS_OP_CLOSE, frame + hdr, n - hdr);
     if (p) {
-        push_frame(c, p);
+        push_frame(c, p, false);
         eio_packet_unref(p);
     }
     c->closing = true;
@@ -340,6 +398,22 @@ void wsconn_close(wsconn *c, uint16_t code)
 void wsconn_detach(wsconn *c)
 {
     c->s = NULL;
+}
+
+/* The ring went over --max-buffered. The active transport's session is closed later this
+ * turn (the send that found it may be part of a broadcast); a probe or a detached socket
+ * is closed here. */
+static void overflow(wsconn *c)
+{
+    eio_session *s = c->s;
+    if (s && s->ws == c) {
+        eio_session_overflow(s);
+        return;
+    }
+    c->s = NULL;
+    if (s && s->probe == c)
+        eio_session_probe_closed(s, c);
+    wsconn_close(c, WS_CLOSE_POLICY);
 }
 
 static void release(wsconn *c)
@@ -417,6 +491,7 @@ static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
             eio_session *s = c->s;
             c->s = NULL;
             wsconn_close(c, (uint16_t)-r);
+            stop_reading(c); /* the reader cannot resync: the rest of the stream is noise */
             if (s) {
                 if (s->probe == c)
                     eio_session_probe_closed(s, c);
@@ -439,13 +514,8 @@ static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
             on_message(c, &ev);
             break;
         case WS_OP_PING:
-            if (!c->closing) {
-                eio_packet *p = control_frame(WS_OP_PONG, ev.data, ev.len);
-                if (p) {
-                    push_frame(c, p);
-                    eio_packet_unref(p);
-                }
-            }
+            if (!c->closing)
+                queue_pong(c, &ev);
             break;
         case WS_OP_PONG:
             break;
@@ -466,6 +536,8 @@ static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
             }
             if (c->out_len == 0)
                 release(c);
+            else
+                stop_reading(c); /* nothing may follow a close frame */
             return -1;
         }
         default:
@@ -511,8 +583,12 @@ static void on_readable(wsconn *c)
     srv->bytes_in += (size_t)n;
     len = c->in.len ? c->in.len : (size_t)n;
     ssize_t used = parse(c, data, len);
-    if (used < 0 || c->released)
+    if (c->released)
         return;
+    if (used < 0 || c->no_read) {
+        buf_free(&c->in); /* nothing of it will be parsed */
+        return;
+    }
     size_t rest = len - (size_t)used;
     if (data == srv->rbuf) {
         if (rest && buf_append(&c->in, data + used, rest) < 0)
@@ -529,11 +605,21 @@ static void on_io(loop *l, int fd, void *ud, int mask)
     wsconn *c = ud;
     if ((mask & LOOP_WRITE) && !c->released) {
         c->want_write = false; /* flush re-arms it if the socket is still full */
-        loop_mod_fd(l, fd, LOOP_READ);
+        update_interest(c);
         if (flush(c) < 0) {
             lost(c, "transport error");
             return;
         }
+    }
+    if (c->no_read && !c->released) {
+        /* Not reading: only a hang-up brings us here. Write what the socket takes (our
+         * close frame), then let it go. */
+        if (mask & LOOP_HUP) {
+            flush(c);
+            if (!c->released)
+                lost(c, "transport close");
+        }
+        return;
     }
     if ((mask & (LOOP_READ | LOOP_HUP)) && !c->released)
         on_readable(c);
@@ -558,6 +644,13 @@ static wsconn *wsconn_new(eio_server *srv, int fd)
     return c;
 }
 
+static void free_pending_upgrade(void *ud)
+{
+    struct pending_upgrade *pu = ud;
+    eio_handshake_free(&pu->hs);
+    free(pu);
+}
+
 static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t extra_len)
 {
     struct pending_upgrade *pu = ud;
@@ -568,8 +661,7 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
     if (!c) {
         if (fd >= 0)
             close(fd);
-        eio_handshake_free(&pu->hs);
-        free(pu);
+        free_pending_upgrade(pu);
         return;
     }
     if (pu->sid[0]) {
@@ -601,15 +693,18 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
             }
         }
     }
-    eio_handshake_free(&pu->hs);
-    free(pu);
+    free_pending_upgrade(pu);
     if (extra_len && !c->released) {
         if (buf_append(&c->in, extra, extra_len) < 0) {
             lost(c, "transport error");
             return;
         }
         ssize_t used = parse(c, (uint8_t *)c->in.data, c->in.len);
-        if (used > 0 && !c->released)
+        if (c->released)
+            return;
+        if (used < 0 || c->no_read)
+            buf_free(&c->in);
+        else if (used > 0)
             buf_consume(&c->in, (size_t)used);
     }
 }
@@ -633,8 +728,7 @@ void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake
         pu->hs = *hs;
         memset(hs, 0, sizeof *hs);
     }
-    if (http_upgrade_websocket(req, on_upgraded, pu) < 0) {
-        eio_handshake_free(&pu->hs);
-        free(pu);
-    }
+    /* pu is the request's now: on_upgraded or free_pending_upgrade gets it, whatever the
+     * client does. */
+    http_upgrade_websocket(req, on_upgraded, pu, free_pending_upgrade);
 }

@@ -29,6 +29,7 @@
 
 #define MAX_ROUTES 16
 #define MAX_EXTRA_HEADERS 8
+#define MAX_TRUSTED 16
 
 struct route {
     char *path;
@@ -45,7 +46,21 @@ struct pending_conn {
     uint64_t since;  /* loop ms when it connected or finished its last request */
     int fd;
     bool listed;
+    bool linger;     /* answered before its body was read: close it gently (below) */
 };
+
+/* A connection answered before its body was read. Closing it at once would make the kernel
+ * reset it while the client still sends, and the client could lose the answer; so, as
+ * nginx's lingering close does, rtd sends its FIN and reads and drops what still comes, for
+ * a bounded time, before it closes. */
+struct lingering {
+    struct lingering *next;
+    http_server *h;
+    int fd;
+    uint64_t until;
+};
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (8u << 20)
 
 struct http_server {
     loop *l;
@@ -56,10 +71,13 @@ struct http_server {
     char **cors;         /* exact origins */
     bool cors_any;
     char *static_dir;
+    char trusted[MAX_TRUSTED][INET6_ADDRSTRLEN]; /* --trust-proxy, canonical text */
+    int ntrusted;
     bool need_run;       /* connections were resumed: MHD_run must see them before we sleep */
     unsigned deadline_ms;
     unsigned active;     /* http_request objects alive (answers not yet fully sent) */
     struct pending_conn *pend_head, *pend_tail; /* oldest first */
+    struct lingering *lingering;
     loop_timer sweep;
 };
 
@@ -95,8 +113,73 @@ struct http_request {
     buf pending_body;
     /* websocket */
     http_upgraded_fn *up_fn;
-    void *up_ud;
+    void *up_ud;             /* owned by the request until up_fn takes it */
+    void (*up_free)(void *ud);
 };
+
+/* ---- the client's address ----
+ * Behind a reverse proxy the peer is the proxy. A trusted proxy's X-Forwarded-For is read
+ * from the right: the right-most address that is not itself a trusted proxy is the client
+ * (as nginx's real_ip_recursive and Express' 'trust proxy' do), so addresses a client put
+ * in the header itself, on the left, are never believed. X-Real-IP is the fallback. Only a
+ * valid IP address is taken; anything else leaves the address as it was. */
+
+/* Writes the canonical form of the IP address in s[0..n) to out; false if it is not one. */
+static bool canonical_ip(const char *s, size_t n, char out[INET6_ADDRSTRLEN])
+{
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    char tmp[INET6_ADDRSTRLEN];
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    unsigned char a[16];
+    if (inet_pton(AF_INET, tmp, a) == 1)
+        return inet_ntop(AF_INET, a, out, INET6_ADDRSTRLEN) != NULL;
+    if (inet_pton(AF_INET6, tmp, a) == 1)
+        return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) != NULL;
+    return false;
+}
+
+static bool is_trusted(const http_server *h, const char *addr)
+{
+    for (int i = 0; i < h->ntrusted; i++)
+        if (strcmp(h->trusted[i], addr) == 0)
+            return true;
+    return false;
+}
+
+static void believe_proxy(http_request *r)
+{
+    const http_server *h = r->h;
+    if (!h->ntrusted || !is_trusted(h, r->remote))
+        return;
+    const char *xff = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    char addr[INET6_ADDRSTRLEN];
+    if (xff) {
+        const char *end = xff + strlen(xff);
+        while (end > xff) {
+            const char *start = end;
+            while (start > xff && start[-1] != ',')
+                start--;
+            if (!canonical_ip(start, (size_t)(end - start), addr))
+                break; /* not an address: believe nothing further left */
+            memcpy(r->remote, addr, sizeof addr);
+            if (!is_trusted(h, addr))
+                return;
+            end = start > xff ? start - 1 : xff;
+        }
+        return;
+    }
+    const char *real = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Real-IP");
+    if (real && canonical_ip(real, strlen(real), addr))
+        memcpy(r->remote, addr, sizeof addr);
+}
 
 /* ---- request accessors ---- */
 
@@ -379,7 +462,8 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
     http_request *r = con_cls;
     http_server *h = r->h;
     http_upgraded_fn *fn = r->up_fn;
-    r->up_fn = NULL;
+    r->up_fn = NULL; /* ud goes to fn: the request no longer frees it */
+    r->up_free = NULL;
     int fd = fcntl(sock, F_DUPFD_CLOEXEC, 0);
     if (fd >= 0) {
         int fl = fcntl(fd, F_GETFL);
@@ -398,10 +482,28 @@ static void upgrade_cb(void *cls, struct MHD_Connection *connection, void *con_c
     h->need_run = true;
 }
 
-int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
+/* The upgrade's user data, when the request ends without upgrade_cb having taken it. */
+static void drop_upgrade_ud(http_request *r)
 {
-    if (r->responded || r->suspended)
+    void (*free_ud)(void *) = r->up_free;
+    void *ud = r->up_ud;
+    r->up_fn = NULL;
+    r->up_free = NULL;
+    r->up_ud = NULL;
+    if (free_ud)
+        free_ud(ud);
+}
+
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud,
+                           void (*free_ud)(void *ud))
+{
+    /* From here ud is the request's: every way out below frees it or hands it on. */
+    r->up_ud = ud;
+    r->up_free = free_ud;
+    if (r->responded || r->suspended) {
+        drop_upgrade_ud(r);
         return -1;
+    }
     const char *key = http_request_header(r, "Sec-WebSocket-Key");
     const char *version = http_request_header(r, "Sec-WebSocket-Version");
     char accept[29];
@@ -411,17 +513,18 @@ int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud)
             http_add_header(r, "Sec-WebSocket-Version", "13");
         static const char msg[] = "Bad WebSocket handshake";
         http_respond(r, MHD_HTTP_BAD_REQUEST, "text/plain", msg, sizeof msg - 1);
+        drop_upgrade_ud(r);
         return -1;
     }
     struct MHD_Response *resp = MHD_create_response_for_upgrade(upgrade_cb, r);
     if (!resp) {
         queue(r, 500, NULL, NULL);
+        drop_upgrade_ud(r);
         return -1;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     r->up_fn = fn;
-    r->up_ud = ud;
     free_extra(r);
     MHD_queue_response(r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
@@ -473,10 +576,68 @@ static struct pending_conn *pend_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+static void linger_end(struct lingering *lg)
+{
+    http_server *h = lg->h;
+    for (struct lingering **p = &h->lingering; *p; p = &(*p)->next)
+        if (*p == lg) {
+            *p = lg->next;
+            break;
+        }
+    loop_del_fd(h->l, lg->fd);
+    close(lg->fd);
+    free(lg);
+}
+
+static void linger_read(loop *l, int fd, void *ud, int mask)
+{
+    struct lingering *lg = ud;
+    char junk[16384];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = recv(fd, junk, sizeof junk, MSG_DONTWAIT);
+        if (n > 0) {
+            total += (size_t)n;
+            if (total < LINGER_MAX_BYTES)
+                continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return;
+        }
+        linger_end(lg); /* end of stream, error, or enough of it */
+        return;
+    }
+}
+
+static void linger_start(http_server *h, int mhd_fd)
+{
+    struct lingering *lg = calloc(1, sizeof *lg);
+    int fd = lg ? fcntl(mhd_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0 || loop_add_fd(h->l, fd, LOOP_READ, linger_read, lg) < 0) {
+        if (fd >= 0)
+            close(fd);
+        free(lg);
+        return;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    shutdown(fd, SHUT_WR); /* the answer is out: our FIN follows it */
+    lg->h = h;
+    lg->fd = fd;
+    lg->until = loop_now(h->l) + LINGER_MS;
+    lg->next = h->lingering;
+    h->lingering = lg;
+}
+
 static void sweep_cb(loop *l, void *ud)
 {
     http_server *h = ud;
     uint64_t now = loop_now(l);
+    for (struct lingering *lg = h->lingering, *next; lg; lg = next) {
+        next = lg->next;
+        if (now >= lg->until)
+            linger_end(lg);
+    }
     while (h->pend_head && now - h->pend_head->since >= h->deadline_ms) {
         struct pending_conn *pc = h->pend_head;
         pend_unlink(h, pc);
@@ -504,6 +665,9 @@ static void notify_conn(void *cls, struct MHD_Connection *conn, void **socket_co
             pend_append(h, pc);
     } else if (*socket_context) {
         struct pending_conn *pc = *socket_context;
+        /* libmicrohttpd closes the socket right after this (without shutdown, MHD_USE_TURBO) */
+        if (pc->linger && pc->fd >= 0)
+            linger_start(h, pc->fd);
         pend_unlink(h, pc);
         free(pc);
         *socket_context = NULL;
@@ -669,8 +833,30 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->remote,
                           sizeof r->remote);
         }
+        believe_proxy(r);
         *con_cls = r;
         r->started = true;
+        /* A body declared longer than the route takes is refused on the headers, without
+         * waiting for it (a client could otherwise hold the connection until the request
+         * deadline): the handler runs now, sees http_request_too_large(), answers (after its
+         * own checks, e.g. an unknown session first). libmicrohttpd sends the answer and,
+         * the body being unread, closes the connection after it; rtd lingers on it (above)
+         * so that a client still sending its body gets the answer, not a reset. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        size_t max = r->route ? r->route->max_body : 0;
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long declared = strtoull(cl, &end, 10);
+            if (end != cl && (errno == ERANGE || declared > max)) {
+                r->too_large = true;
+                struct pending_conn *pc = pend_of(conn);
+                if (pc)
+                    pc->linger = true;
+                dispatch(r);
+            }
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -710,6 +896,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         r->on_gone = NULL;
         fn(r, r->gone_ud);
     }
+    /* An upgrade that never happened (the client reset before the 101 went out): its user
+     * data is still ours. */
+    drop_upgrade_ud(r);
     buf_free(&r->body);
     buf_free(&r->pending_body);
     free(r->pending_ctype);
@@ -778,6 +967,13 @@ http_server *http_server_new(loop *l, const struct http_config *cfg, char **err)
     }
     if (cfg->static_dir)
         h->static_dir = strdup(cfg->static_dir);
+    for (const char *p = cfg->trust_proxy; p && *p && h->ntrusted < MAX_TRUSTED;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (canonical_ip(p, len, h->trusted[h->ntrusted]))
+            h->ntrusted++;
+        p = end ? end + 1 : p + len;
+    }
 
     struct sockaddr_in6 a6 = {0};
     struct sockaddr_in a4 = {0};
@@ -862,6 +1058,8 @@ void http_server_free(http_server *h)
     if (!h)
         return;
     loop_timer_stop(h->l, &h->sweep);
+    while (h->lingering)
+        linger_end(h->lingering);
     if (h->mhd_epfd >= 0)
         loop_del_fd(h->l, h->mhd_epfd);
     if (h->d)

@@ -31,6 +31,8 @@ struct http_config {
     unsigned max_per_ip;          /* 0: no per-address limit */
     unsigned request_timeout_s;   /* idle / slow request deadline */
     const char *const *cors_origins; /* NULL-terminated exact origins; "*" allows any */
+    const char *trust_proxy;      /* "ADDR[,ADDR]": peers whose X-Forwarded-For / X-Real-IP
+                                   * are believed; NULL: none */
     const char *static_dir;       /* served under /static/ and for "/" (test page); may be NULL */
 };
 
@@ -53,6 +55,9 @@ const char *http_request_query(const http_request *r, const char *name);
 /* The raw query string without '?', "" if none. */
 const char *http_request_query_string(const http_request *r);
 const char *http_request_header(const http_request *r, const char *name);
+/* The client's address: the peer's, or, when the peer is a trusted proxy (trust_proxy), the
+ * one its X-Forwarded-For (right-most address that is not itself a trusted proxy) or
+ * X-Real-IP names, if that is a valid IP address. Canonical text form. */
 const char *http_request_remote_addr(const http_request *r);
 /* Appends every query parameter as "name\0value\0" pairs, then a final "\0". */
 int http_request_copy_query(const http_request *r, buf *out);
@@ -86,10 +91,14 @@ bool http_request_suspended(const http_request *r);
  * socket (non-blocking; the caller owns it and closes it; -1 if it could not be taken
  * over) and the bytes the client already
  * sent after its headers (valid during the call only). libmicrohttpd forgets the connection
- * right after the call, so an open WebSocket costs it nothing. */
+ * right after the call, so an open WebSocket costs it nothing.
+ * ud belongs to the request from this call on: on_upgraded takes it back, and when the
+ * request ends without on_upgraded (refused, or the client went away before the 101 was
+ * out), free_ud(ud) runs instead (if free_ud is not NULL). Exactly one of the two runs. */
 typedef void http_upgraded_fn(void *ud, int fd, const unsigned char *extra, size_t extra_len);
-/* Returns 0 when the 101 answer was queued (fn will be called), -1 when the request was
- * refused with a 400 (fn is never called). */
-int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud);
+/* Returns 0 when the 101 answer was queued, -1 when the request was refused with a 400
+ * (free_ud has then already run). */
+int http_upgrade_websocket(http_request *r, http_upgraded_fn *fn, void *ud,
+                           void (*free_ud)(void *ud));
 
 #endif

@@ -1,7 +1,10 @@
 /* loop.c: epoll event loop with a timer heap (see loop.h).
  *
  * File handlers are kept in an array indexed by fd, sized at start for the process' file
- * limit, so dispatch is one load. The timer heap orders by (when, seq); arming and stopping
+ * limit, so dispatch is one load. Each registration of an fd number gets a new generation,
+ * carried in its epoll events: an event fetched for a descriptor that a handler closed in
+ * the same turn is dropped even if the number was reused meanwhile (a new connection must
+ * not get the old one's hang-up). The timer heap orders by (when, seq); arming and stopping
  * are O(log n) and never allocate after the heap has grown to the number of live timers. */
 #include "config.h"
 
@@ -21,7 +24,13 @@ struct fd_slot {
     loop_fd_fn *fn;
     void *ud;
     int mask;
+    uint32_t gen;   /* bumped by each new registration of this fd number */
 };
+
+static uint64_t ev_data(int fd, uint32_t gen)
+{
+    return (uint64_t)gen << 32 | (uint32_t)fd;
+}
 
 struct sleep_limit {
     loop_sleep_fn *fn;
@@ -126,11 +135,12 @@ int loop_add_fd(loop *l, int fd, int mask, loop_fd_fn *fn, void *ud)
         errno = EMFILE;
         return -1;
     }
-    struct epoll_event ev = {.events = to_epoll(mask), .data.fd = fd};
-    int op = l->fds[fd].fn ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
+    bool fresh = !l->fds[fd].fn;
+    uint32_t gen = l->fds[fd].gen + (fresh ? 1 : 0); /* replacing keeps the generation */
+    struct epoll_event ev = {.events = to_epoll(mask), .data.u64 = ev_data(fd, gen)};
+    if (epoll_ctl(l->epfd, fresh ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) < 0)
         return -1;
-    l->fds[fd] = (struct fd_slot){fn, ud, mask};
+    l->fds[fd] = (struct fd_slot){fn, ud, mask, gen};
     return 0;
 }
 
@@ -142,7 +152,7 @@ int loop_mod_fd(loop *l, int fd, int mask)
     }
     if (l->fds[fd].mask == mask)
         return 0;
-    struct epoll_event ev = {.events = to_epoll(mask), .data.fd = fd};
+    struct epoll_event ev = {.events = to_epoll(mask), .data.u64 = ev_data(fd, l->fds[fd].gen)};
     if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
         return -1;
     l->fds[fd].mask = mask;
@@ -154,7 +164,7 @@ void loop_del_fd(loop *l, int fd)
     if (fd < 0 || fd >= l->max_fds || !l->fds[fd].fn)
         return;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    l->fds[fd] = (struct fd_slot){0};
+    l->fds[fd] = (struct fd_slot){.gen = l->fds[fd].gen};
 }
 
 uint64_t loop_now(loop *l)
@@ -343,11 +353,12 @@ void loop_run(loop *l)
         if (n < 0 && errno != EINTR)
             break;
         for (int i = 0; i < n; i++) {
-            int fd = l->events[i].data.fd;
+            int fd = (int)(uint32_t)l->events[i].data.u64;
+            uint32_t gen = (uint32_t)(l->events[i].data.u64 >> 32);
             uint32_t e = l->events[i].events;
             struct fd_slot *s = &l->fds[fd];
-            if (!s->fn)
-                continue; /* removed by an earlier handler this turn */
+            if (!s->fn || s->gen != gen)
+                continue; /* removed (and maybe its number reused) by an earlier handler */
             int mask = 0;
             if (e & EPOLLIN)
                 mask |= LOOP_READ;

@@ -1010,17 +1010,18 @@ static int on_open(eio_session *es, void *ud)
     c->srv = srv;
     c->es = es;
     eio_session_set_user(es, c);
+    /* Armed for every protocol: a v3 client whose implicit CONNECT is refused (--auth-secret)
+     * joins no namespace either, and must not keep its session by pinging. */
+    if (srv->cfg.connect_timeout_ms)
+        loop_timer_start(srv->l, &c->connect_timer, srv->cfg.connect_timeout_ms,
+                         connect_timeout, c);
     if (eio_session_protocol(es) == 3) {
         /* The v4 protocol connects every client to "/" at once, its query as the auth. */
         sio_header h = {.type = SIO_CONNECT, .nsp = "/", .nsp_len = 1, .id = -1};
         struct json_object *auth = handshake_query_json(es);
         handle_connect(c, &h, auth);
         json_object_put(auth);
-        return 0;
     }
-    if (srv->cfg.connect_timeout_ms)
-        loop_timer_start(srv->l, &c->connect_timer, srv->cfg.connect_timeout_ms,
-                         connect_timeout, c);
     return 0;
 }
 

@@ -9,7 +9,8 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe } from "node:test";
 import io2 from "sio2";
-import { emitAck, query, request, rtdTest, startRtd, tempDir, waitConnectionRow, within } from "./lib.mjs";
+import { Polling3, decodeText3, encodeText3 } from "../js/lib/eio3.mjs";
+import { emitAck, query, request, rtdTest, sleep, startRtd, tempDir, waitConnectionRow, within } from "./lib.mjs";
 
 const ALLOW = { args: ["--allow-eio3"] };
 
@@ -291,6 +292,41 @@ describe("socket.io-client 2.x (--allow-eio3)", () => {
       assert.equal(connected, false, what);
     }
     assert.equal((await query(ctx.rtd.db, "SELECT count(*) AS n FROM connections"))[0].n, 2, "rows of the two good clients only");
+  });
+
+  // Regression: the connect timeout was armed for v4 sessions only, so a v3 client refused by
+  // --auth-secret kept its session (and its --max-connections slot) for as long as it pinged.
+  rtdTest("--auth-secret: a refused 2.x client that keeps pinging loses its session after --connect-timeout", { start: false, timeout: 30000 }, async (ctx) => {
+    const dir = tempDir();
+    const file = path.join(dir, "secret");
+    writeFileSync(file, "a-test-secret-of-more-than-16-bytes\n");
+    ctx.rtd = await startRtd({ dir, args: ["--allow-eio3", "--auth-secret", file, "--connect-timeout", "1000", "--max-connections", "1"] });
+    const p = new Polling3(ctx.rtd.port, "/socket.io/");
+    const hs = await p.handshake();
+    // the open packet, then (in this answer or the next) the refusal of its implicit CONNECT
+    let seen = hs.packets.slice(1);
+    if (!seen.some((x) => x.startsWith("44"))) seen = await p.getPackets();
+    assert.ok(seen.some((x) => x.startsWith("44")), `the refusal: ${JSON.stringify(seen)}`);
+    // Ping like a 2.x client (well inside pingInterval + pingTimeout) for three times the
+    // connect timeout: the session must end anyway.
+    const end = Date.now() + 3000;
+    let status = 200;
+    while (Date.now() < end && status === 200) {
+      const res = await p.post(encodeText3(["2"]));
+      status = res.status;
+      if (status === 200) {
+        const got = await p.get();
+        if (got.status !== 200) status = got.status;
+        else assert.ok(decodeText3(got.text).every((x) => x === "3" || x === "6" || x === "1"), got.text);
+      }
+      await sleep(200);
+    }
+    assert.equal(status, 400, "the refused session is gone within 3 s (--connect-timeout 1000)");
+    // its last GET takes the close packet, and its --max-connections slot is free again
+    const last = await p.get();
+    assert.ok(last.status === 400 || decodeText3(last.text).includes("1"), `the last GET: ${last.status} ${last.text}`);
+    const next = new Polling3(ctx.rtd.port, "/socket.io/");
+    await next.handshake();
   });
 
   rtdTest("without --allow-eio3 a 2.x client never connects: the server answers 400; 4.8 clients are served", async (ctx) => {

@@ -622,6 +622,71 @@ static void test_fd_removed_in_same_turn(void **state)
     loop_free(l);
 }
 
+/* A handler that closes another fd ready in the same turn, whose number is at once taken by
+ * a new descriptor (as accept() would give it to a new connection): the old fd's event of
+ * this batch must not be delivered to the new registration. */
+static int innocent_calls, closer_calls;
+static loop_timer stop_timer;
+
+struct reuse {
+    int other;  /* the fd to close and reuse */
+    int writer; /* the new pipe's write end, kept open so that the new fd stays quiet */
+};
+
+static void innocent_fn(loop *l, int fd, void *ud, int mask)
+{
+    innocent_calls++;
+}
+
+static void close_and_reuse_fn(loop *l, int fd, void *ud, int mask)
+{
+    struct reuse *r = ud;
+    closer_calls++;
+    loop_del_fd(l, fd);
+    loop_del_fd(l, r->other);
+    close(r->other);
+    int np[2];
+    assert_int_equal(pipe(np), 0);
+    if (np[0] != r->other) {
+        assert_int_equal(dup2(np[0], r->other), r->other);
+        close(np[0]);
+    }
+    r->writer = np[1];
+    assert_int_equal(loop_add_fd(l, r->other, LOOP_READ, innocent_fn, NULL), 0);
+    loop_timer_start(l, &stop_timer, 0, stop_fn, NULL); /* after this batch */
+}
+
+static void test_fd_reused_in_same_turn(void **state)
+{
+    loop_timer wd;
+    loop *l = new_loop(&wd, 5000);
+    int a[2], b[2];
+    make_pipe(a);
+    make_pipe(b);
+    innocent_calls = closer_calls = 0;
+    stop_timer = (loop_timer){0};
+    struct reuse ra = {.other = b[0], .writer = -1}, rb = {.other = a[0], .writer = -1};
+    assert_int_equal(loop_add_fd(l, a[0], LOOP_READ, close_and_reuse_fn, &ra), 0);
+    assert_int_equal(loop_add_fd(l, b[0], LOOP_READ, close_and_reuse_fn, &rb), 0);
+    /* both ready in the same batch: one hung up, one readable */
+    close(a[1]);
+    assert_int_equal(write(b[1], "x", 1), 1);
+    loop_run(l);
+    assert_false(watchdog_fired);
+    assert_int_equal(closer_calls, 1);
+    assert_int_equal(innocent_calls, 0);
+    loop_del_fd(l, a[0]);
+    loop_del_fd(l, b[0]);
+    close(a[0]);
+    close(b[0]);
+    close(b[1]);
+    if (ra.writer >= 0)
+        close(ra.writer);
+    if (rb.writer >= 0)
+        close(rb.writer);
+    loop_free(l);
+}
+
 static void test_fd_bad_args(void **state)
 {
     loop *l = loop_new(64);
@@ -844,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_fd_pipe_write),
         cmocka_unit_test(test_fd_level_triggered),
         cmocka_unit_test(test_fd_removed_in_same_turn),
+        cmocka_unit_test(test_fd_reused_in_same_turn),
         cmocka_unit_test(test_fd_bad_args),
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_sleep_limit),

@@ -1,0 +1,120 @@
+// Memory bounds that hostile WebSocket input must not get around: what rtd reads after a
+// protocol error, and the pongs of a client that pings without reading. rtd's peak resident
+// size (VmHWM of /proc/<pid>/status) is measured around the attack, with a bound far above
+// what the limits allow and far below what the unbounded code reached.
+// The measuring tests are skipped under valgrind and ASan, whose memory figures are their own.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe } from "node:test";
+import { OP, encodeFrame, eioWebSocket } from "../js/lib/rawws.mjs";
+import { RTD_BIN, emitAck, metrics, rtdTest, sleep } from "./lib.mjs";
+
+const MB = 1024 * 1024;
+
+const asan = (() => {
+  try {
+    return readFileSync(RTD_BIN).includes("__asan_init");
+  } catch {
+    return false;
+  }
+})();
+export const RSS_SKIP = process.env.RTD_VALGRIND
+  ? "rtd runs under valgrind: its RSS is valgrind's"
+  : asan
+    ? "rtd is built with ASan: its RSS includes the shadow memory and the quarantine"
+    : false;
+
+// rtd's resident size now and at its peak, in bytes.
+export function memoryOf(pid) {
+  const t = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(t)[1]) * 1024;
+  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
+}
+
+// RTD_TEST_VERBOSE=1 prints the figures.
+function report(what, before, after) {
+  if (process.env.RTD_TEST_VERBOSE)
+    process.stderr.write(`${what}: peak RSS ${(before.peak / MB).toFixed(1)} -> ${(after.peak / MB).toFixed(1)} MB\n`);
+}
+
+// Writes chunk on sock again and again for ms, or until the connection is gone, each write
+// once the previous one drained (a peer that stops reading stops the flood). Returns the
+// bytes handed to the kernel.
+async function flood(sock, chunk, ms) {
+  const end = Date.now() + ms;
+  let sent = 0;
+  while (Date.now() < end && !sock.destroyed && sock.writable) {
+    if (!sock.write(chunk)) {
+      const drained = await new Promise((resolve) => {
+        const t = setTimeout(() => resolve(false), Math.max(1, end - Date.now()));
+        sock.once("drain", () => {
+          clearTimeout(t);
+          resolve(true);
+        });
+        sock.once("close", () => resolve(false));
+      });
+      if (!drained) break;
+    }
+    sent += chunk.length;
+  }
+  return sent;
+}
+
+describe("memory bounds", () => {
+  // Regression: when the frame reader failed, on_readable returned without consuming, and
+  // every later read appended up to ~1 MB to the connection's buffer until the 1 s close
+  // timer: one connection took rtd from 10 MB to 1.26 GB.
+  rtdTest("after a WebSocket protocol error rtd reads no more of the connection", { skip: RSS_SKIP, timeout: 30000 }, async (ctx) => {
+    const pid = ctx.rtd.proc.pid;
+    const good = await ctx.client({ kind: "websocket" });
+    const { ws } = await eioWebSocket(ctx.rtd.port, "/socket.io/");
+    await sleep(200);
+    const before = memoryOf(pid);
+    // A frame cut inside its mask key (rtd keeps the part for the next read), then its end and
+    // a frame with RSV bits set without an extension: a protocol error (close 1002) found in
+    // the connection's carried-over input. Then a flood of noise.
+    const noop = encodeFrame(OP.TEXT, "6");
+    ws.write(noop.subarray(0, 3));
+    await sleep(100);
+    ws.write(Buffer.concat([noop.subarray(3), encodeFrame(OP.TEXT, "6", { rsv: 4 })]));
+    const noise = Buffer.alloc(1 * MB, 0x41);
+    const sent = await flood(ws.sock, noise, 1500);
+    const after = memoryOf(pid);
+    ws.destroy();
+    const grew = after.peak - before.peak;
+    report(`protocol error + ${(sent / MB).toFixed(0)} MB of noise`, before, after);
+    assert.ok(
+      grew < 64 * MB,
+      `rtd's peak RSS grew by ${(grew / MB).toFixed(1)} MB (from ${(before.peak / MB).toFixed(1)} MB) while the client sent ${(sent / MB).toFixed(0)} MB after its protocol error`,
+    );
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+
+  // Regression: the PING branch queued a pong without the output limit; a client that pinged
+  // and never read took rtd to 1.25 GB in 3 s (limit 4 MB).
+  rtdTest("a client that pings and never reads holds one pending pong, within --max-buffered", { skip: RSS_SKIP, timeout: 30000, args: ["--max-buffered", String(4 * MB)] }, async (ctx) => {
+    const pid = ctx.rtd.proc.pid;
+    const good = await ctx.client({ kind: "websocket" });
+    const { ws } = await eioWebSocket(ctx.rtd.port, "/socket.io/");
+    ws.sock.pause(); // read nothing more: rtd's output to it backs up
+    await sleep(200);
+    const before = memoryOf(pid);
+    const ping = encodeFrame(OP.PING, Buffer.alloc(125, 0x70));
+    const chunk = Buffer.concat(Array.from({ length: 8000 }, () => ping)); // ~1 MB of pings
+    const sent = await flood(ws.sock, chunk, 3000);
+    const after = memoryOf(pid);
+    ws.destroy();
+    const grew = after.peak - before.peak;
+    if (process.env.RTD_TEST_VERBOSE) {
+      const m = await metrics(ctx.rtd);
+      process.stderr.write(`rtd received ${(m.samples.get("rtd_bytes_received_total") / MB).toFixed(0)} MB\n`);
+    }
+    report(`${(sent / ping.length / 1e6).toFixed(2)} M pings`, before, after);
+    assert.ok(
+      grew < 4 * MB + 64 * MB,
+      `rtd's peak RSS grew by ${(grew / MB).toFixed(1)} MB (from ${(before.peak / MB).toFixed(1)} MB) for ${(sent / ping.length / 1e6).toFixed(2)} M pings`,
+    );
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+});
