@@ -98,4 +98,20 @@ export const MUTATIONS = [
     why: "--store-queue-bytes",
     tests: [{ check: ["tests/unit/test_store"] }, { node: ["platform/limits.test.mjs"], grep: "store-queue-bytes" }],
   },
+  {
+    id: "wal-checkpointer-reads",
+    file: "rtd/store/store.c",
+    from: "exec_sql(st->cdb, \"SELECT count(*) FROM sqlite_schema\", err) < 0)",
+    to: "false)",
+    why: "the WAL is bounded: the checkpointer's connection must have opened the WAL",
+    tests: [{ check: ["tests/unit/test_store"] }],
+  },
+  {
+    id: "wal-restart-pause",
+    file: "rtd/store/checkpoint.c",
+    from: "        if (rc != SQLITE_OK || log < RESTART_PAGES ||",
+    to: "        if (true || rc != SQLITE_OK || log < RESTART_PAGES ||",
+    why: "the WAL is bounded under steady load: the writer pauses for a restart",
+    tests: [{ check: ["tests/unit/test_store"] }],
+  },
 ];

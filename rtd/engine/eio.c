@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "rtd/engine/eio3.h"
-#include "rtd/engine/eio_internal.h"
+#include "rtd/engine/eio_session.h"
 #include "rtd/lib/log.h"
 
 /* The reference server's error codes and messages. */

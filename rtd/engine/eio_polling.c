@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "rtd/engine/eio3.h"
-#include "rtd/engine/eio_internal.h"
+#include "rtd/engine/eio_session.h"
 
 static const char text_plain[] = "text/plain; charset=UTF-8";
 

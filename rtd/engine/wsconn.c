@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "rtd/engine/eio3.h"
-#include "rtd/engine/eio_internal.h"
+#include "rtd/engine/eio_session.h"
 #include "rtd/lib/log.h"
 
 #define CLOSE_WAIT_MS 1000

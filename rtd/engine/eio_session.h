@@ -1,8 +1,8 @@
-/* eio_internal.h: the Engine.IO session and server structures, shared by the session core
+/* eio_session.h: the Engine.IO session and server structures, shared by the session core
  * (eio.c), the long-polling transport (eio_polling.c) and the WebSocket transport
  * (wsconn.c). Nothing outside those three files includes this. */
-#ifndef RTD_EIO_INTERNAL_H
-#define RTD_EIO_INTERNAL_H
+#ifndef RTD_EIO_SESSION_H
+#define RTD_EIO_SESSION_H
 
 #include "rtd/engine/eio.h"
 #include "rtd/lib/map.h"
