@@ -6,6 +6,7 @@
 #   engine     Engine.IO sessions and their transports      store   the database threads
 #   socketio   Socket.IO on top of the engine
 #   rtd/       the platform, options, status, auth and main
+# and inside engine, the session core (eio.c) uses no transport's header (see below).
 # engine and store share a rank: neither may include the other. Fails listing each upward
 # or sideways include.
 set -eu
@@ -33,6 +34,19 @@ for f in rtd/*.[ch] rtd/*/*.[ch]; do
             echo "not ok - $f ($layer) includes rtd/$inc ($to)"
             bad=$((bad + 1))
         fi
+    done
+done
+# Inside the engine: the session core drives its transports through eio_transport.h only;
+# the transports use the session's interface; only the server front knows both transports.
+for f in rtd/engine/eio.c rtd/engine/eio_session.h rtd/engine/eio_transport.h \
+    rtd/engine/eio_polling.c rtd/engine/eio_polling.h rtd/engine/wsconn.c rtd/engine/wsconn.h; do
+    for t in eio_polling.h wsconn.h; do
+        case "$f" in */"${t%.h}".[ch]) continue ;; esac
+        if grep -q "^#include \"rtd/engine/$t\"" "$f"; then
+            echo "not ok - $f includes rtd/engine/$t: only eio_server.c knows the transports"
+            bad=$((bad + 1))
+        fi
+        checked=$((checked + 1))
     done
 done
 echo "# $checked includes checked"

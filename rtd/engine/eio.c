@@ -1,5 +1,7 @@
-/* eio.c: the Engine.IO session core: request routing and verification, handshake,
- * heartbeat, the upgrade state machine, sending and closing (see eio.h).
+/* eio.c: the Engine.IO session core: sessions from handshake to close, the heartbeat, the
+ * upgrade state machine, sending and closing (see eio.h). It drives its transports only
+ * through eio_transport.h; routing requests and the end of each loop turn live in the
+ * server front, eio_server.c.
  *
  * Behaviour follows the reference server (engine.io 6): the same checks in the same order,
  * the same error codes and bodies, the same heartbeat (the server pings every pingInterval
@@ -12,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rtd/engine/eio3.h"
 #include "rtd/engine/eio_session.h"
 #include "rtd/lib/log.h"
 
@@ -21,17 +22,7 @@ static const char *const error_messages[] = {
     "Transport unknown", "Session ID unknown", "Bad handshake method", "Bad request",
     "Forbidden",         "Unsupported protocol version",
 };
-enum {
-    ERR_UNKNOWN_TRANSPORT = 0,
-    ERR_UNKNOWN_SID = 1,
-    ERR_BAD_HANDSHAKE_METHOD = 2,
-    ERR_BAD_REQUEST = 3,
-    ERR_FORBIDDEN = 4,
-    ERR_UNSUPPORTED_PROTOCOL_VERSION = 5,
-};
 
-static void before_sleep(loop *l, void *ud);
-static void linger_end(eio_session *s);
 
 /* How long a closed polling session keeps its last packets for a GET that was not there. */
 #define LINGER_MS 5000
@@ -46,7 +37,7 @@ static void linger_cb(loop *l, void *ud);
 
 void eio_http_error(http_request *req, int code)
 {
-    unsigned status = code == ERR_FORBIDDEN ? 403 : 400;
+    unsigned status = code == EIO_ERR_FORBIDDEN ? 403 : 400;
     if (http_request_wants_websocket(req)) {
         /* The reference answers a refused upgrade with the bare message. */
         const char *m = error_messages[code];
@@ -102,119 +93,6 @@ void pktq_clear(pktq *q)
     q->head = q->cap = 0;
 }
 
-/* ---- server ---- */
-
-eio_server *eio_server_new(loop *l, const struct eio_config *cfg, const struct eio_callbacks *cb,
-                           void *ud)
-{
-    eio_server *srv = calloc(1, sizeof *srv);
-    if (!srv)
-        return NULL;
-    srv->l = l;
-    srv->cfg = *cfg;
-    srv->cb = *cb;
-    srv->ud = ud;
-    srv->rbuf_size = 64 * 1024;
-    srv->rbuf = malloc(srv->rbuf_size);
-    if (!srv->rbuf) {
-        free(srv);
-        return NULL;
-    }
-    if (cfg->send_threads && !(srv->pool = sendpool_new(cfg->send_threads))) {
-        free(srv->rbuf);
-        free(srv);
-        return NULL;
-    }
-    loop_set_before_sleep(l, before_sleep, srv);
-    return srv;
-}
-
-void eio_server_set_http(eio_server *srv, http_server *h)
-{
-    srv->http = h;
-}
-
-void eio_server_free(eio_server *srv)
-{
-    if (!srv)
-        return;
-    map_entry *e;
-    /* Closing unlinks from the map, so restart the walk each time. */
-    for (;;) {
-        size_t it = 0;
-        if (!map_next(&srv->sessions, &it, &e))
-            break;
-        eio_session *s = e->val;
-        if (s->lingering) {
-            linger_end(s);
-            continue;
-        }
-        if (s->ws)
-            wsconn_abort(s->ws);
-        if (s->probe)
-            wsconn_abort(s->probe);
-        session_close(s, "server shutting down", CLOSE_ERROR);
-        linger_end(s);
-    }
-    before_sleep(srv->l, srv);
-    map_free(&srv->sessions);
-    map_free(&srv->per_ip);
-    buf_free(&srv->scratch);
-    free(srv->rbuf);
-    sendpool_free(srv->pool);
-    free(srv->pool_jobs);
-    free(srv->pool_conns);
-    free(srv->pool_iov);
-    loop_set_before_sleep(srv->l, NULL, NULL);
-    free(srv);
-}
-
-void eio_server_close_all(eio_server *srv, const char *reason)
-{
-    map_entry *e;
-    for (;;) {
-        size_t it = 0;
-        bool open = false;
-        while (map_next(&srv->sessions, &it, &e)) {
-            eio_session *s = e->val;
-            if (s->state == EIO_S_OPEN) {
-                session_close(s, reason, CLOSE_ERROR);
-                open = true;
-                break;
-            }
-        }
-        if (!open)
-            break;
-    }
-}
-
-unsigned eio_server_sockets_open(const eio_server *srv)
-{
-    return srv->n_sockets;
-}
-
-const struct eio_config *eio_server_config(const eio_server *srv)
-{
-    return &srv->cfg;
-}
-
-unsigned eio_server_session_count(const eio_server *srv)
-{
-    return (unsigned)srv->sessions.len;
-}
-
-void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsigned *websocket)
-{
-    *polling = srv->n_polling;
-    *websocket = srv->n_websocket;
-}
-
-void eio_server_bytes(const eio_server *srv, uint64_t *in, uint64_t *out)
-{
-    *in = srv->bytes_in;
-    *out = srv->bytes_out;
-}
-
 void eio_set_transport_counts(eio_server *srv, eio_session *s, int delta)
 {
     if (s->transport == EIO_T_WEBSOCKET)
@@ -229,7 +107,7 @@ struct ip_count {
     char addr[];
 };
 
-static unsigned ip_sessions(eio_server *srv, const char *addr)
+unsigned eio_ip_sessions(eio_server *srv, const char *addr)
 {
     struct ip_count *c = map_get(&srv->per_ip, addr);
     return c ? c->n : 0;
@@ -283,6 +161,23 @@ static void flush_unlink(eio_session *s)
     s->flush_pending = false;
 }
 
+eio_session *eio_session_next_flush(eio_server *srv)
+{
+    eio_session *s = srv->flush_head;
+    if (s)
+        flush_unlink(s);
+    return s;
+}
+
+void eio_sessions_reap(eio_server *srv)
+{
+    while (srv->zombies) {
+        eio_session *s = srv->zombies;
+        srv->zombies = s->zombie_next;
+        free_session(s);
+    }
+}
+
 void eio_session_want_flush(eio_session *s)
 {
     if (s->flush_pending || !s->poll || s->state != EIO_S_OPEN)
@@ -293,29 +188,6 @@ void eio_session_want_flush(eio_session *s)
     if (s->flush_next)
         s->flush_next->flush_prev = s;
     s->srv->flush_head = s;
-}
-
-/* Answers the held polls that got packets and writes the WebSockets' output. Writing can
- * find a WebSocket dead, and its session's on_close may send to others (a presence
- * broadcast): to polls that must still be answered this turn, not at the next wake-up. So
- * both lists are worked until neither has anything left. */
-static void before_sleep(loop *l, void *ud)
-{
-    eio_server *srv = ud;
-    do {
-        while (srv->flush_head) {
-            eio_session *s = srv->flush_head;
-            flush_unlink(s);
-            eio_polling_flush(s);
-        }
-        wsconn_flush_all(srv);
-    } while (srv->flush_head);
-    wsconn_free_dead(srv);
-    while (srv->zombies) {
-        eio_session *s = srv->zombies;
-        srv->zombies = s->zombie_next;
-        free_session(s);
-    }
 }
 
 /* ---- handshake ---- */
@@ -349,7 +221,8 @@ int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int proto
 
 static void heartbeat_cb(loop *l, void *ud);
 
-eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum eio_transport t)
+eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum eio_transport t,
+                                const struct eio_transport_ops *ops, void *tp)
 {
     eio_session *s = calloc(1, sizeof *s);
     if (!s || util_random_id(s->sid) < 0 || map_put(&srv->sessions, s->sid, s) < 0) {
@@ -361,6 +234,7 @@ eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum 
     s->protocol = (uint8_t)hs->protocol;
     s->b64 = hs->b64;
     s->transport = (uint8_t)t;
+    s->tp = (struct eio_transport_ref){ops, tp};
     s->state = EIO_S_OPEN;
     s->remote_addr = hs->remote_addr;
     s->user_agent = hs->user_agent;
@@ -396,109 +270,6 @@ int eio_open_payload(eio_session *s, buf *out, bool with_upgrades)
                       "\"pingTimeout\":%u,\"maxPayload\":%zu}",
                       s->sid, with_upgrades ? "\"websocket\"" : "", c->ping_interval_ms,
                       c->ping_timeout_ms, c->max_payload);
-}
-
-/* ---- requests ---- */
-
-static bool is_get(http_request *req)
-{
-    return strcmp(http_request_method(req), "GET") == 0;
-}
-
-void eio_handle_request(eio_server *srv, http_request *req)
-{
-    const char *transport = http_request_query(req, "transport");
-    bool polling = transport && strcmp(transport, "polling") == 0;
-    bool websocket = transport && strcmp(transport, "websocket") == 0;
-    if (!polling && !websocket) {
-        eio_http_error(req, ERR_UNKNOWN_TRANSPORT);
-        return;
-    }
-    bool upgrade = http_request_wants_websocket(req);
-    const char *sid = http_request_query(req, "sid");
-    if (sid) {
-        eio_session *s = map_get(&srv->sessions, sid);
-        if (s && s->lingering && polling && !upgrade && is_get(req)) {
-            eio_session_linger_answer(s, req);
-            return;
-        }
-        if (!s || s->state != EIO_S_OPEN) {
-            eio_http_error(req, ERR_UNKNOWN_SID);
-            return;
-        }
-        if (!upgrade && (polling ? EIO_T_POLLING : EIO_T_WEBSOCKET) != s->transport) {
-            eio_http_error(req, ERR_BAD_REQUEST);
-            return;
-        }
-        /* A body over maxPayload (seen on the headers, unread): a POST's is the session's
-         * error (handle_post); on anything else it is only this request's. */
-        if (http_request_too_large(req) && strcmp(http_request_method(req), "POST") != 0) {
-            http_respond(req, 413, NULL, "", 0);
-            return;
-        }
-        if (upgrade) {
-            if (!websocket) {
-                eio_http_error(req, ERR_BAD_REQUEST);
-                return;
-            }
-            eio_websocket_request(srv, s, NULL, req);
-            return;
-        }
-        eio_polling_request(s, req);
-        return;
-    }
-    if (!is_get(req)) {
-        eio_http_error(req, ERR_BAD_HANDSHAKE_METHOD);
-        return;
-    }
-    if (http_request_too_large(req)) {
-        http_respond(req, 413, NULL, "", 0);
-        return;
-    }
-    if (websocket && !upgrade) {
-        eio_http_error(req, ERR_BAD_REQUEST);
-        return;
-    }
-    if (polling && upgrade) {
-        eio_http_error(req, ERR_BAD_REQUEST);
-        return;
-    }
-    const char *eio = http_request_query(req, "EIO");
-    int protocol = eio && strcmp(eio, "4") == 0 ? 4 : 3;
-    if (protocol == 3 && !(srv->cfg.allow_eio3 && eio && strcmp(eio, "3") == 0)) {
-        eio_http_error(req, ERR_UNSUPPORTED_PROTOCOL_VERSION);
-        return;
-    }
-    if (srv->cfg.max_sessions && srv->sessions.len >= srv->cfg.max_sessions) {
-        static const char full[] = "{\"code\":3,\"message\":\"Server is full\"}";
-        http_add_header(req, "Retry-After", "5");
-        http_respond(req, 503, "application/json", full, sizeof full - 1);
-        return;
-    }
-    if (srv->cfg.max_per_ip &&
-        ip_sessions(srv, http_request_remote_addr(req)) >= srv->cfg.max_per_ip) {
-        static const char many[] =
-            "{\"code\":3,\"message\":\"Too many connections from this address\"}";
-        http_add_header(req, "Retry-After", "5");
-        http_respond(req, 429, "application/json", many, sizeof many - 1);
-        return;
-    }
-    struct eio_handshake hs;
-    if (eio_handshake_capture(&hs, req, protocol) < 0) {
-        http_respond(req, 500, "text/plain", "out of memory", 13);
-        return;
-    }
-    if (websocket) {
-        eio_websocket_request(srv, NULL, &hs, req);
-        return;
-    }
-    eio_session *s = eio_session_create(srv, &hs, EIO_T_POLLING);
-    if (!s) {
-        http_respond(req, 500, "text/plain", "out of memory", 13);
-        return;
-    }
-    eio_polling_open(s, req);
-    session_opened(s);
 }
 
 /* ---- heartbeat ---- */
@@ -581,57 +352,63 @@ static void upgrade_tick(eio_session *s)
     loop_timer_start(s->srv->l, &s->upgrade, 100, upgrade_check_cb, s);
 }
 
+/* Forgets the probe and ends it (how: as the client's end when the upgrade timed out, as the
+ * server's when the probe went wrong). */
+static void drop_probe(eio_session *s, enum eio_transport_end how)
+{
+    struct eio_transport_ref p = s->probe;
+    s->probe = (struct eio_transport_ref){NULL, NULL};
+    s->upgrading = false;
+    loop_timer_stop(s->srv->l, &s->upgrade);
+    p.ops->close(s, p.t, how);
+}
+
 static void upgrade_check_cb(loop *l, void *ud)
 {
     eio_session *s = ud;
-    if (!s->probe)
+    if (!s->probe.ops)
         return;
-    if (s->upgrading && s->poll && s->queue.len == 0)
-        eio_polling_release(s, EIO_NOOP);
+    if (s->upgrading)
+        s->tp.ops->pause(s, s->tp.t);
     if (loop_now(l) - s->probe_started >= s->srv->cfg.upgrade_timeout_ms) {
-        wsconn *c = s->probe;
-        s->probe = NULL;
-        s->upgrading = false;
-        wsconn_detach(c);
-        wsconn_close(c, WS_CLOSE_NORMAL);
+        drop_probe(s, EIO_END_CLIENT);
         return;
     }
     upgrade_tick(s);
 }
 
-void eio_session_probe_start(eio_session *s, wsconn *c)
+void eio_session_probe_start(eio_session *s, const struct eio_transport_ops *ops, void *t)
 {
-    s->probe = c;
+    s->probe = (struct eio_transport_ref){ops, t};
     s->probe_started = loop_now(s->srv->l);
     upgrade_tick(s);
 }
 
-void eio_session_probe_packet(eio_session *s, wsconn *c, const eio_in *pkt)
+void eio_session_probe_packet(eio_session *s, void *t, const eio_in *pkt)
 {
-    if (s->probe != c || s->state != EIO_S_OPEN)
+    if (!s->probe.ops || s->probe.t != t || s->state != EIO_S_OPEN)
         return;
     if (pkt->type == EIO_PING && pkt->len == 5 && memcmp(pkt->data, "probe", 5) == 0) {
         eio_packet *pong = eio_packet_new(EIO_PONG, false, "probe", 5);
         if (pong) {
-            wsconn_send(c, pong);
+            s->probe.ops->send(s, t, pong);
             eio_packet_unref(pong);
         }
         s->upgrading = true;
-        if (s->poll && s->queue.len == 0)
-            eio_polling_release(s, EIO_NOOP);
+        s->tp.ops->pause(s, s->tp.t);
         return;
     }
     if (pkt->type == EIO_UPGRADE) {
-        /* Complete: the WebSocket becomes the transport; what was queued for polling goes
-         * out on it, in order. */
+        /* Complete: the probe becomes the transport (the old one lets a held request go
+         * with a noop); what was queued for polling goes out on it, in order. */
         loop_timer_stop(s->srv->l, &s->upgrade);
-        s->probe = NULL;
+        struct eio_transport_ref old = s->tp;
+        s->tp = s->probe;
+        s->probe = (struct eio_transport_ref){NULL, NULL};
         s->upgrading = false;
-        if (s->poll)
-            eio_polling_release(s, EIO_NOOP);
+        old.ops->close(s, old.t, EIO_END_CLIENT);
         eio_set_transport_counts(s->srv, s, -1);
         s->transport = EIO_T_WEBSOCKET;
-        s->ws = c;
         eio_set_transport_counts(s->srv, s, +1);
         pktq q = s->queue;
         memset(&s->queue, 0, sizeof s->queue);
@@ -646,18 +423,14 @@ void eio_session_probe_packet(eio_session *s, wsconn *c, const eio_in *pkt)
         return;
     }
     /* Anything else on a probe: drop the probe, keep the session. */
-    s->probe = NULL;
-    s->upgrading = false;
-    loop_timer_stop(s->srv->l, &s->upgrade);
-    wsconn_detach(c);
-    wsconn_close(c, WS_CLOSE_NO_STATUS);
+    drop_probe(s, EIO_END_SERVER);
 }
 
-void eio_session_probe_closed(eio_session *s, wsconn *c)
+void eio_session_probe_closed(eio_session *s, void *t)
 {
-    if (s->probe != c)
+    if (!s->probe.ops || s->probe.t != t)
         return;
-    s->probe = NULL;
+    s->probe = (struct eio_transport_ref){NULL, NULL};
     s->upgrading = false;
     loop_timer_stop(s->srv->l, &s->upgrade);
 }
@@ -685,24 +458,8 @@ int eio_send(eio_session *s, eio_packet *p)
 {
     if (s->state != EIO_S_OPEN || s->doomed)
         return -1;
-    eio_server *srv = s->srv;
-    if (s->ws) {
-        int r;
-        if (s->protocol == 3 && p->binary) {
-            /* v3 binary frames carry the packet type first: a copy for this old client */
-            eio_packet *q = eio3_ws_binary(p, wsconn_b64(s->ws));
-            r = q ? wsconn_send(s->ws, q) : -1;
-            eio_packet_unref(q);
-        } else {
-            r = wsconn_send(s->ws, p);
-        }
-        return r < 0 ? doom(s) : 0; /* wsconn bounds its output itself */
-    }
-    if (pktq_push(&s->queue, p, srv->cfg.max_buffered) < 0)
-        return doom(s);
-    if (s->poll && !s->upgrading)
-        eio_session_want_flush(s);
-    return 0;
+    /* the transport bounds its output itself */
+    return s->tp.ops->send(s, s->tp.t, p) < 0 ? doom(s) : 0;
 }
 
 int eio_send_text(eio_session *s, const char *data, size_t len)
@@ -729,44 +486,32 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
      * DISCONNECT that explain it) goes out first and the close packet in a later answer, so
      * the client handles those packets before it sees the end. Meanwhile the session
      * lingers, closed, for the GETs that take them. */
-    bool linger = mode == CLOSE_GRACEFUL && s->transport == EIO_T_POLLING && !s->ws;
+    bool linger = mode == CLOSE_GRACEFUL && s->tp.ops->can_linger;
     if (!linger)
         map_del(&srv->sessions, s->sid);
     eio_set_transport_counts(srv, s, -1);
     ip_adjust(srv, s->remote_addr, -1);
-    /* A held GET learns of the end: "noop" when the client asked for it, "close" when the
-     * server decided (as the reference does). */
-    if (s->poll && !linger)
-        eio_polling_release(s, by_client ? EIO_NOOP : EIO_CLOSE);
-    if (s->ws) {
-        wsconn *c = s->ws;
-        s->ws = NULL;
-        wsconn_detach(c);
-        wsconn_close(c, by_client ? WS_CLOSE_NORMAL : WS_CLOSE_NO_STATUS);
+    /* The transport learns of the end (a held GET hears "noop" when the client asked for
+     * it, "close" when the server decided, as the reference does); a lingering one after
+     * on_close, whose last packets it still carries. */
+    if (!linger) {
+        struct eio_transport_ref tp = s->tp;
+        s->tp.t = NULL;
+        tp.ops->close(s, tp.t, by_client ? EIO_END_CLIENT : EIO_END_SERVER);
     }
-    if (s->probe) {
-        wsconn *c = s->probe;
-        s->probe = NULL;
-        wsconn_detach(c);
-        wsconn_close(c, WS_CLOSE_NO_STATUS);
+    if (s->probe.ops) {
+        struct eio_transport_ref p = s->probe;
+        s->probe = (struct eio_transport_ref){NULL, NULL};
+        p.ops->close(s, p.t, EIO_END_SERVER);
     }
     rlogf(RLOG_DEBUG, "Engine.IO session closed", "{\"sid\":\"%s\",\"reason\":\"%s\"}", s->sid,
           reason);
     if (srv->cb.on_close)
         srv->cb.on_close(s, reason, srv->ud);
     if (linger) {
-        eio_packet *close = eio_packet_new(EIO_CLOSE, false, NULL, 0);
-        if (close) {
-            pktq_push(&s->queue, close, 0); /* the last word goes in whatever the size */
-            eio_packet_unref(close);
-        }
         s->lingering = true;
         loop_timer_start(srv->l, &s->heartbeat, LINGER_MS, linger_cb, s);
-        if (s->poll) {
-            http_request *req = s->poll;
-            s->poll = NULL;
-            eio_session_linger_answer(s, req);
-        }
+        s->tp.ops->close(s, s->tp.t, EIO_END_GRACEFUL);
         return;
     }
     pktq_clear(&s->queue);
@@ -774,7 +519,7 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
     srv->zombies = s;
 }
 
-static void linger_end(eio_session *s)
+void eio_session_linger_end(eio_session *s)
 {
     if (!s->lingering)
         return;
@@ -788,13 +533,21 @@ static void linger_end(eio_session *s)
 
 static void linger_cb(loop *l, void *ud)
 {
-    linger_end(ud);
+    eio_session_linger_end(ud);
 }
 
-void eio_session_linger_answer(eio_session *s, http_request *req)
+void eio_session_shutdown(eio_session *s)
 {
-    if (!eio_polling_answer_closing(s, req))
-        linger_end(s);
+    if (s->lingering) {
+        eio_session_linger_end(s);
+        return;
+    }
+    if (s->tp.t)
+        s->tp.ops->abort(s, s->tp.t);
+    if (s->probe.ops)
+        s->probe.ops->abort(s, s->probe.t);
+    session_close(s, "server shutting down", CLOSE_ERROR);
+    eio_session_linger_end(s);
 }
 
 void eio_close(eio_session *s, const char *reason)

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "rtd/engine/eio3.h"
-#include "rtd/engine/eio_session.h"
+#include "rtd/engine/eio_polling.h"
 
 static const char text_plain[] = "text/plain; charset=UTF-8";
 
@@ -112,7 +112,10 @@ void eio_polling_flush(eio_session *s)
     respond_queue(s, req, false);
 }
 
-bool eio_polling_answer_closing(eio_session *s, http_request *req)
+/* A closing session's queue ends with its close packet. Answers req with the packets before
+ * it, or with the close packet alone when nothing else is left; returns true when the close
+ * packet still waits for another GET. */
+static bool answer_closing(eio_session *s, http_request *req)
 {
     capture_jsonp(s, req);
     bool more = s->queue.len > 1;
@@ -129,7 +132,8 @@ static void single(eio_session *s, http_request *req, enum eio_type type)
     answer(s, req, &b, false);
 }
 
-void eio_polling_release(eio_session *s, enum eio_type type)
+/* Answers the held GET with this single packet type (noop, close). */
+static void release(eio_session *s, enum eio_type type)
 {
     http_request *req = s->poll;
     if (!req)
@@ -238,3 +242,60 @@ void eio_polling_request(eio_session *s, http_request *req)
     else
         eio_http_error(req, 3);
 }
+
+void eio_polling_linger_answer(eio_session *s, http_request *req)
+{
+    if (!answer_closing(s, req))
+        eio_session_linger_end(s);
+}
+
+/* ---- what the session calls (eio_transport.h); the state is the session's, t is NULL ---- */
+
+static int polling_send(eio_session *s, void *t, eio_packet *p)
+{
+    if (pktq_push(&s->queue, p, s->srv->cfg.max_buffered) < 0)
+        return -1;
+    if (s->poll && !s->upgrading)
+        eio_session_want_flush(s);
+    return 0;
+}
+
+/* An upgrade is under way: a held GET with nothing to carry goes with a noop. */
+static void polling_pause(eio_session *s, void *t)
+{
+    if (s->poll && s->queue.len == 0)
+        release(s, EIO_NOOP);
+}
+
+static void polling_close(eio_session *s, void *t, enum eio_transport_end how)
+{
+    if (how != EIO_END_GRACEFUL) {
+        release(s, how == EIO_END_CLIENT ? EIO_NOOP : EIO_CLOSE);
+        return;
+    }
+    /* Graceful: the close packet goes last, in whatever answer takes it. */
+    eio_packet *close = eio_packet_new(EIO_CLOSE, false, NULL, 0);
+    if (close) {
+        pktq_push(&s->queue, close, 0); /* the last word goes in whatever the size */
+        eio_packet_unref(close);
+    }
+    if (s->poll) {
+        http_request *req = s->poll;
+        s->poll = NULL;
+        eio_polling_linger_answer(s, req);
+    }
+}
+
+static void polling_abort(eio_session *s, void *t)
+{
+    /* nothing to drop: closing the session answers a held GET */
+}
+
+const struct eio_transport_ops eio_polling_ops = {
+    .name = "polling",
+    .send = polling_send,
+    .pause = polling_pause,
+    .close = polling_close,
+    .abort = polling_abort,
+    .can_linger = true,
+};

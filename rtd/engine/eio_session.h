@@ -1,17 +1,20 @@
-/* eio_session.h: the Engine.IO session and server structures, shared by the session core
- * (eio.c), the long-polling transport (eio_polling.c) and the WebSocket transport
- * (wsconn.c). Nothing outside those three files includes this. */
+/* eio_session.h: the session core's interface (eio.c) for the engine's own files: the
+ * session and server structures, and what the transports (eio_polling.c, wsconn.c) and the
+ * server front (eio_server.c) call. The dependencies go one way: the transports use this,
+ * the session drives them only through eio_transport.h, and only the server front knows
+ * both transports (eio_polling.h, wsconn.h). Nothing outside rtd/engine/ includes this. */
 #ifndef RTD_EIO_SESSION_H
 #define RTD_EIO_SESSION_H
 
 #include "rtd/engine/eio.h"
+#include "rtd/engine/eio_transport.h"
 #include "rtd/lib/map.h"
 #include "rtd/lib/util.h"
 #include "rtd/net/http.h"
 #include "rtd/net/sendpool.h"
 #include "rtd/net/ws.h"
 
-typedef struct wsconn wsconn;
+typedef struct wsconn wsconn; /* the WebSocket transport's connection (wsconn.c) */
 
 enum eio_state { EIO_S_OPEN, EIO_S_CLOSED };
 
@@ -38,8 +41,8 @@ struct eio_session {
     char jsonp[12];           /* v3: its index */
     http_request *poll;       /* the held GET (polling), or NULL */
     pktq queue;               /* packets waiting for the next GET (polling transport) */
-    wsconn *ws;               /* the WebSocket transport when active */
-    wsconn *probe;            /* the WebSocket being upgraded to */
+    struct eio_transport_ref tp;  /* the active transport */
+    struct eio_transport_ref probe; /* the transport being upgraded to (ops NULL: none) */
     loop_timer heartbeat;     /* ping interval, then ping timeout */
     loop_timer upgrade;       /* upgrade timeout and noop checks */
     uint64_t probe_started;   /* loop time the probe WebSocket arrived */
@@ -89,22 +92,24 @@ struct eio_server {
     size_t pool_iov_cap;
 };
 
-/* eio.c: the session core, used by both transports. */
-/* Takes the handshake's strings. Returns NULL if the session was refused or memory ran out
- * (the handshake is then freed). */
-eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum eio_transport t);
+/* eio.c: the session core. */
+/* Takes the handshake's strings; the session starts on transport t (kind), driven through
+ * ops and tp. Returns NULL if the session was refused or memory ran out (the handshake is
+ * then freed). */
+eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum eio_transport t,
+                                const struct eio_transport_ops *ops, void *tp);
 int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol);
 void eio_handshake_free(struct eio_handshake *hs);
 /* Marks a polling session with a held GET for flushing before the loop sleeps. */
 void eio_session_want_flush(eio_session *s);
 /* Runs on_open after the open packet went out; -1 if refused (the session is closed). */
 int eio_session_opened(eio_session *s);
-/* A WebSocket arrived for s's upgrade: it becomes the probe. */
-void eio_session_probe_start(eio_session *s, wsconn *c);
-/* Handles a packet that arrived on the WebSocket being probed for an upgrade. */
-void eio_session_probe_packet(eio_session *s, wsconn *c, const eio_in *pkt);
-/* The probe WebSocket went away. */
-void eio_session_probe_closed(eio_session *s, wsconn *c);
+/* A transport arrived for s's upgrade (a WebSocket): it becomes the probe. */
+void eio_session_probe_start(eio_session *s, const struct eio_transport_ops *ops, void *t);
+/* Handles a packet that arrived on the transport t being probed for an upgrade. */
+void eio_session_probe_packet(eio_session *s, void *t, const eio_in *pkt);
+/* The probe t went away. */
+void eio_session_probe_closed(eio_session *s, void *t);
 /* Handles one decoded packet from the session's active transport. Returns 0, or -1 when the
  * packet was invalid (the session has then been closed). */
 int eio_session_packet(eio_session *s, const eio_in *pkt);
@@ -113,42 +118,29 @@ int eio_session_packet(eio_session *s, const eio_in *pkt);
 void eio_session_overflow(eio_session *s);
 /* The active transport failed or was closed by the client. */
 void eio_session_transport_closed(eio_session *s, const char *reason);
+/* A lingering session's last packets went out: it is forgotten at the end of the turn. */
+void eio_session_linger_end(eio_session *s);
 /* Writes the open packet's JSON into out. */
 int eio_open_payload(eio_session *s, buf *out, bool with_upgrades);
 void eio_set_transport_counts(eio_server *srv, eio_session *s, int delta);
 /* JSON error body of the reference server, status 400 (403 for code 4). */
 void eio_http_error(http_request *req, int code);
-
-/* eio_polling.c */
-void eio_polling_request(eio_session *s, http_request *req);
-/* Answers the held GET with what is queued. */
-void eio_polling_flush(eio_session *s);
-/* Answers the held GET with this single packet type (noop, close). */
-void eio_polling_release(eio_session *s, enum eio_type type);
-/* A closing session's queue ends with its close packet. Answers req with the packets before
- * it, or with the close packet alone when nothing else is left; returns true when the close
- * packet still waits for another GET. */
-bool eio_polling_answer_closing(eio_session *s, http_request *req);
-/* A closed session that kept its last packets for the next GET: answer it and forget it. */
-void eio_session_linger_answer(eio_session *s, http_request *req);
-/* Writes the handshake answer of a new polling session. */
-void eio_polling_open(eio_session *s, http_request *req);
-
-/* wsconn.c */
-/* A WebSocket request: a new session (hs set, s NULL) or a probe for s's upgrade. */
-void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake *hs,
-                           http_request *req);
-int wsconn_send(wsconn *c, eio_packet *p);
-/* Starts the close handshake; the connection goes once it completes or times out. */
-void wsconn_close(wsconn *c, uint16_t code);
-void wsconn_detach(wsconn *c);
-void wsconn_flush_all(eio_server *srv);
-void wsconn_free_dead(eio_server *srv);
-/* Server shutdown: drop the socket at once. */
-void wsconn_abort(wsconn *c);
-size_t wsconn_buffered(const wsconn *c);
-/* v3: whether this WebSocket's request asked for binary as base64 (b64 is per transport). */
-bool wsconn_b64(const wsconn *c);
+enum {
+    EIO_ERR_UNKNOWN_TRANSPORT = 0,
+    EIO_ERR_UNKNOWN_SID = 1,
+    EIO_ERR_BAD_HANDSHAKE_METHOD = 2,
+    EIO_ERR_BAD_REQUEST = 3,
+    EIO_ERR_FORBIDDEN = 4,
+    EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION = 5,
+};
+/* Sessions open from a client address (for --max-connections-per-ip). */
+unsigned eio_ip_sessions(eio_server *srv, const char *addr);
+/* For the server front's end of turn: the next polling session with packets for its held
+ * GET (unlinked), or NULL; then the sessions closed this turn are freed. */
+eio_session *eio_session_next_flush(eio_server *srv);
+void eio_sessions_reap(eio_server *srv);
+/* Server shutdown: drops s's transports at once and closes it. */
+void eio_session_shutdown(eio_session *s);
 
 /* pktq */
 /* Queues p (taking a reference). Returns -1 when memory ran out or when, with limit non-zero,

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "rtd/engine/eio3.h"
-#include "rtd/engine/eio_session.h"
+#include "rtd/engine/wsconn.h"
 #include "rtd/lib/log.h"
 
 #define CLOSE_WAIT_MS 1000
@@ -68,6 +68,21 @@ struct pending_upgrade {
 
 static void release(wsconn *c);
 static void overflow(wsconn *c);
+static void wsconn_close(wsconn *c, uint16_t code);
+
+/* Tells s (c's session until now) that c is gone: as its probe, or as its active transport
+ * (reason is then the session's). */
+static void gone(wsconn *c, eio_session *s, const char *reason)
+{
+    if (!s)
+        return;
+    if (s->probe.t == c) {
+        eio_session_probe_closed(s, c);
+    } else if (s->tp.t == c) {
+        s->tp.t = NULL;
+        eio_session_transport_closed(s, reason);
+    }
+}
 
 /* ---- output ---- */
 
@@ -111,21 +126,11 @@ static int push_frame(wsconn *c, eio_packet *p, bool bounded)
     return 0;
 }
 
-int wsconn_send(wsconn *c, eio_packet *p)
+static int wsconn_send(wsconn *c, eio_packet *p)
 {
     if (c->closing || c->released)
         return -1;
     return push_frame(c, p, true);
-}
-
-bool wsconn_b64(const wsconn *c)
-{
-    return c->b64;
-}
-
-size_t wsconn_buffered(const wsconn *c)
-{
-    return c->out_bytes;
 }
 
 /* A control frame (pong, close) as a one-off packet, so it queues behind the data. */
@@ -271,14 +276,7 @@ static void lost(wsconn *c, const char *reason)
     eio_session *s = c->s;
     c->s = NULL;
     c->peer_closed = true;
-    if (s) {
-        if (s->probe == c)
-            eio_session_probe_closed(s, c);
-        else if (s->ws == c) {
-            s->ws = NULL;
-            eio_session_transport_closed(s, reason);
-        }
-    }
+    gone(c, s, reason);
     release(c);
 }
 
@@ -374,7 +372,7 @@ static void close_timeout(loop *l, void *ud)
     release(ud);
 }
 
-void wsconn_close(wsconn *c, uint16_t code)
+static void wsconn_close(wsconn *c, uint16_t code)
 {
     if (c->closing || c->released)
         return;
@@ -395,10 +393,6 @@ void wsconn_close(wsconn *c, uint16_t code)
     loop_timer_start(c->srv->l, &c->close_timer, CLOSE_WAIT_MS, close_timeout, c);
 }
 
-void wsconn_detach(wsconn *c)
-{
-    c->s = NULL;
-}
 
 /* The ring went over --max-buffered. The active transport's session is closed later this
  * turn (the send that found it may be part of a broadcast); a probe or a detached socket
@@ -406,12 +400,12 @@ void wsconn_detach(wsconn *c)
 static void overflow(wsconn *c)
 {
     eio_session *s = c->s;
-    if (s && s->ws == c) {
+    if (s && s->tp.t == c) {
         eio_session_overflow(s);
         return;
     }
     c->s = NULL;
-    if (s && s->probe == c)
+    if (s && s->probe.t == c)
         eio_session_probe_closed(s, c);
     wsconn_close(c, WS_CLOSE_POLICY);
 }
@@ -431,7 +425,7 @@ static void release(wsconn *c)
     srv->dead = c;
 }
 
-void wsconn_abort(wsconn *c)
+static void wsconn_abort(wsconn *c)
 {
     c->s = NULL;
     release(c);
@@ -466,14 +460,14 @@ static void on_message(wsconn *c, const ws_event *ev)
     int r = s->protocol == 3 ? eio3_decode_ws(ev->data, ev->len, binary, &c->srv->scratch, &pkt)
                              : eio_decode_ws(ev->data, ev->len, binary, &pkt);
     if (r < 0) {
-        if (s->probe == c) {
+        if (s->probe.t == c) {
             eio_session_probe_packet(s, c, &(eio_in){.type = EIO_OPEN});
             return;
         }
         eio_session_transport_closed(s, "parse error");
         return;
     }
-    if (s->probe == c)
+    if (s->probe.t == c)
         eio_session_probe_packet(s, c, &pkt);
     else
         eio_session_packet(s, &pkt);
@@ -492,14 +486,7 @@ static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
             c->s = NULL;
             wsconn_close(c, (uint16_t)-r);
             stop_reading(c); /* the reader cannot resync: the rest of the stream is noise */
-            if (s) {
-                if (s->probe == c)
-                    eio_session_probe_closed(s, c);
-                else if (s->ws == c) {
-                    s->ws = NULL;
-                    eio_session_transport_closed(s, "transport error");
-                }
-            }
+            gone(c, s, "transport error");
             return -1;
         }
         off += used;
@@ -526,14 +513,7 @@ static ssize_t parse(wsconn *c, uint8_t *data, size_t len)
                 wsconn_close(c, ev.close_code);
             eio_session *s = c->s;
             c->s = NULL;
-            if (s) {
-                if (s->probe == c)
-                    eio_session_probe_closed(s, c);
-                else if (s->ws == c) {
-                    s->ws = NULL;
-                    eio_session_transport_closed(s, "transport close");
-                }
-            }
+            gone(c, s, "transport close");
             if (c->out_len == 0)
                 release(c);
             else
@@ -666,19 +646,18 @@ static void on_upgraded(void *ud, int fd, const unsigned char *extra, size_t ext
     }
     if (pu->sid[0]) {
         eio_session *s = eio_find(srv, pu->sid);
-        if (!s || s->ws || s->probe || s->transport != EIO_T_POLLING)
+        if (!s || s->probe.ops || s->transport != EIO_T_POLLING)
             wsconn_close(c, WS_CLOSE_NO_STATUS); /* as the reference: accept, then close */
         else {
             c->s = s;
-            eio_session_probe_start(s, c);
+            eio_session_probe_start(s, &eio_wsconn_ops, c);
         }
     } else {
-        eio_session *s = eio_session_create(srv, &pu->hs, EIO_T_WEBSOCKET);
+        eio_session *s = eio_session_create(srv, &pu->hs, EIO_T_WEBSOCKET, &eio_wsconn_ops, c);
         if (!s) {
             wsconn_close(c, WS_CLOSE_INTERNAL);
         } else {
             c->s = s;
-            s->ws = c;
             buf b = BUF_INIT;
             eio_packet *open = NULL;
             if (eio_open_payload(s, &b, false) == 0)
@@ -732,3 +711,49 @@ void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake
      * client does. */
     http_upgrade_websocket(req, on_upgraded, pu, free_pending_upgrade);
 }
+
+/* ---- what the session calls (eio_transport.h); t is the wsconn, NULL once it is gone ---- */
+
+static int ws_send(eio_session *s, void *t, eio_packet *p)
+{
+    wsconn *c = t;
+    if (!c)
+        return -1;
+    if (s->protocol == 3 && p->binary) {
+        /* v3 binary frames carry the packet type first: a copy for this old client */
+        eio_packet *q = eio3_ws_binary(p, c->b64);
+        int r = q ? wsconn_send(c, q) : -1;
+        eio_packet_unref(q);
+        return r;
+    }
+    return wsconn_send(c, p);
+}
+
+static void ws_pause(eio_session *s, void *t)
+{
+    /* a WebSocket holds no request */
+}
+
+static void ws_close(eio_session *s, void *t, enum eio_transport_end how)
+{
+    wsconn *c = t;
+    if (!c)
+        return;
+    c->s = NULL;
+    wsconn_close(c, how == EIO_END_CLIENT ? WS_CLOSE_NORMAL : WS_CLOSE_NO_STATUS);
+}
+
+static void ws_abort(eio_session *s, void *t)
+{
+    if (t)
+        wsconn_abort(t);
+}
+
+const struct eio_transport_ops eio_wsconn_ops = {
+    .name = "websocket",
+    .send = ws_send,
+    .pause = ws_pause,
+    .close = ws_close,
+    .abort = ws_abort,
+    .can_linger = false,
+};
