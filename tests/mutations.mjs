@@ -114,4 +114,21 @@ export const MUTATIONS = [
     why: "the WAL is bounded under steady load: the writer pauses for a restart",
     tests: [{ check: ["tests/unit/test_store"] }],
   },
+  // ---- output bounds (rtd/engine/) -------------------------------------------------------
+  {
+    id: "ws-max-buffered",
+    file: "rtd/engine/wsconn.c",
+    from: "if (bounded && c->out_bytes > c->srv->cfg.max_buffered) {",
+    to: "if (false) {",
+    why: "--max-buffered for a WebSocket client that stops reading",
+    tests: [{ node: ["platform/bounds.test.mjs"], grep: "stops reading" }],
+  },
+  {
+    id: "polling-max-buffered",
+    file: "rtd/engine/eio_polling.c",
+    from: "if (pktq_push(&s->queue, p, s->srv->cfg.max_buffered) < 0)",
+    to: "if (pktq_push(&s->queue, p, 0) < 0)",
+    why: "--max-buffered for a long-polling client that stops polling",
+    tests: [{ node: ["platform/bounds.test.mjs"], grep: "stops polling" }],
+  },
 ];

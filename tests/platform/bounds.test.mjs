@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe } from "node:test";
+import { Polling } from "../js/lib/http.mjs";
 import { OP, encodeFrame, eioWebSocket } from "../js/lib/rawws.mjs";
-import { RTD_BIN, emitAck, metrics, rtdTest, sleep } from "./lib.mjs";
+import { RTD_BIN, emitAck, metrics, rtdTest, sleep, waitConnectionRow, within } from "./lib.mjs";
 
 const MB = 1024 * 1024;
 
@@ -116,5 +117,61 @@ describe("memory bounds", () => {
       `rtd's peak RSS grew by ${(grew / MB).toFixed(1)} MB (from ${(before.peak / MB).toFixed(1)} MB) for ${(sent / ping.length / 1e6).toFixed(2)} M pings`,
     );
     assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+});
+
+// Issue 19: a client that stops reading during broadcasts is dropped once its unsent output
+// passes --max-buffered, and costs the others nothing: they get every message. Over
+// WebSocket the kernel's socket buffers take the first few MB, so the flood is sized well
+// past them; over long-polling nothing is sent until the client polls again, so the queue
+// passes the limit after a few messages.
+describe("--max-buffered", () => {
+  const TEXT = "b".repeat(9000);
+  // The stuck client must be dropped by the limit, not by a missed heartbeat.
+  const NO_HEARTBEAT = ["--ping-interval", "60000", "--ping-timeout", "60000"];
+  // Sent in rounds small enough that one loop turn's output to a client that does read stays
+  // well under the limit (a turn's broadcasts are queued before they are written).
+  async function broadcastUntilDropped(ctx, stuckId, count, round) {
+    const { rtd } = ctx;
+    const receiver = await ctx.client({ kind: "websocket" });
+    const sender = await ctx.client({ kind: "websocket" });
+    const dropped = within(
+      new Promise((resolve) => receiver.on("user-disconnected", (m) => m.socketId === stuckId && resolve())),
+      20000,
+      "the stuck client's user-disconnected (its heartbeat would take 120 s)",
+    );
+    for (let i = 0; i < count; i += round) {
+      const acks = [];
+      for (let j = i; j < Math.min(count, i + round); j++) acks.push(emitAck(sender, "send-message", { sender: "s", text: `${j} ${TEXT}` }));
+      for (const a of await Promise.all(acks)) assert.equal(a.ok, true);
+    }
+    await dropped;
+    const [[last]] = (await receiver.got.messages.waitCount(count, 20000)).slice(-1);
+    assert.ok(last.text.startsWith(`${count - 1} `), "the receiver got every message, the last one last");
+    assert.equal(receiver.got.messages.items.length, count);
+    await waitConnectionRow(rtd.db, stuckId, (r) => r.status === "disconnected", "the stuck client's row closed");
+  }
+
+  rtdTest("a WebSocket client that stops reading is dropped past --max-buffered; the others get everything", { skip: process.env.RTD_VALGRIND ? "18 MB of broadcasts under valgrind take minutes" : false, timeout: 90000, args: ["--max-buffered", "262144", "--rate-limit", "0", ...NO_HEARTBEAT] }, async (ctx) => {
+    const { ws } = await eioWebSocket(ctx.rtd.port, "/socket.io/", { autoPong: true });
+    try {
+      ws.text("40");
+      const connect = await ws.nextText();
+      const stuckId = JSON.parse(connect.slice(2)).sid;
+      ws.sock.pause(); // reads no more: rtd's writes fill the kernel's buffers, then its own
+      await broadcastUntilDropped(ctx, stuckId, 2000, 8);
+    } finally {
+      ws.destroy();
+    }
+  });
+
+  rtdTest("a polling client that stops polling is dropped past --max-buffered; the others get everything", { timeout: 60000, args: ["--max-buffered", "65536", "--rate-limit", "0", ...NO_HEARTBEAT] }, async (ctx) => {
+    const raw = new Polling(ctx.rtd.port, "/socket.io/");
+    await raw.handshake();
+    await raw.send("40");
+    const [connect] = await raw.receive();
+    const stuckId = JSON.parse(connect.slice(2)).sid;
+    // and now it never polls again
+    await broadcastUntilDropped(ctx, stuckId, 30, 2);
   });
 });
