@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential autoconf automake libtool autoconf-archive pkg-config
-  libmicrohttpd-dev libjson-c-dev libsqlite3-dev libssl-dev libcmocka-dev
+  libmicrohttpd-dev libjson-c-dev libsqlite3-dev libpq-dev libssl-dev libcmocka-dev
   libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev
   sqlite3 nginx curl ca-certificates
 )
-# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind.
+# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind, and
+# PostgreSQL (server and psql) for the tests that run the store on it.
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium clang valgrind)
+  PACKAGES+=(chromium clang valgrind postgresql postgresql-client)
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 

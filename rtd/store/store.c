@@ -360,11 +360,7 @@ store *store_open(const struct store_config *cfg, loop *l, char **err)
     st->retention_days = cfg->retention_days;
     st->stats.db_ok = true;
     st->ret_next_ns = mono_ns(); /* the first retention pass starts as soon as the writer idles */
-    if (store_db_is_pg(cfg->path)) {
-        set_err(err, "PostgreSQL is not supported yet", NULL);
-        goto fail;
-    }
-    st->be = &store_sqlite_backend;
+    st->be = store_db_is_pg(cfg->path) ? &store_pg_backend : &store_sqlite_backend;
     st->node_id = dup_str(cfg->node_id && *cfg->node_id ? cfg->node_id : "local");
     if (!st->node_id) {
         set_err(err, "out of memory", NULL);
