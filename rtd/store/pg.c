@@ -607,18 +607,20 @@ static int flush_messages(store *st)
 
 /* ---- counters ------------------------------------------------------------------------ */
 
-static const struct agg *sort_agg;
+struct keyref {
+    const struct agg_entry *e;
+    const char *plat;
+};
 
-static int cmp_entry(const void *x, const void *y)
+static int cmp_key(const void *x, const void *y)
 {
-    const struct agg_entry *a = *(const struct agg_entry *const *)x;
-    const struct agg_entry *b = *(const struct agg_entry *const *)y;
-    int c = memcmp(a->hour, b->hour, 19);
+    const struct keyref *a = x, *b = y;
+    int c = memcmp(a->e->hour, b->e->hour, 19);
     if (c)
         return c;
-    size_t n = a->plen < b->plen ? a->plen : b->plen;
-    c = n ? memcmp(store_agg_plat(sort_agg, a), store_agg_plat(sort_agg, b), n) : 0;
-    return c ? c : (a->plen > b->plen) - (a->plen < b->plen);
+    size_t n = a->e->plen < b->e->plen ? a->e->plen : b->e->plen;
+    c = n ? memcmp(a->plat, b->plat, n) : 0;
+    return c ? c : (a->e->plen > b->e->plen) - (a->e->plen < b->e->plen);
 }
 
 /* One upsert per key, in sorted key order (so concurrent nodes lock in the same order). */
@@ -626,18 +628,17 @@ static int flush_agg(struct pg_be *b, struct agg *a, enum pstmt add, enum pstmt 
 {
     if (a->n == 0)
         return 0;
-    const struct agg_entry **order = malloc(a->n * sizeof *order);
+    struct keyref *order = malloc(a->n * sizeof *order);
     if (!order) {
         set_be_err(b, "out of memory", NULL);
         return -1;
     }
     for (size_t i = 0; i < a->n; i++)
-        order[i] = &a->e[i];
-    sort_agg = a; /* writer thread only */
-    qsort(order, a->n, sizeof *order, cmp_entry);
+        order[i] = (struct keyref){&a->e[i], store_agg_plat(a, &a->e[i])};
+    qsort(order, a->n, sizeof *order, cmp_key);
     int ret = 0;
     for (size_t i = 0; i < a->n && ret == 0; i++) {
-        const struct agg_entry *e = order[i];
+        const struct agg_entry *e = order[i].e;
         if (e->delta == 0)
             continue;
         char hour[20], delta[24], *plat = malloc(e->plen + 1);
@@ -646,7 +647,7 @@ static int flush_agg(struct pg_be *b, struct agg *a, enum pstmt add, enum pstmt 
             ret = -1;
             break;
         }
-        memcpy(plat, store_agg_plat(a, e), e->plen);
+        memcpy(plat, order[i].plat, e->plen);
         plat[e->plen] = '\0';
         memcpy(hour, e->hour, 19);
         hour[19] = '\0';
