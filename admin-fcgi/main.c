@@ -272,6 +272,14 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         fprintf(stderr, "admin-fcgi: --db FILE is required (see --help)\n");
         return -1;
     }
+    if (strncmp(f->cfg.db_path, "postgresql://", 13) == 0 ||
+        strncmp(f->cfg.db_path, "postgres://", 11) == 0) {
+        /* rtd writes PostgreSQL; admin-fcgi's queries are SQLite's only so far. Refuse rather
+         * than create a SQLite file named after the URL. */
+        fprintf(stderr, "admin-fcgi: --db: PostgreSQL is not supported by admin-fcgi yet; give"
+                        " it the SQLite file of a single rtd\n");
+        return -1;
+    }
     return 0;
 }
 

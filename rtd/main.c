@@ -157,6 +157,24 @@ static int backup(const struct rtd_options *o)
     return 0;
 }
 
+/* The database as the log shows it, JSON-escaped: a PostgreSQL URL's password becomes ***. */
+static void db_for_log(const char *db, char *out, size_t n)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", db);
+    const char *scheme = strstr(tmp, "://");
+    char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    char *colon = scheme ? strchr(scheme + 3, ':') : NULL;
+    if (store_db_is_pg(db) && at && colon && colon < at)
+        memmove(colon + 4, at, strlen(at) + 1), memcpy(colon, ":***", 4);
+    buf b = BUF_INIT;
+    if (buf_json_escape(&b, tmp, strlen(tmp)) == 0 && buf_terminate(&b) == 0)
+        snprintf(out, n, "%s", b.data);
+    else
+        snprintf(out, n, "?");
+    buf_free(&b);
+}
+
 static unsigned raise_file_limit(void)
 {
     struct rlimit rl;
@@ -222,16 +240,33 @@ int main(int argc, char **argv)
         rlog(RLOG_ERROR, err, NULL);
         goto out;
     }
+    char node_id[300], dblog[600];
+    if (o.node_id) {
+        snprintf(node_id, sizeof node_id, "%s", o.node_id);
+    } else {
+        /* host:port names the node; with --port 0 (any port) the pid stands in for it. */
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(node_id, sizeof node_id, "%s:%u", host, o.port ? o.port : (unsigned)getpid());
+    }
+    db_for_log(o.db, dblog, sizeof dblog);
     struct store_config sc = {
         .path = o.db,
+        .node_id = node_id,
         .sync_full = o.sync_full,
         .retention_days = o.retention_days,
         .max_queue_bytes = o.store_queue_bytes,
     };
     d.st = store_open(&sc, d.l, &err);
     if (!d.st) {
-        rlogf(RLOG_ERROR, "Cannot open the database", "{\"path\":\"%s\",\"error\":\"%s\"}", o.db,
-              err ? err : "");
+        buf eb = BUF_INIT;
+        const char *e = err ? err : "";
+        if (buf_json_escape(&eb, e, strlen(e)) < 0 || buf_terminate(&eb) < 0)
+            buf_reset(&eb);
+        rlogf(RLOG_ERROR, "Cannot open the database", "{\"path\":\"%s\",\"error\":\"%s\"}",
+              dblog, eb.data ? eb.data : "");
+        buf_free(&eb);
         goto out;
     }
     struct http_config hc = {
@@ -301,8 +336,8 @@ int main(int argc, char **argv)
     status_tick(d.l, &d);
 
     rlogf(RLOG_INFO, "Socket.IO server running",
-          "{\"port\":%u,\"db\":\"%s\",\"version\":\"%s\",\"pid\":%d}", http_server_port(d.http),
-          o.db, PACKAGE_VERSION, (int)getpid());
+          "{\"port\":%u,\"db\":\"%s\",\"node\":\"%s\",\"version\":\"%s\",\"pid\":%d}",
+          http_server_port(d.http), dblog, node_id, PACKAGE_VERSION, (int)getpid());
     loop_run(d.l);
     rc = 0;
 

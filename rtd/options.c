@@ -41,6 +41,7 @@ enum {
     OPT_ALLOW_EIO3,
     OPT_AUTH_SECRET,
     OPT_BACKUP,
+    OPT_NODE_ID,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -75,6 +76,7 @@ static const struct option long_opts[] = {
     {"allow-eio3", no_argument, NULL, OPT_ALLOW_EIO3},
     {"auth-secret", required_argument, NULL, OPT_AUTH_SECRET},
     {"backup", required_argument, NULL, OPT_BACKUP},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -83,11 +85,15 @@ static const struct option long_opts[] = {
 static const char usage_text[] =
     "Usage: rtd [OPTION]...\n"
     "The realtime daemon: Engine.IO v4 and Socket.IO v5 over long-polling and WebSocket,\n"
-    "persisting connections and messages into SQLite.\n"
+    "persisting connections and messages into SQLite or PostgreSQL.\n"
     "\n"
     "  --port N                  listen on port N (3001; env SOCKET_PORT)\n"
     "  --bind ADDR               listen on this IPv4/IPv6 address only (all)\n"
-    "  --db PATH                 SQLite database (./socket_events.db; env DATABASE_PATH)\n"
+    "  --db PATH|URL             SQLite database file, or a PostgreSQL URL\n"
+    "                            (postgresql://... or postgres://...; PG* env honoured)\n"
+    "                            (./socket_events.db; env DATABASE_PATH)\n"
+    "  --node-id NAME            this node's name in a shared PostgreSQL database\n"
+    "                            (HOSTNAME:PORT; env RTD_NODE_ID)\n"
     "  --cors-origin ORIGIN      allow this browser origin; repeatable; * for any\n"
     "                            (none; env CORS_ORIGINS, comma-separated)\n"
     "  --ping-interval MS        heartbeat interval (25000)\n"
@@ -117,7 +123,8 @@ static const char usage_text[] =
     "                            at once, 0 for none (0)\n"
     "  --allow-eio3              also accept Engine.IO v3 / Socket.IO 2.x clients\n"
     "  --auth-secret FILE        require an HS256 JWT signed with FILE's secret in auth.token\n"
-    "  --backup DEST             copy the database to DEST (online, consistent) and exit\n"
+    "  --backup DEST             copy the SQLite database to DEST (online, consistent)\n"
+    "                            and exit (PostgreSQL: use pg_dump)\n"
     "  --version                 print the version and exit\n"
     "  --help                    print this help and exit\n";
 
@@ -185,6 +192,9 @@ static int from_env(struct rtd_options *o, FILE *err)
         }
         o->port = (unsigned)v;
     }
+    const char *node = getenv("RTD_NODE_ID");
+    if (node && *node)
+        o->node_id = node;
     const char *db = getenv("DATABASE_PATH");
     if (db && *db)
         o->db = db;
@@ -235,6 +245,11 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             if (!*a)
                 r = bad(err, "db", a, "empty path");
             o->db = a;
+            break;
+        case OPT_NODE_ID:
+            if (!*a || strlen(a) > 200 || strpbrk(a, "\"\\\n\r\t"))
+                r = bad(err, "node-id", a, "expected 1 to 200 characters, no quotes or controls");
+            o->node_id = a;
             break;
         case OPT_CORS:
             if (!cli_cors) { /* flags replace CORS_ORIGINS */

@@ -17,6 +17,7 @@ struct rtd_options {
     unsigned port;
     const char *bind;
     const char *db;
+    const char *node_id;      /* --node-id; NULL: host:port (main.c) */
     const char **cors_origins;
     size_t n_cors;
     unsigned ping_interval_ms;

@@ -20,7 +20,7 @@
  * back after a burst. */
 #include "config.h"
 
-#include "rtd/store/store_internal.h"
+#include "rtd/store/sqlite.h"
 
 #define CHECKPOINT_PAGES 1000
 #define RESTART_PAGES 16000
@@ -41,31 +41,12 @@ int store_wal_hook(void *ud, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-/* The writer's side of the pause: called before and after each batch. */
-void store_writer_enter(store *st)
-{
-    pthread_mutex_lock(&st->cmu);
-    while (st->cpause)
-        pthread_cond_wait(&st->cpcond, &st->cmu);
-    st->cwriting = true;
-    pthread_mutex_unlock(&st->cmu);
-}
-
-void store_writer_leave(store *st)
-{
-    pthread_mutex_lock(&st->cmu);
-    st->cwriting = false;
-    if (st->cpause)
-        pthread_cond_broadcast(&st->cpcond);
-    pthread_mutex_unlock(&st->cmu);
-}
-
 static int checkpoint_pass(store *st, int *log, int *done)
 {
     *log = *done = 0;
-    int rc = sqlite3_wal_checkpoint_v2(st->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
+    int rc = sqlite3_wal_checkpoint_v2(sqlite_be(st)->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        log_error(RLOG_WARN, "WAL checkpoint failed", sqlite3_errmsg(st->cdb), NULL);
+        log_error(RLOG_WARN, "WAL checkpoint failed", sqlite3_errmsg(sqlite_be(st)->cdb), NULL);
     pthread_mutex_lock(&st->smu);
     st->stats.checkpoints++;
     st->stats.wal_frames = *log > 0 ? (uint64_t)*log : 0;

@@ -1,11 +1,11 @@
 /* counters.c: the dashboard's counters (message_counts, connection_counts, totals) kept by
  * the writer in the same transaction as the rows they count. Changes are summed in C over a
  * transaction, in a small open-addressing hash keyed by (hour, platform), and written as one
- * upsert per distinct key just before COMMIT; a group a decrement empties is deleted, so the
- * tables hold exactly what a GROUP BY over the rows would give. Writer thread only. */
+ * upsert per distinct key just before COMMIT (by the backend's flush); a group a decrement
+ * empties is deleted, so the tables hold exactly what a GROUP BY over the rows would give.
+ * Writer thread only. */
 #include "config.h"
 
-#include "rtd/lib/util.h"
 #include "rtd/store/store_internal.h"
 
 static uint32_t agg_hash(const char *hour, const char *p, size_t n)
@@ -19,7 +19,7 @@ static uint32_t agg_hash(const char *hour, const char *p, size_t n)
 }
 
 /* An entry's platform text (strs.data is NULL while only empty platforms were added). */
-static const char *agg_plat(const struct agg *a, const struct agg_entry *e)
+const char *store_agg_plat(const struct agg *a, const struct agg_entry *e)
 {
     return e->plen ? a->strs.data + e->poff : "";
 }
@@ -28,7 +28,7 @@ static bool agg_eq(const struct agg *a, const struct agg_entry *e, const char *h
                    size_t n)
 {
     return e->plen == n && memcmp(e->hour, hour, 19) == 0 &&
-           (n == 0 || memcmp(agg_plat(a, e), p, n) == 0);
+           (n == 0 || memcmp(store_agg_plat(a, e), p, n) == 0);
 }
 
 static int agg_rehash(struct agg *a, size_t nslot)
@@ -124,61 +124,9 @@ void store_tot_close(struct totals_acc *t, int64_t duration_ms)
         t->session_max = duration_ms;
 }
 
-/* Writes one counter table's sums: one upsert per key, then deletes rows a decrement brought
- * to zero, so the table holds exactly the groups a GROUP BY over the rows would give. */
-static int flush_agg(struct agg *a, sqlite3_stmt *add, sqlite3_stmt *prune)
-{
-    for (size_t i = 0; i < a->n; i++) {
-        struct agg_entry *e = &a->e[i];
-        if (e->delta == 0)
-            continue;
-        const char *p = agg_plat(a, e);
-        sqlite3_bind_text(add, 1, e->hour, 19, SQLITE_STATIC);
-        sqlite3_bind_text64(add, 2, p, e->plen, SQLITE_STATIC, SQLITE_UTF8);
-        sqlite3_bind_int64(add, 3, e->delta);
-        if (run_stmt(add) != SQLITE_DONE)
-            return -1;
-        if (e->delta < 0) {
-            sqlite3_bind_text(prune, 1, e->hour, 19, SQLITE_STATIC);
-            sqlite3_bind_text64(prune, 2, p, e->plen, SQLITE_STATIC, SQLITE_UTF8);
-            if (run_stmt(prune) != SQLITE_DONE)
-                return -1;
-        }
-    }
-    return 0;
-}
-
-static int flush_total(sqlite3_stmt *s, const char *name, int64_t v)
-{
-    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, v);
-    return run_stmt(s) == SQLITE_DONE ? 0 : -1;
-}
-
-/* Everything the transaction accumulated besides its rows: counters and the heartbeat. */
 int store_flush_counters(store *st)
 {
-    union wstmts *w = &st->ws;
-    struct totals_acc *t = &st->tot;
-    if (flush_agg(&st->msg_agg, w->mc_add, w->mc_prune) < 0 ||
-        flush_agg(&st->conn_agg, w->cc_add, w->cc_prune) < 0)
-        return -1;
-    if ((t->connections && flush_total(w->tot_add, "connections_total", t->connections) < 0) ||
-        (t->messages && flush_total(w->tot_add, "messages_total", t->messages) < 0) ||
-        (t->sessions && flush_total(w->tot_add, "sessions_closed", t->sessions) < 0) ||
-        (t->session_ms && flush_total(w->tot_add, "session_ms_total", t->session_ms) < 0) ||
-        (t->session_max > 0 && flush_total(w->tot_max, "session_ms_max", t->session_max) < 0))
-        return -1;
-    if (st->status_set) {
-        char now[24];
-        util_format_db_time(util_wall_ms(), now);
-        sqlite3_bind_text(w->status, 1, now, -1, SQLITE_STATIC);
-        for (int i = 0; i < 3; i++)
-            sqlite3_bind_int64(w->status, 2 + i, st->status_num[i]);
-        if (run_stmt(w->status) != SQLITE_DONE)
-            return -1;
-    }
-    return 0;
+    return st->be->flush(st);
 }
 
 /* Forgets the transaction's sums and drops every binding (they point into items about to be
@@ -189,7 +137,5 @@ void store_txn_reset(store *st)
     store_agg_reset(&st->conn_agg);
     memset(&st->tot, 0, sizeof st->tot);
     st->status_set = false;
-    for (size_t i = 0; i < WSTMT_COUNT; i++)
-        if (st->ws.all[i])
-            sqlite3_clear_bindings(st->ws.all[i]);
+    st->be->txn_reset(st);
 }

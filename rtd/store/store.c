@@ -21,10 +21,12 @@
  *    bytes, so max_queue and max_queue_bytes bound the memory held by writes, whichever
  *    thread holds them.
  *  - Errors: a constraint failure (a duplicate socket_id, a NULL sender) fails only its own
- *    write; anything else (disk full, I/O error, lock timeout) rolls back the transaction and
- *    every message in it completes with ok false.
- *  - History reads use their own read-only connection on their own thread: in WAL mode they
- *    see the last commit and neither wait for nor delay the writer.
+ *    write; anything else (disk full, I/O error, lock timeout, the server gone) rolls back
+ *    the transaction and every message in it completes with ok false.
+ *  - History reads use their own connection on their own thread (with SQLite in WAL mode
+ *    they see the last commit and neither wait for nor delay the writer).
+ *  - The database is a backend (store_backend.h): sqlite.c for a path, pg.c for a
+ *    postgresql:// or postgres:// URL. Nothing above the backends knows which one runs.
  *  - Retention deletes old messages 1000 at a time, oldest first, between write batches, so a
  *    large backlog never holds the write lock for long. */
 #include "config.h"
@@ -32,7 +34,6 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "common/migrate.h"
 #include "rtd/lib/util.h"
 #include "rtd/net/loop.h"
 #include "rtd/store/store_internal.h"
@@ -253,45 +254,6 @@ void store_get_stats(store *st, struct store_stats *out)
 
 /* ---- open and close --------------------------------------------------------------------- */
 
-static int exec_sql(sqlite3 *db, const char *sql, char **err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
-    set_err(err, sql, msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return -1;
-}
-
-static int open_db(const char *path, int flags, sqlite3 **out, char **err)
-{
-    /* NOMUTEX: each connection is used by one thread at a time (handed over once, when the
-     * thread starts), so SQLite's per-call locking would be pure cost. */
-    int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        set_err(err, "cannot open the database", *out ? sqlite3_errmsg(*out) : "out of memory");
-        return -1;
-    }
-    sqlite3_busy_timeout(*out, BUSY_TIMEOUT_MS);
-    return 0;
-}
-
-/* Sets WAL and checks it took: the reader thread's non-blocking reads depend on it. */
-static int set_wal(sqlite3 *db, char **err)
-{
-    sqlite3_stmt *s;
-    if (prepare(db, &s, "PRAGMA journal_mode=WAL", err) < 0)
-        return -1;
-    int rc = sqlite3_step(s);
-    bool wal =
-        rc == SQLITE_ROW && sqlite3_stricmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
-    if (!wal)
-        set_err(err, "cannot switch the database to WAL mode",
-                rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : sqlite3_errmsg(db));
-    sqlite3_finalize(s);
-    return wal ? 0 : -1;
-}
-
 static void stop_threads(store *st)
 {
     pthread_mutex_lock(&st->cmu);
@@ -299,7 +261,7 @@ static void stop_threads(store *st)
     pthread_mutex_unlock(&st->cmu);
     pthread_cond_signal(&st->ccond);
     if (st->checkpointer_started)
-        pthread_join(st->checkpointer, NULL);
+        pthread_join(st->helper, NULL);
     st->checkpointer_started = false;
 
     pthread_mutex_lock(&st->qmu);
@@ -332,15 +294,11 @@ static void free_list(struct item *it)
 
 static void store_free(store *st)
 {
-    store_finalize_writer(st);
-    sqlite3_finalize(st->q_room);
-    sqlite3_finalize(st->q_null);
-    sqlite3_close(st->rdb);
-    sqlite3_close(st->cdb);
-    sqlite3_close(st->wdb); /* the last connection: it checkpoints and removes the WAL */
+    if (st->be)
+        st->be->free(st);
+    free((char *)st->node_id);
     store_agg_free(&st->msg_agg);
     store_agg_free(&st->conn_agg);
-    buf_free(&st->scratch);
     free_list(st->qhead);
     free_list(st->rhead);
     free_list(st->dhead);
@@ -402,37 +360,24 @@ store *store_open(const struct store_config *cfg, loop *l, char **err)
     st->retention_days = cfg->retention_days;
     st->stats.db_ok = true;
     st->ret_next_ns = mono_ns(); /* the first retention pass starts as soon as the writer idles */
+    st->be = store_db_is_pg(cfg->path) ? &store_pg_backend : &store_sqlite_backend;
+    st->node_id = dup_str(cfg->node_id && *cfg->node_id ? cfg->node_id : "local");
+    if (!st->node_id) {
+        set_err(err, "out of memory", NULL);
+        goto fail;
+    }
 
-    if (open_db(cfg->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &st->wdb, err) < 0 ||
-        set_wal(st->wdb, err) < 0 ||
-        exec_sql(st->wdb, cfg->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-                 err) < 0 ||
-        /* messages.socket_id references connections, but every connection row goes through
-         * the same queue ahead of its messages; checking it per row would only cost. */
-        exec_sql(st->wdb, "PRAGMA foreign_keys=OFF", err) < 0 ||
-        /* A larger page cache keeps the five message indexes' hot pages in memory. */
-        exec_sql(st->wdb, "PRAGMA cache_size=-32768", err) < 0 ||
-        /* checkpoints are the checkpointer thread's job (see store_checkpointer_main) */
-        exec_sql(st->wdb, "PRAGMA wal_autocheckpoint=0", err) < 0 ||
-        exec_sql(st->wdb, "PRAGMA journal_size_limit=" WAL_SIZE_LIMIT_STR, err) < 0 ||
-        migrate_apply(st->wdb, err) < 0 ||
-        store_prepare_writer(st, err) < 0 || store_startup_txn(st, err) < 0)
+    if (st->be->open(st, cfg, err) < 0)
         goto fail;
-    if (open_db(cfg->path, SQLITE_OPEN_READONLY, &st->rdb, err) < 0 || store_prepare_reader(st, err) < 0)
-        goto fail;
-    /* A connection opens the WAL on its first read; until then a checkpoint from it does
-     * nothing at all (and reports an empty WAL), so the checkpointer reads once here. */
-    if (open_db(cfg->path, SQLITE_OPEN_READWRITE, &st->cdb, err) < 0 ||
-        exec_sql(st->cdb, "SELECT count(*) FROM sqlite_schema", err) < 0)
-        goto fail;
-    sqlite3_wal_hook(st->wdb, store_wal_hook, st);
 
     loop_set_wake(l, on_wake, st);
-    if (pthread_create(&st->checkpointer, NULL, store_checkpointer_main, st) != 0) {
-        set_err(err, "cannot start the checkpointer thread", strerror(errno));
-        goto fail_unhook;
+    if (st->be->helper_main) {
+        if (pthread_create(&st->helper, NULL, st->be->helper_main, st) != 0) {
+            set_err(err, "cannot start the checkpointer thread", strerror(errno));
+            goto fail_unhook;
+        }
+        st->checkpointer_started = true;
     }
-    st->checkpointer_started = true;
     if (pthread_create(&st->writer, NULL, store_writer_main, st) != 0) {
         set_err(err, "cannot start the writer thread", strerror(errno));
         goto fail_unhook;
@@ -467,42 +412,21 @@ void store_close(store *st)
 
 /* ---- backup ----------------------------------------------------------------------------- */
 
+bool store_db_is_pg(const char *db)
+{
+    return db && (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0);
+}
+
 int store_backup(const char *src_path, const char *dest_path, char **err)
 {
     if (err)
         *err = NULL;
-    sqlite3 *src = NULL, *dest = NULL;
-    int ret = -1;
-    if (open_db(src_path, SQLITE_OPEN_READONLY, &src, err) < 0 ||
-        open_db(dest_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dest, err) < 0)
-        goto out;
-    sqlite3_backup *b = sqlite3_backup_init(dest, "main", src, "main");
-    if (!b) {
-        set_err(err, "cannot start the backup", sqlite3_errmsg(dest));
-        goto out;
+    if (store_db_is_pg(src_path)) {
+        set_err(err, "--backup copies SQLite files only; back a PostgreSQL database up with"
+                     " pg_dump (e.g. pg_dump -Fc -f rtd.dump 'postgresql://...'), or with"
+                     " PostgreSQL's continuous archiving",
+                NULL);
+        return -1;
     }
-    /* One step copies every page inside one read transaction on the source: in WAL mode
-     * that is a snapshot, consistent whatever the writer does meanwhile, and it does not
-     * block the writer. BUSY/LOCKED only come from the destination; retry those. */
-    int rc = SQLITE_BUSY;
-    for (int tries = 0; tries < 100 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED); tries++) {
-        if (tries > 0)
-            sqlite3_sleep(50);
-        rc = sqlite3_backup_step(b, -1);
-    }
-    /* finish reports an error of the steps and leaves its message on dest; a step that
-     * only ran out of retries leaves no error there, so say what it was. */
-    if (sqlite3_backup_finish(b) != SQLITE_OK) {
-        set_err(err, "backup failed", sqlite3_errmsg(dest));
-        goto out;
-    }
-    if (rc != SQLITE_DONE) {
-        set_err(err, "backup failed", sqlite3_errstr(rc));
-        goto out;
-    }
-    ret = 0;
-out:
-    sqlite3_close(src);
-    sqlite3_close(dest);
-    return ret;
+    return store_sqlite_backup(src_path, dest_path, err);
 }

@@ -27,7 +27,10 @@
 typedef struct store store;
 
 struct store_config {
-    const char *path;        /* database file, created if missing */
+    const char *path;        /* database file, created if missing; or a PostgreSQL URL
+                              * (postgresql://... or postgres://..., see store_db_is_pg) */
+    const char *node_id;     /* this node's name in a shared database (PostgreSQL): its
+                              * connection rows and daemon_status row carry it (NULL: "local") */
     bool sync_full;          /* PRAGMA synchronous=FULL instead of NORMAL */
     size_t max_queue;        /* writes waiting before store_* start refusing (0: 100000) */
     size_t max_queue_bytes;  /* and their bytes (0: 64 MiB): 100 000 writes of 10 KB would
@@ -99,5 +102,10 @@ void store_get_stats(store *st, struct store_stats *out);
  * consistent copy even while rtd is writing. Runs in the caller's thread (the --backup
  * command, not the daemon). Returns 0, or -1 and a malloc'ed *err. */
 int store_backup(const char *src_path, const char *dest_path, char **err);
+
+/* Whether db names a PostgreSQL database (a postgresql:// or postgres:// URL: any libpq
+ * connection URI; the PG* environment variables fill in what it leaves out) rather than a
+ * SQLite file. */
+bool store_db_is_pg(const char *db);
 
 #endif

@@ -2,10 +2,12 @@
  *
  * The store is one object with four threads' worth of state, split by seam:
  *   store.c       the queues the loop thread fills, the completions it drains, open/close
- *   writer.c      the writer thread: group commit, the rows, retention, shutdown rows
- *   counters.c    the dashboard's counters, summed per transaction and written before COMMIT
- *   checkpoint.c  the WAL checkpointer thread and the writer pause that lets the WAL restart
+ *   writer.c      the writer thread: group commit, batching, retention and shutdown steps
+ *   counters.c    the dashboard's counters, summed per transaction (written by the backend)
  *   reader.c      the history reader thread
+ *   store_backend.h  the interface of a database: the SQL of every write and read
+ *   sqlite.c      SQLite (sqlite.h), with checkpoint.c, its WAL checkpointer thread
+ *   pg.c          PostgreSQL on libpq
  * Each field of struct store says which thread owns it. */
 #ifndef RTD_STORE_INTERNAL_H
 #define RTD_STORE_INTERNAL_H
@@ -19,11 +21,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "rtd/lib/buf.h"
 #include "rtd/lib/log.h"
 #include "rtd/store/store.h"
+#include "rtd/store/store_backend.h"
 
 enum {
     DEFAULT_MAX_QUEUE = 100000,
@@ -88,21 +89,6 @@ struct totals_acc {
     int64_t connections, messages, sessions, session_ms, session_max;
 };
 
-/* The writer's prepared statements, by name and as an array (to clear or finalize all). */
-#define WSTMT_COUNT 19
-union wstmts {
-    struct {
-        sqlite3_stmt *begin, *commit, *rollback;
-        sqlite3_stmt *conn_open, *conn_get, *conn_identify, *conn_transport, *conn_close;
-        sqlite3_stmt *msg_insert, *status;
-        sqlite3_stmt *mc_add, *mc_prune, *cc_add, *cc_prune, *tot_add, *tot_max;
-        sqlite3_stmt *retention, *close_active, *stopped;
-    };
-    sqlite3_stmt *all[WSTMT_COUNT];
-};
-_Static_assert(offsetof(union wstmts, stopped) == (WSTMT_COUNT - 1) * sizeof(sqlite3_stmt *),
-               "WSTMT_COUNT must match the named statements");
-
 struct store {
     loop *l;
     size_t max_queue;
@@ -134,14 +120,16 @@ struct store {
     pthread_mutex_t smu;
     struct store_stats stats;
 
+    /* The database: its entry points and its own state (both threads' connections). */
+    const struct store_backend *be;
+    void *bs;
+    const char *node_id; /* copied at open */
+
     /* Writer-thread state. */
-    sqlite3 *wdb;
-    union wstmts ws;
     struct agg msg_agg, conn_agg;
     struct totals_acc tot;
     bool status_set;
     int64_t status_num[3];
-    buf scratch;
     bool failing; /* the last transaction failed (logged once per episode) */
     uint64_t failed_txns;
     uint64_t item_fail_log_ns;
@@ -152,30 +140,21 @@ struct store {
     uint64_t last_commit_ns; /* when the writer last finished a batch */
     size_t last_batch;       /* its writes (counted up to COALESCE_ENOUGH) */
 
-    /* Reader-thread state. */
-    sqlite3 *rdb;
-    sqlite3_stmt *q_room, *q_null;
-
-    /* Checkpointer thread: its own connection copies the WAL back into the database, so the
-     * writer never stalls on a checkpoint (nor on its fsync). */
-    sqlite3 *cdb;
+    /* The backend's helper thread (SQLite's checkpointer) and the writer pause it may ask
+     * for: the helper sets cpause to work while no transaction runs; the writer sets
+     * cwriting around each batch and waits on cpcond while cpause is set. */
     pthread_mutex_t cmu;
     pthread_cond_t ccond;
     bool cwanted, cstop;
-    /* The writer pause (under cmu): the checkpointer sets cpause to finish a pass while no
-     * transaction runs; the writer sets cwriting around each batch and waits on cpcond
-     * while cpause is set. */
     pthread_cond_t cpcond;
     bool cpause, cwriting;
-    pthread_t checkpointer;
+    pthread_t helper;
     bool checkpointer_started;
 
     pthread_t writer, reader;
     bool writer_started, reader_started;
     bool sync_inited;
 };
-
-#define WAL_SIZE_LIMIT_STR "134217728" /* bytes kept of the WAL file when it starts over */
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -230,65 +209,32 @@ static inline bool hour_of(const char *t, size_t n, char hour[20])
     return true;
 }
 
-static inline int bind_str(sqlite3_stmt *s, int idx, const char *p, size_t n)
-{
-    /* SQLITE_STATIC: the item outlives the statement's use of the text; the bindings are
-     * cleared at the end of every transaction. */
-    if (!p)
-        return sqlite3_bind_null(s, idx);
-    return sqlite3_bind_text64(s, idx, p, n, SQLITE_STATIC, SQLITE_UTF8);
-}
-
-static inline int bind_cstr(sqlite3_stmt *s, int idx, const char *p)
-{
-    return bind_str(s, idx, p, p ? strlen(p) : 0);
-}
-
-/* Steps a statement that returns no rows and resets it. Returns the step's result code. */
-static inline int run_stmt(sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc;
-}
-
-static inline int prepare(sqlite3 *db, sqlite3_stmt **out, const char *sql, char **err)
-{
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) == SQLITE_OK)
-        return 0;
-    set_err(err, "cannot prepare a statement", sqlite3_errmsg(db));
-    return -1;
-}
-
 /* ---- across the files ---------------------------------------------------------------- */
 
 /* counters.c (writer thread) */
 int store_agg_add(struct agg *a, const char hour[20], const char *p, size_t n, int64_t delta);
 void store_agg_reset(struct agg *a);
 void store_agg_free(struct agg *a);
+const char *store_agg_plat(const struct agg *a, const struct agg_entry *e);
 void store_tot_close(struct totals_acc *t, int64_t duration_ms);
-int store_flush_counters(store *st);
+int store_flush_counters(store *st); /* the backend's flush */
 void store_txn_reset(store *st);
 
-/* writer.c: the statements (prepared at open, on the opening thread), the start-up
- * transaction and the thread. */
-int store_prepare_writer(store *st, char **err);
-void store_finalize_writer(store *st);
+/* writer.c: the start-up transaction (on the opening thread), the thread, the rate-limited
+ * log of a write that failed alone, and the writer's side of the helper's pause. */
 int store_startup_txn(store *st, char **err);
 void *store_writer_main(void *arg);
-
-/* checkpoint.c: the WAL hook (on the writer's connection), the writer's side of the pause
- * around each batch, and the thread. */
-int store_wal_hook(void *ud, sqlite3 *db, const char *name, int pages);
+void store_item_failed(store *st, struct item *it, const char *error);
 void store_writer_enter(store *st);
 void store_writer_leave(store *st);
-void *store_checkpointer_main(void *arg);
 
 /* reader.c */
-int store_prepare_reader(store *st, char **err);
 void *store_reader_main(void *arg);
 
 /* store.c: hands a list of finished items (head..tail, linked) to the loop thread. */
 void store_post_done(store *st, struct item *head, struct item *tail);
+
+/* sqlite.c: --backup of a SQLite file. */
+int store_sqlite_backup(const char *src_path, const char *dest_path, char **err);
 
 #endif

@@ -12,6 +12,7 @@ import { RawWs } from "../js/lib/rawws.mjs";
 import { freePort } from "../js/lib/server.mjs";
 import {
   RTD_BIN,
+  TEST_PG,
   TESTS_DIR,
   cleanEnv,
   count,
@@ -109,11 +110,11 @@ describe("--version and --help", () => {
       "--port", "--bind", "--db", "--cors-origin", "--ping-interval", "--ping-timeout", "--max-payload",
       "--connect-timeout", "--max-message-bytes", "--presence", "--sync", "--log-level", "--log-file",
       "--static-dir", "--client-js", "--max-connections", "--rate-limit", "--rate-burst", "--max-rooms",
-      "--auth-secret", "--backup", "--version", "--help",
+      "--auth-secret", "--backup", "--node-id", "--version", "--help",
     ]) {
       assert.match(r.stdout, new RegExp(`^\\s+${flag}\\b`, "m"), `--help mentions ${flag}`);
     }
-    for (const env of ["SOCKET_PORT", "DATABASE_PATH", "CORS_ORIGINS"]) assert.ok(r.stdout.includes(env), `--help mentions ${env}`);
+    for (const env of ["SOCKET_PORT", "DATABASE_PATH", "CORS_ORIGINS", "RTD_NODE_ID"]) assert.ok(r.stdout.includes(env), `--help mentions ${env}`);
   });
 
   it("every flag --help lists has its entry in the man page", async () => {
@@ -303,7 +304,7 @@ describe("flags at work", () => {
   });
 
   for (const mode of ["normal", "full"]) {
-    rtdTest(`--sync ${mode}: messages are stored and acked; the database is in WAL mode`, { args: ["--sync", mode] }, async (ctx) => {
+    rtdTest(`--sync ${mode}: messages are stored and acked; the database is in WAL mode`, { args: ["--sync", mode], skip: TEST_PG && "SQLite only" }, async (ctx) => {
       const s = await ctx.client({ kind: "polling" });
       const a = await emitAck(s, "send-message", { sender: "s", text: mode });
       assert.equal(a.ok, true);

@@ -8,6 +8,7 @@ import { describe } from "node:test";
 import {
   CLIENT_JS,
   STATIC_DIR,
+  TEST_PG,
   count,
   emitAck,
   httpGet,
@@ -109,7 +110,7 @@ describe("the test page", () => {
 });
 
 describe("--backup", () => {
-  rtdTest("copies the database while rtd runs: integrity ok, the rows are there", { args: ["--rate-limit", "0"] }, async (ctx) => {
+  rtdTest("copies the database while rtd runs: integrity ok, the rows are there", { args: ["--rate-limit", "0"], skip: TEST_PG && "SQLite only (pg.test.mjs checks the PostgreSQL refusal)" }, async (ctx) => {
     const { rtd } = ctx;
     const a = await ctx.identified("websocket", { userId: "a", platform: "flutter", appVersion: "1" });
     const b = await ctx.identified("polling", { userId: "b", platform: "laravel", appVersion: "1" });

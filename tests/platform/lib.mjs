@@ -5,6 +5,11 @@
 // rtdTest(name, opts, fn) is the usual entry point: it starts rtd, runs fn(ctx), closes the
 // clients the test opened, stops rtd with SIGTERM and asserts that it exited with status 0,
 // printing rtd's stderr when the test failed.
+//
+// RTD_TEST_DB=pg runs the same tests on PostgreSQL: the first startRtd of a test file starts a
+// throwaway PostgreSQL (tests/pg/lib.sh; stopped when the process exits), every startRtd
+// without a `db` gets a new database in it (--db postgresql://...), and query() runs its SQL
+// through psql instead of the sqlite3 shell. isPg(db) tells a test which one it has.
 
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
@@ -106,6 +111,7 @@ export function cleanEnv() {
   delete env.SOCKET_PORT;
   delete env.DATABASE_PATH;
   delete env.CORS_ORIGINS;
+  delete env.RTD_NODE_ID;
   return env;
 }
 
@@ -185,7 +191,7 @@ export class Rtd {
 //   bind     false: no --bind flag
 export async function startRtd({ args = [], env = {}, dir, db, port, waitPort, bind = true, readyTimeout = 10000 } = {}) {
   dir ??= tempDir();
-  if (db === undefined) db = path.join(dir, "rtd.db");
+  if (db === undefined) db = TEST_PG ? pgCreateDb() : path.join(dir, "rtd.db");
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     const p = port === undefined ? await freePort() : port;
@@ -193,6 +199,8 @@ export async function startRtd({ args = [], env = {}, dir, db, port, waitPort, b
     if (p !== null) full.push("--port", String(p));
     if (bind) full.push("--bind", HOST);
     if (db !== null) full.push("--db", db);
+    // one node per test folder, so a restart on the same folder is the same node
+    if (isPg(db) && !args.includes("--node-id")) full.push("--node-id", `node-${path.basename(dir)}`);
     full.push(...args);
     const r = new Rtd({ port: p ?? waitPort, db, dir, args: full });
     // RTD_VALGRIND=1 runs rtd under valgrind's memcheck: any memory error or definite leak
@@ -319,6 +327,66 @@ export async function expectRefused(socket, event, args, code, { ack = true } = 
 
 // ---- the database ----------------------------------------------------------------------------
 
+export const TEST_PG = process.env.RTD_TEST_DB === "pg";
+export const isPg = (db) => typeof db === "string" && /^postgres(ql)?:\/\//.test(db);
+const PG_LIB = path.resolve(TESTS_DIR, "pg/lib.sh");
+let pgServer = null; // { dir, port, url }
+
+// The PostgreSQL server of this test process (started on first use), or null when the
+// PostgreSQL binaries are absent (the caller skips).
+export function pgServerSync() {
+  if (pgServer) return pgServer;
+  let out;
+  try {
+    out = execFileSync("bash", [PG_LIB, "start"], { encoding: "utf8", timeout: 60000 });
+  } catch (e) {
+    if (e.status === 77) return null;
+    throw new Error(`tests/pg/lib.sh start failed: ${e.message} ${e.stderr ?? ""}`);
+  }
+  const v = Object.fromEntries(out.trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  pgServer = { dir: v.PGTMP, port: Number(v.PGPORT), url: v.PG_URL };
+  process.once("exit", () => {
+    try {
+      execFileSync("bash", [PG_LIB, "stop", pgServer.dir], { timeout: 30000 });
+    } catch {}
+  });
+  return pgServer;
+}
+
+// Restarts this process's PostgreSQL (fast shutdown, then start on the same port).
+export function pgRestartSync() {
+  execFileSync("bash", [PG_LIB, "restart", pgServer.dir, String(pgServer.port)], { timeout: 60000 });
+}
+
+// Stops (halt) or starts again (resume) this process's PostgreSQL, asynchronously.
+export function pgHalt() {
+  return new Promise((resolve, reject) =>
+    execFile("bash", [PG_LIB, "halt", pgServer.dir], { timeout: 60000 }, (e) => (e ? reject(e) : resolve())));
+}
+export function pgResume() {
+  return new Promise((resolve, reject) =>
+    execFile("bash", [PG_LIB, "resume", pgServer.dir, String(pgServer.port)], { timeout: 60000 }, (e) =>
+      e ? reject(e) : resolve()));
+}
+
+let pgDbSeq = 0;
+// A new empty database on this process's PostgreSQL; returns its URL.
+export function pgCreateDb() {
+  const srv = pgServerSync();
+  if (!srv) throw new Error("SKIP: PostgreSQL is not installed");
+  const name = `t${process.pid}_${++pgDbSeq}`;
+  execFileSync("psql", ["-X", "-q", "-h", srv.dir, "-p", String(srv.port), "-U", "postgres", "-d", "postgres",
+    "-v", "ON_ERROR_STOP=1", "-c", `CREATE DATABASE ${name}`], { timeout: 30000 });
+  return `postgresql://postgres@127.0.0.1:${srv.port}/${name}`;
+}
+
+// psql's arguments for sql on db: a SELECT (or WITH) comes back as one JSON array.
+function psqlArgs(db, sql) {
+  const select = /^\s*(select|with)\b/i.test(sql);
+  const q = select ? `SELECT coalesce(json_agg(t), '[]'::json) FROM (${sql.replace(/;\s*$/, "")}) t` : sql;
+  return ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", q];
+}
+
 const SQLITE_ARGS = (db, sql) => ["-json", "-cmd", ".timeout 5000", db, sql];
 
 function parseJsonRows(out) {
@@ -328,6 +396,13 @@ function parseJsonRows(out) {
 
 // Rows of a query run by the sqlite3 shell (another connection, another process).
 export function query(db, sql) {
+  if (isPg(db))
+    return new Promise((resolve, reject) => {
+      execFile("psql", psqlArgs(db, sql), { timeout: 10000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`psql ${db} ${JSON.stringify(sql)}: ${err.message} ${stderr}`));
+        else resolve(/^\s*(select|with)\b/i.test(sql) ? parseJsonRows(stdout) : []);
+      });
+    });
   return new Promise((resolve, reject) => {
     execFile("sqlite3", SQLITE_ARGS(db, sql), { timeout: 10000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`sqlite3 ${db} ${JSON.stringify(sql)}: ${err.message} ${stderr}`));
@@ -338,21 +413,31 @@ export function query(db, sql) {
 
 // The same, synchronously: for checks that must happen right now (in an ack handler).
 export function querySync(db, sql) {
+  if (isPg(db)) {
+    const out = execFileSync("psql", psqlArgs(db, sql), { timeout: 10000, encoding: "utf8", maxBuffer: 64 << 20 });
+    return /^\s*(select|with)\b/i.test(sql) ? parseJsonRows(out) : [];
+  }
   return parseJsonRows(execFileSync("sqlite3", SQLITE_ARGS(db, sql), { timeout: 10000, encoding: "utf8", maxBuffer: 64 << 20 }));
 }
 
 // Another process (the sqlite3 shell) holding the database's write lock, as a backup tool or
 // a migration would: rtd's writer then waits (busy timeout) with the transaction it has.
+// On PostgreSQL, psql locks the tables rtd writes (EXCLUSIVE: readers still read).
 export async function holdWriteLock(db) {
-  const sh = spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "pipe"] });
+  const pg = isPg(db);
+  const sh = pg
+    ? spawn("psql", ["-X", "-q", "-A", "-t", "-d", db], { stdio: ["pipe", "pipe", "pipe"] })
+    : spawn("sqlite3", [db], { stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
   sh.stdout.setEncoding("utf8").on("data", (d) => (out += d));
   const exited = new Promise((resolve) => sh.once("exit", resolve));
-  sh.stdin.write(".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
+  sh.stdin.write(pg
+    ? "BEGIN;\nLOCK TABLE messages, connections IN EXCLUSIVE MODE;\nSELECT 'locked';\n"
+    : ".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
   await waitUntil(() => out.includes("locked"), { timeout: 5000, what: "the sqlite3 shell to take the write lock" });
   return {
     async release() {
-      sh.stdin.end("COMMIT;\n.quit\n");
+      sh.stdin.end(pg ? "COMMIT;\n\\q\n" : "COMMIT;\n.quit\n");
       await within(exited, 5000, "the sqlite3 shell to exit");
     },
   };
@@ -378,7 +463,7 @@ export function waitConnectionRow(db, socketId, pred = () => true, what = "") {
   );
 }
 
-export async function count(db, table, where = "1") {
+export async function count(db, table, where = "true") {
   const rows = await query(db, `SELECT count(*) AS n FROM ${table} WHERE ${where}`);
   return rows[0].n;
 }
