@@ -6,7 +6,12 @@
  *
  * Long-polls are MHD-suspended connections. MHD stops watching a suspended socket, so we
  * watch it ourselves (EPOLLRDHUP) to learn when a client abandons a held poll, which the
- * Engine.IO protocol treats as the end of the session. */
+ * Engine.IO protocol treats as the end of the session.
+ *
+ * Over 800 lines, and one file on purpose: every part (the client's address, answers, held
+ * polls, the upgrade hand-over, the request deadline, dispatch) works on MHD's connection
+ * and on struct http_request, which stay private to this file so that nothing above the
+ * net layer sees libmicrohttpd. Its sections are marked "---- ... ----". */
 #include "config.h"
 
 #include <arpa/inet.h>

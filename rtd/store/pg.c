@@ -22,7 +22,11 @@
  *
  * Any error inside a PostgreSQL transaction aborts all of it, so the writes that fail alone
  * on SQLite are caught before they are sent: a duplicate socket_id (ON CONFLICT DO NOTHING),
- * a missing socket_id or sender. */
+ * a missing socket_id or sender.
+ *
+ * Over 800 lines, and one file on purpose: it is the whole of one backend behind
+ * store_backend.h (connections, transactions, writes, counters, retention, history pages),
+ * as sqlite.c is the other; its sections are marked "---- ... ----". */
 #include "config.h"
 
 #include <libpq-fe.h>
