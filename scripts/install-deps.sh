@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential autoconf automake libtool autoconf-archive pkg-config
   libmicrohttpd-dev libjson-c-dev libsqlite3-dev libssl-dev libcmocka-dev
-  libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev
+  libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev libhiredis-dev libmsgpack-dev
   sqlite3 nginx curl ca-certificates
 )
-# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind.
+# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind,
+# redis-server for the cluster tests.
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium clang valgrind)
+  PACKAGES+=(chromium clang valgrind redis-server redis-tools)
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
