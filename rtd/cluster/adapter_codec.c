@@ -109,10 +109,18 @@ bool acodec_msgpack_sane(const unsigned char *data, size_t len)
 
 /* ---- msgpack -> JSON text ---- */
 
+/* msgpack-c gives empty strings, bins and exts a NULL pointer. */
+static const char *nz(const char *p)
+{
+    return p ? p : "";
+}
+
+
 static bool str_eq(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && !memcmp(o->via.str.ptr, s, n);
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+           !memcmp(nz(o->via.str.ptr), s, n);
 }
 
 const msgpack_object *acodec_map_get(const msgpack_object *obj, const char *key)
@@ -128,7 +136,7 @@ const msgpack_object *acodec_map_get(const msgpack_object *obj, const char *key)
 static bool is_undefined(const msgpack_object *o)
 {
     return o->type == MSGPACK_OBJECT_EXT && o->via.ext.type == 0 && o->via.ext.size == 1 &&
-           o->via.ext.ptr[0] == 0;
+           o->via.ext.ptr && o->via.ext.ptr[0] == 0;
 }
 
 static bool is_binary(const msgpack_object *o)
@@ -139,6 +147,7 @@ static bool is_binary(const msgpack_object *o)
 
 static int put_json_string(buf *out, const char *s, size_t n)
 {
+    s = nz(s);
     if (!ws_utf8_valid((const uint8_t *)s, n))
         return -1;
     if (buf_putc(out, '"') < 0 || buf_json_escape(out, s, n) < 0 || buf_putc(out, '"') < 0)
@@ -204,7 +213,7 @@ static int to_json(buf *out, const msgpack_object *o, struct acodec_event *ev, c
             }
             bool bin = o->type == MSGPACK_OBJECT_BIN;
             ev->bins[ev->nbins] = (sio_bin){
-                (const unsigned char *)(bin ? o->via.bin.ptr : o->via.ext.ptr),
+                (const unsigned char *)nz(bin ? o->via.bin.ptr : o->via.ext.ptr),
                 bin ? o->via.bin.size : o->via.ext.size};
             return buf_printf(out, "{\"_placeholder\":true,\"num\":%zu}", ev->nbins++);
         }
@@ -226,8 +235,8 @@ static int to_json(buf *out, const msgpack_object *o, struct acodec_event *ev, c
             const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
             if (is_undefined(v))
                 continue; /* JSON.stringify leaves undefined members out */
-            if (k->type != MSGPACK_OBJECT_STR) {
-                *why = "a map key is not a string";
+            if (k->type != MSGPACK_OBJECT_STR || memchr(nz(k->via.str.ptr), 0, k->via.str.size)) {
+                *why = "a map key is not a string without NUL";
                 return -1;
             }
             if ((!first && buf_putc(out, ',') < 0) ||
@@ -248,11 +257,12 @@ static int to_json(buf *out, const msgpack_object *o, struct acodec_event *ev, c
 
 static char *dup_str(const msgpack_object *o)
 {
-    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > ACODEC_MAX_STRING ||
-        memchr(o->via.str.ptr, 0, o->via.str.size) ||
-        !ws_utf8_valid((const uint8_t *)o->via.str.ptr, o->via.str.size))
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > ACODEC_MAX_STRING)
         return NULL;
-    return strndup(o->via.str.ptr, o->via.str.size);
+    const char *p = nz(o->via.str.ptr);
+    if (memchr(p, 0, o->via.str.size) || !ws_utf8_valid((const uint8_t *)p, o->via.str.size))
+        return NULL;
+    return strndup(p, o->via.str.size);
 }
 
 void acodec_event_free(struct acodec_event *ev)
@@ -280,8 +290,8 @@ int acodec_event_from(const msgpack_object *packet, struct acodec_event *ev, con
         return -1;
     }
     if (nsp && nsp->type != MSGPACK_OBJECT_NIL && !is_undefined(nsp)) {
-        if (!(ev->nsp = dup_str(nsp))) {
-            *why = "bad namespace";
+        if (!(ev->nsp = dup_str(nsp)) || ev->nsp[0] != '/' || strchr(ev->nsp, ',')) {
+            *why = "bad namespace"; /* not one Socket.IO could name */
             return -1;
         }
     } else if (!(ev->nsp = strdup("/"))) {

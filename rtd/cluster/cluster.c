@@ -442,14 +442,16 @@ static void broadcast_with_ack(cluster *c, struct cnsp *cn, const char *channel,
     }
     char uidbuf[MAX_UID + 1] = "";
     if (uid && uid->type == MSGPACK_OBJECT_STR && uid->via.str.size <= MAX_UID) {
-        memcpy(uidbuf, uid->via.str.ptr, uid->via.str.size);
+        if (uid->via.str.size)
+            memcpy(uidbuf, uid->via.str.ptr, uid->via.str.size);
         uidbuf[uid->via.str.size] = '\0';
     }
     if (!strcmp(uidbuf, c->uid))
         goto out; /* ours */
     c->stats.requests++;
     char request_id[MAX_REQUEST_ID + 1];
-    memcpy(request_id, rid->via.str.ptr, rid->via.str.size);
+    if (rid->via.str.size)
+        memcpy(request_id, rid->via.str.ptr, rid->via.str.size);
     request_id[rid->via.str.size] = '\0';
     unsigned timeout = DEFAULT_ACK_TIMEOUT_MS;
     const msgpack_object *flags = acodec_map_get(acodec_map_get(o, "opts"), "flags");
@@ -827,7 +829,8 @@ void cluster_free(cluster *c)
 {
     if (!c)
         return;
-    sio_set_broadcast_hook(c->srv, NULL, NULL);
+    /* sio is freed first (its last disconnects still broadcast through the hook), so the
+     * server is not touched here. */
     redis_link_free(c->link);
     for (size_t i = 0; i < c->nnsps; i++) {
         free(c->nsps[i].bprefix);

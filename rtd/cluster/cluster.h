@@ -41,6 +41,7 @@ typedef void cluster_server_event_fn(cluster *c, const char *nsp, const char *ev
 int cluster_server_ack(cluster *c, void *ack_token, const char *arg_json);
 
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
+/* Free the sio server first: its last disconnects still broadcast through the cluster. */
 void cluster_free(cluster *c);
 void cluster_on_server_event(cluster *c, cluster_server_event_fn *fn, void *ud);
 const char *cluster_uid(const cluster *c);

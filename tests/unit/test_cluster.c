@@ -365,8 +365,8 @@ static void test_fixture_requests(void **state)
     cluster_handle_message(c, "socket.io#/#*", "socket.io#/#", 12, deep, n);
     cluster_get_stats(c, &st);
     assert_int_equal(st.dropped, before + sizeof junk / sizeof *junk + 1);
-    cluster_free(c);
     sio_server_free(srv);
+    cluster_free(c);
     loop_free(l);
 }
 
