@@ -161,6 +161,12 @@ static void on_server_event(cluster *c, const char *nsp, const char *event,
     cluster_server_ack(c, ack, json);
 }
 
+/* totalConnections in presence events: this node's sockets and the other nodes'. */
+static int count_cluster(void *ud, platform_count_done *done, void *arg)
+{
+    return cluster_count_remote(ud, "/", 1000, done, arg);
+}
+
 static int backup(const struct rtd_options *o)
 {
     char *err = NULL;
@@ -306,6 +312,7 @@ int main(int argc, char **argv)
             goto out;
         }
         cluster_on_server_event(d.cluster, on_server_event, &d);
+        platform_set_counter(d.plat, count_cluster, d.cluster);
     }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {

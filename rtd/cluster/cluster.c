@@ -40,7 +40,27 @@ enum req_type {
     REQ_BROADCAST_ACK = 9,
 };
 
+struct count_waiter {
+    struct count_waiter *next;
+    cluster_count_fn *fn;
+    void *arg;
+};
+
+/* The one SOCKETS request of a namespace in flight, for cluster_count_remote. */
+struct count_req {
+    bool active;
+    bool asked;           /* published; before that, waiting for NUMSUB */
+    char request_id[32];
+    long expected, got;
+    uint64_t sum;
+    struct count_waiter *waiters;
+    loop_timer timer;
+    unsigned timeout_ms;
+};
+
 struct cnsp {
+    cluster *c;
+    struct count_req count;
     sio_namespace *nsp;
     char *bprefix;  /* key#nsp# */
     size_t bprefix_len;
@@ -63,6 +83,7 @@ struct cluster {
     buf scratch;
     cluster_server_event_fn *on_server_event;
     void *server_event_ud;
+    uint64_t next_request;
 };
 
 /* ---- helpers ---- */
@@ -697,6 +718,103 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
     json_object_put(req);
 }
 
+/* ---- our requests: counting the other nodes' sockets ---- */
+
+static void count_finish(struct cnsp *cn, bool ok)
+{
+    struct count_req *q = &cn->count;
+    loop_timer_stop(cn->c->l, &q->timer);
+    struct count_waiter *w = q->waiters;
+    uint64_t sum = q->sum;
+    q->waiters = NULL;
+    q->active = false;
+    while (w) {
+        struct count_waiter *next = w->next;
+        w->fn(sum, ok, w->arg);
+        free(w);
+        w = next;
+    }
+}
+
+static void count_timeout(loop *l, void *ud)
+{
+    count_finish(ud, true);
+}
+
+static void count_numsub(const long long *ints, int n, void *ud)
+{
+    struct cnsp *cn = ud;
+    struct count_req *q = &cn->count;
+    cluster *c = cn->c;
+    if (!q->active)
+        return;
+    q->expected = n == 1 ? (long)ints[0] - 1 : 0; /* every subscriber but us */
+    if (q->expected <= 0) {
+        count_finish(cn, true);
+        return;
+    }
+    snprintf(q->request_id, sizeof q->request_id, "%s-%llu", c->uid,
+             (unsigned long long)++c->next_request);
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"uid\":\"%s\",\"requestId\":\"%s\",\"type\":%d,\"rooms\":[]}", c->uid,
+               q->request_id, REQ_SOCKETS);
+    if (buf_terminate(&b) < 0 || publish_str(c, cn->request, &b) < 0) {
+        buf_free(&b);
+        count_finish(cn, true);
+        return;
+    }
+    buf_free(&b);
+    q->asked = true;
+}
+
+int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,
+                         void *arg)
+{
+    struct cnsp *cn = find_nsp(c, nsp, strlen(nsp));
+    struct redis_link_stats ls;
+    redis_link_get_stats(c->link, &ls);
+    if (!cn || ls.state != REDIS_LINK_UP) {
+        fn(0, true, arg);
+        return 0;
+    }
+    struct count_waiter *w = malloc(sizeof *w);
+    if (!w)
+        return -1;
+    w->fn = fn;
+    w->arg = arg;
+    struct count_req *q = &cn->count;
+    w->next = q->waiters;
+    q->waiters = w;
+    if (q->active)
+        return 0;
+    q->active = true;
+    q->asked = false;
+    q->got = 0;
+    q->sum = 0;
+    q->request_id[0] = '\0';
+    loop_timer_start(c->l, &q->timer, timeout_ms ? timeout_ms : 1000, count_timeout, cn);
+    if (redis_link_numsub(c->link, cn->request, count_numsub, cn) < 0)
+        count_finish(cn, true);
+    return 0;
+}
+
+static void on_response(cluster *c, struct cnsp *cn, const unsigned char *data, size_t len)
+{
+    struct count_req *q = &cn->count;
+    if (!q->active || !q->asked || len == 0 || data[0] != '{' || len > MAX_REQUEST_BYTES)
+        return; /* not for a request of ours (other nodes' replies pass here too) */
+    json_tokener_reset(c->tok);
+    struct json_object *r = json_tokener_parse_ex(c->tok, (const char *)data, (int)len), *socks;
+    const char *rid = r && json_object_is_type(r, json_type_object) ? jstr(r, "requestId") : NULL;
+    if (rid && !strcmp(rid, q->request_id) && json_object_object_get_ex(r, "sockets", &socks) &&
+        json_object_is_type(socks, json_type_array)) {
+        q->sum += json_object_array_length(socks);
+        if (++q->got >= q->expected)
+            count_finish(cn, true);
+    }
+    json_object_put(r);
+}
+
 /* ---- dispatch ---- */
 
 static bool starts(const char *s, size_t n, const char *prefix, size_t plen)
@@ -714,8 +832,10 @@ void cluster_handle_message(cluster *c, const char *pattern, const char *channel
             on_request(c, cn, channel, channel_len, data, len);
             return;
         }
-        if (starts(channel, channel_len, cn->response, strlen(cn->response)))
-            return; /* replies to requests: rtd sends none yet */
+        if (starts(channel, channel_len, cn->response, strlen(cn->response))) {
+            on_response(c, cn, data, len);
+            return;
+        }
     }
     for (size_t i = 0; i < c->nnsps; i++) {
         struct cnsp *cn = &c->nsps[i];
@@ -753,6 +873,7 @@ static void add_nsp(sio_namespace *nsp, void *ud)
     struct cnsp *cn = &c->nsps[c->nnsps];
     memset(cn, 0, sizeof *cn);
     cn->nsp = nsp;
+    cn->c = c;
     char *k = cat3(c->key, "#", name);
     char *kr = cat3(c->key, "-request#", name);
     char *kp = cat3(c->key, "-response#", name);
@@ -833,6 +954,8 @@ void cluster_free(cluster *c)
      * server is not touched here. */
     redis_link_free(c->link);
     for (size_t i = 0; i < c->nnsps; i++) {
+        if (c->nsps[i].count.active)
+            count_finish(&c->nsps[i], false);
         free(c->nsps[i].bprefix);
         free(c->nsps[i].pattern);
         free(c->nsps[i].request);

@@ -13,6 +13,7 @@
 #ifndef RTD_CLUSTER_H
 #define RTD_CLUSTER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rtd/cluster/redis_link.h"
@@ -39,6 +40,15 @@ struct cluster_stats {
 typedef void cluster_server_event_fn(cluster *c, const char *nsp, const char *event,
                                      const char *args_json, void *ack_token, void *ud);
 int cluster_server_ack(cluster *c, void *ack_token, const char *arg_json);
+
+/* Counts the sockets of nsp on the other nodes (rtd and Node.js alike) with the adapter's
+ * SOCKETS request: the servers are counted with PUBSUB NUMSUB key-request#nsp#, and fn runs
+ * once they all answered or after timeout_ms with what came (ok true), at once with 0 when
+ * the link is down, or with ok false from cluster_free (then only free arg). Concurrent
+ * callers share one request. */
+typedef void cluster_count_fn(uint64_t remote, bool ok, void *arg);
+int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,
+                         void *arg);
 
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
 /* Free the sio server first: its last disconnects still broadcast through the cluster. */
