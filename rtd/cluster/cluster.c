@@ -22,6 +22,9 @@
 #include "rtd/lib/util.h"
 
 #define MAX_REQUEST_BYTES (4u << 20)
+/* A broadcast from Redis bigger than this is dropped: no client could take it anyway
+ * (--max-payload is 1 MB by default, and libFuzzer-sized inputs are tiny). */
+#define MAX_MESSAGE_BYTES (16u << 20)
 #define MAX_UID 64
 #define MAX_REQUEST_ID 128
 #define DEFAULT_ACK_TIMEOUT_MS 5000
@@ -825,6 +828,10 @@ static bool starts(const char *s, size_t n, const char *prefix, size_t plen)
 void cluster_handle_message(cluster *c, const char *pattern, const char *channel,
                             size_t channel_len, const unsigned char *data, size_t len)
 {
+    if (len > MAX_MESSAGE_BYTES) {
+        drop(c, channel, channel_len, "message too large");
+        return;
+    }
     for (size_t i = 0; i < c->nnsps; i++) {
         struct cnsp *cn = &c->nsps[i];
         size_t rl = strlen(cn->request);
