@@ -277,6 +277,7 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
     }
     buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
     if (buf_terminate(&b) == 0) {
+        sio_socket_set_data_json(s, b.data); /* other nodes' fetchSockets() see it */
         sio_emit(s, "identified", b.data);
         if (ack_id >= 0)
             sio_ack(s, ack_id, b.data, NULL, 0);

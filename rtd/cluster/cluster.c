@@ -380,7 +380,10 @@ static void socket_json(buf *b, sio_socket *s)
         buf_putc(b, ',');
         put_json_str(b, rooms[i]);
     }
-    buf_puts(b, "],\"data\":{}}");
+    const char *data = sio_socket_data_json(s);
+    buf_puts(b, "],\"data\":");
+    buf_puts(b, data ? data : "{}");
+    buf_putc(b, '}');
 }
 
 struct server_ack {

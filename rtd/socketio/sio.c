@@ -80,6 +80,7 @@ struct sio_socket {
     void *user;
     uint32_t mark;         /* sio_select's generation, to take each socket once */
     char *auth_json;
+    char *data_json;
     int64_t connected_ms;
 };
 
@@ -650,6 +651,21 @@ int64_t sio_socket_connected_ms(const sio_socket *s)
     return s->connected_ms;
 }
 
+int sio_socket_set_data_json(sio_socket *s, const char *json)
+{
+    char *copy = json ? strdup(json) : NULL;
+    if (json && !copy)
+        return -1;
+    free(s->data_json);
+    s->data_json = copy;
+    return 0;
+}
+
+const char *sio_socket_data_json(const sio_socket *s)
+{
+    return s->data_json;
+}
+
 static size_t broadcast_one(sio_namespace *nsp, const char *room, const sio_socket *except,
                             sio_packet *p)
 {
@@ -731,6 +747,7 @@ static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
 static void free_socket(sio_socket *s)
 {
     free(s->auth_json);
+    free(s->data_json);
     if (s->id != s->idbuf)
         free(s->id);
     free(s);

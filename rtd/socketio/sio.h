@@ -159,6 +159,10 @@ size_t sio_socket_rooms(const sio_socket *s, const char **out, size_t max);
 /* The handshake's auth payload of s as JSON text (NULL: none), kept for fetchSockets. */
 const char *sio_socket_auth_json(const sio_socket *s);
 int64_t sio_socket_connected_ms(const sio_socket *s);
+/* What the application says about s, as JSON text (Node.js's socket.data, which
+ * fetchSockets returns): copied; NULL clears it. */
+int sio_socket_set_data_json(sio_socket *s, const char *json);
+const char *sio_socket_data_json(const sio_socket *s);
 
 const char *sio_socket_id(const sio_socket *s);
 sio_namespace *sio_socket_namespace(const sio_socket *s);

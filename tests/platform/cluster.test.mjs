@@ -232,6 +232,10 @@ describe("cluster over Redis (--redis)", () => {
       assert.equal(ra.id.length, 20);
       assert.ok(ra.rooms.has(a1.id));
       assert.equal(ra.handshake.address, "127.0.0.1");
+      assert.deepEqual(ra.data, {});
+      await emitAck(b1, "identify", { userId: "u-b1", platform: "web", appVersion: "1" });
+      const rb = (await node.io.in(b1.id).fetchSockets())[0];
+      assert.deepEqual(rb.data, { socketId: b1.id, userId: "u-b1", platform: "web" }, "socket.data is the identity");
       await node.io.in(a1.id).socketsJoin("j");
       await eventually(async () => assert.ok((await node.io.of("/").adapter.allRooms()).has("j")), { what: "j in allRooms" });
       node.io.to("j").emit("in-j");
