@@ -195,7 +195,9 @@ static int to_json(buf *out, const msgpack_object *o, struct acodec_event *ev, c
     case MSGPACK_OBJECT_FLOAT64:
         if (!isfinite(o->via.f64))
             return buf_puts(out, "null"); /* as JSON.stringify */
-        if (o->via.f64 == floor(o->via.f64) && fabs(o->via.f64) < 9007199254740992.0)
+        /* integral values below 2^53 as JavaScript prints them (no libm needed) */
+        if (o->via.f64 > -9007199254740992.0 && o->via.f64 < 9007199254740992.0 &&
+            o->via.f64 == (double)(long long)o->via.f64)
             return buf_printf(out, "%.0f", o->via.f64);
         return buf_printf(out, "%.17g", o->via.f64);
     case MSGPACK_OBJECT_STR:
