@@ -10,7 +10,8 @@
 # Environment:
 #   QUICK=1        about 2½ minutes (short windows, fewer steps) instead of about 9
 #   ONLY=a,b       run only these steps: fanout1 fanout4 latency ingest idle conns mixed,
-#                  curve100 curve5000 curve10000; "fanout" and "curve" name their group
+#                  curve100 curve5000 curve10000, cluster; "fanout" and "curve" name their
+#                  group (cluster needs redis-server: two nodes of each server on one Redis)
 #   SERVERS=...    "rtd node" (default), or one of them
 #   PORT=N         first port to listen on (default 30100; each server start takes the next one;
 #                  keep it below the ephemeral range, where rtload's TIME_WAIT sockets live)
@@ -60,7 +61,14 @@ ulimit -n "$hard" 2>/dev/null || true
 echo "open-file limit: $(ulimit -n) (hard $hard)"
 
 server_pid=
+others=() # more processes a step started (the cluster step's second node, Redis)
 cleanup() {
+    for p in "${others[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    others=()
     if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
         kill -TERM "$server_pid" 2>/dev/null
         for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
@@ -172,6 +180,65 @@ step conns --ping-interval,2000,--ping-timeout,2000 --scenario idle --clients 19
 for n in $curve; do
     step "curve$n" - $fan --clients "$n" --senders 1 --window 256
 done
+
+# Cluster: a broadcast stream published on one node reaches 1 000 WebSocket clients spread
+# over two nodes on one Redis (rtd --redis; the reference with @socket.io/redis-adapter 8.3).
+# One rtload holds 500 clients and the sender on node 1, another 500 receivers on node 2;
+# both run the same phases at the same time. Deliveries/s is their sum; node 2's delivery
+# latency includes the Redis hop, node 1's does not.
+cluster_step() {
+    case ",${ONLY:-cluster}," in *",cluster,"*) ;; *) return 0 ;; esac
+    local redis_bin
+    redis_bin=$(command -v redis-server) || { echo "run.sh: no redis-server: cluster step skipped" >&2; return 0; }
+    port=$((port + 1))
+    local rport=$port
+    "$redis_bin" --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+        >"$out/cluster.redis.log" 2>&1 &
+    local redis_pid=$!
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$rport") 2>/dev/null && break; sleep 0.1; done
+    local mode cl tag
+    for mode in max rate; do
+        # max: as fast as node 1's acks allow; rate: 2 000 messages/s, for the latency
+        cl="--scenario fanout --max-lag 256 --warmup $warm --duration $d --clients 500"
+        tag=cluster
+        if [ "$mode" = rate ]; then
+            cl="--scenario fanout --warmup $warm --duration $d --clients 500"
+            tag=clusterlat
+        fi
+        for s in $servers; do
+            echo "== $tag: $s (2 nodes, rtload $cl)" >&2
+            start_server "$s" "$tag.n2" --redis "redis://127.0.0.1:$rport" || continue
+            local pid2=$server_pid port2=$port
+            others+=("$pid2")
+            server_pid=
+            start_server "$s" "$tag.n1" --redis "redis://127.0.0.1:$rport" || { cleanup; continue; }
+            sleep 1 # both subscribed
+            local send="--senders 1 --window 256"
+            [ "$mode" = rate ] && send="--senders 1 --rate 2000 --window 4096"
+            timeout 900 "$rtload" --port "$port2" --server-pid "$pid2" --label "$tag-n2.$s" \
+                --json "$out/$tag-n2.$s.json" --quiet $cl --senders 0 >"$out/$tag-n2.$s.txt" &
+            local load2=$!
+            timeout 900 "$rtload" --port "$port" --server-pid "$server_pid" --label "$tag-n1.$s" \
+                --json "$out/$tag-n1.$s.json" --quiet $cl $send | tee "$out/$tag-n1.$s.txt"
+            wait "$load2"
+            cat "$out/$tag-n2.$s.txt"
+            "$node" -e '
+                const fs = require("fs");
+                const [a, b] = process.argv.slice(1, 3).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+                const lat = (j) => j.latency_ms.delivery ?? {};
+                console.log(JSON.stringify({ step: process.argv[3], server: process.argv[4],
+                    deliveries_per_s: a.messages.deliveries_per_s + b.messages.deliveries_per_s,
+                    local_p50_ms: lat(a).p50, local_p99_ms: lat(a).p99,
+                    remote_p50_ms: lat(b).p50, remote_p99_ms: lat(b).p99 }));
+            ' "$out/$tag-n1.$s.json" "$out/$tag-n2.$s.json" "$tag" "$s" | tee "$out/$tag.$s.sum.json"
+            stop_server "$s" "$tag"
+            sleep 1
+        done
+    done
+    kill -TERM "$redis_pid" 2>/dev/null
+    wait "$redis_pid" 2>/dev/null
+}
+cluster_step
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 "$node" "$here/report.mjs" "$out" | tee "$out/summary.md"

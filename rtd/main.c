@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "rtd/auth.h"
+#include "rtd/cluster/cluster.h"
 #include "rtd/lib/log.h"
 #include "rtd/lib/util.h"
 #include "rtd/net/http.h"
@@ -40,6 +41,7 @@ struct daemon {
     sio_server *sio;
     store *st;
     platform *plat;
+    cluster *cluster;
     struct status_sources status;
     loop_timer status_timer;
     loop_timer shutdown_timer;
@@ -143,6 +145,26 @@ static void on_hup(loop *l, int signo, void *ud)
         rlog(RLOG_ERROR, "Cannot reopen the log file", NULL);
     else
         rlog(RLOG_INFO, "Log file reopened", NULL);
+}
+
+/* serverSideEmit("rtd:connections", cb) from a Node.js node: each rtd node answers with
+ * its uid and its number of sockets on "/". Other events have no listener here. */
+static void on_server_event(cluster *c, const char *nsp, const char *event,
+                            const char *args_json, void *ack, void *ud)
+{
+    struct daemon *d = ud;
+    if (!ack || strcmp(event, "rtd:connections") != 0)
+        return;
+    char json[96];
+    snprintf(json, sizeof json, "{\"uid\":\"%s\",\"connections\":%u}", cluster_uid(c),
+             platform_connections(d->plat));
+    cluster_server_ack(c, ack, json);
+}
+
+/* totalConnections in presence events: this node's sockets and the other nodes'. */
+static int count_cluster(void *ud, platform_count_done *done, void *arg)
+{
+    return cluster_count_remote(ud, "/", 1000, done, arg);
 }
 
 static int backup(const struct rtd_options *o)
@@ -321,7 +343,17 @@ int main(int argc, char **argv)
     }
     eio_server *eio = sio_server_engine(d.sio);
     eio_server_set_http(eio, d.http);
-    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms()};
+    if (o.redis_url) {
+        struct cluster_config cc = {.url = o.redis_url, .key = o.redis_key};
+        d.cluster = cluster_new(d.l, d.sio, &cc, &err);
+        if (!d.cluster) {
+            rlogf(RLOG_ERROR, "Cannot start the cluster", "{\"error\":\"%s\"}", err ? err : "");
+            goto out;
+        }
+        cluster_on_server_event(d.cluster, on_server_event, &d);
+        platform_set_counter(d.plat, count_cluster, d.cluster);
+    }
+    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
             rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", o.client_js);
@@ -347,6 +379,7 @@ out:
      * grace) run in store_close and only free their state (platform_free). */
     if (d.sio)
         sio_server_free(d.sio);
+    cluster_free(d.cluster); /* after sio: the acks it waited for are gone with the sockets */
     platform_free(d.plat);
     if (d.http)
         http_server_free(d.http);

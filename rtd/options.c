@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtd/cluster/redis_url.h"
 #include "rtd/lib/util.h"
 #include "rtd/options.h"
 
@@ -42,6 +43,8 @@ enum {
     OPT_AUTH_SECRET,
     OPT_BACKUP,
     OPT_NODE_ID,
+    OPT_REDIS,
+    OPT_REDIS_KEY,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -77,6 +80,8 @@ static const struct option long_opts[] = {
     {"auth-secret", required_argument, NULL, OPT_AUTH_SECRET},
     {"backup", required_argument, NULL, OPT_BACKUP},
     {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"redis-key", required_argument, NULL, OPT_REDIS_KEY},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -123,6 +128,11 @@ static const char usage_text[] =
     "                            at once, 0 for none (0)\n"
     "  --allow-eio3              also accept Engine.IO v3 / Socket.IO 2.x clients\n"
     "  --auth-secret FILE        require an HS256 JWT signed with FILE's secret in auth.token\n"
+    "  --redis URL               join a cluster of rtd and Node.js socket.io nodes over\n"
+    "                            Redis: redis://[user:password@]host[:port][/db] or\n"
+    "                            unix:///path (none; env REDIS_URL)\n"
+    "  --redis-key PREFIX        the Redis adapter's channel prefix (socket.io;\n"
+    "                            env REDIS_KEY)\n"
     "  --backup DEST             copy the SQLite database to DEST (online, consistent)\n"
     "                            and exit (PostgreSQL: use pg_dump)\n"
     "  --version                 print the version and exit\n"
@@ -179,6 +189,29 @@ static void defaults(struct rtd_options *o)
     o->retention_days = 90;
     o->max_buffered = 4u << 20;
     o->store_queue_bytes = 64u << 20;
+    o->redis_key = "socket.io";
+}
+
+static int check_redis_url(FILE *err, const char *flag, const char *url)
+{
+    struct redis_url u;
+    const char *why = NULL;
+    if (redis_url_parse(url, &u, &why) < 0) {
+        fprintf(err, "rtd: invalid value '%s' for %s: %s\n", url, flag, why);
+        return -1;
+    }
+    redis_url_free(&u);
+    return 0;
+}
+
+static int check_redis_key(FILE *err, const char *flag, const char *key)
+{
+    if (!*key || strlen(key) > 200 || strpbrk(key, "*?[]\\")) {
+        fprintf(err, "rtd: invalid value '%s' for %s: expected 1 to 200 characters, no glob "
+                     "characters\n", key, flag);
+        return -1;
+    }
+    return 0;
 }
 
 static int from_env(struct rtd_options *o, FILE *err)
@@ -198,6 +231,18 @@ static int from_env(struct rtd_options *o, FILE *err)
     const char *db = getenv("DATABASE_PATH");
     if (db && *db)
         o->db = db;
+    const char *redis = getenv("REDIS_URL");
+    if (redis && *redis) {
+        if (check_redis_url(err, "REDIS_URL", redis) < 0)
+            return -1;
+        o->redis_url = redis;
+    }
+    const char *key = getenv("REDIS_KEY");
+    if (key && *key) {
+        if (check_redis_key(err, "REDIS_KEY", key) < 0)
+            return -1;
+        o->redis_key = key;
+    }
     const char *origins = getenv("CORS_ORIGINS");
     if (origins && *origins) {
         free(env_origins);
@@ -391,6 +436,14 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             break;
         case OPT_BACKUP:
             o->backup_dest = a;
+            break;
+        case OPT_REDIS:
+            r = check_redis_url(err, "--redis", a);
+            o->redis_url = a;
+            break;
+        case OPT_REDIS_KEY:
+            r = check_redis_key(err, "--redis-key", a);
+            o->redis_key = a;
             break;
         case OPT_VERSION:
             fprintf(out, "rtd %s\n", PACKAGE_VERSION);

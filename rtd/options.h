@@ -1,7 +1,7 @@
 /* options.h: rtd's command line (every flag is documented in man/rtd.8).
  *
  * Flags win over the guide's environment variables (SOCKET_PORT, DATABASE_PATH,
- * CORS_ORIGINS), which win over the defaults. Parsing never exits: it returns what to do.
+ * CORS_ORIGINS, REDIS_URL, REDIS_KEY), which win over the defaults. Parsing never exits: it returns what to do.
  * Ownership: strings point into argv or the environment, except cors_origins, a malloc'ed
  * NULL-terminated array freed by options_free(). */
 #ifndef RTD_OPTIONS_H
@@ -45,6 +45,8 @@ struct rtd_options {
     bool allow_eio3;
     const char *auth_secret_file;
     const char *backup_dest;  /* --backup: copy the database and exit */
+    const char *redis_url;    /* --redis: join a cluster over this Redis; NULL: alone */
+    const char *redis_key;    /* --redis-key: the adapter's channel prefix (socket.io) */
 };
 
 enum options_result { OPTIONS_RUN = 0, OPTIONS_EXIT_OK = 1, OPTIONS_EXIT_USAGE = 2 };

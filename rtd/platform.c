@@ -77,6 +77,8 @@ struct platform {
      * with some outstanding only marks it dead, and the last completion frees it. */
     unsigned outstanding;
     bool quiesced; /* shutting down: new writes and reads are refused */
+    platform_count_fn *count;
+    void *count_ud;
     bool dead;
 };
 
@@ -275,6 +277,7 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
     }
     buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
     if (buf_terminate(&b) == 0) {
+        sio_socket_set_data_json(s, b.data); /* other nodes' fetchSockets() see it */
         sio_emit(s, "identified", b.data);
         if (ack_id >= 0)
             sio_ack(s, ack_id, b.data, NULL, 0);
@@ -500,18 +503,60 @@ static void on_unknown(sio_socket *s, const char *ev, const sio_args *a, int64_t
 
 /* ---- presence ---- */
 
-static void presence(platform *p, const char *event, const char *socket_id, sio_socket *except)
+static void presence_send(platform *p, const char *event, const char *socket_id,
+                          const sio_socket *except, uint64_t total)
 {
-    if (!p->cfg.presence)
-        return;
     char json[96];
-    snprintf(json, sizeof json, "{\"socketId\":\"%s\",\"totalConnections\":%zu}", socket_id,
-             sio_namespace_size(p->root));
+    snprintf(json, sizeof json, "{\"socketId\":\"%s\",\"totalConnections\":%llu}", socket_id,
+             (unsigned long long)total);
     sio_packet *pkt = sio_event_packet(p->root, event, json, strlen(json), NULL, 0);
     if (pkt) {
         sio_broadcast(p->root, NULL, except, pkt);
         sio_packet_unref(pkt);
     }
+}
+
+/* A presence event waiting for the cluster's count. */
+struct presence_wait {
+    platform *p;
+    const char *event; /* static */
+    char socket_id[UTIL_ID_LEN + 1];
+};
+
+static void presence_counted(uint64_t remote, bool ok, void *arg)
+{
+    struct presence_wait *w = arg;
+    platform *p = w->p;
+    if (ok && !p->dead) {
+        /* the socket may have gone meanwhile: then nobody is to be skipped */
+        sio_socket *except = sio_socket_find(p->root, w->socket_id);
+        presence_send(p, w->event, w->socket_id, except, sio_namespace_size(p->root) + remote);
+    }
+    free(w);
+}
+
+static void presence(platform *p, const char *event, const char *socket_id, sio_socket *except)
+{
+    if (!p->cfg.presence)
+        return;
+    struct presence_wait *w = p->count && strlen(socket_id) <= UTIL_ID_LEN
+                                  ? calloc(1, sizeof *w)
+                                  : NULL;
+    if (w) {
+        w->p = p;
+        w->event = event;
+        memcpy(w->socket_id, socket_id, strlen(socket_id) + 1);
+        if (p->count(p->count_ud, presence_counted, w) == 0)
+            return;
+        free(w);
+    }
+    presence_send(p, event, socket_id, except, sio_namespace_size(p->root));
+}
+
+void platform_set_counter(platform *p, platform_count_fn *count, void *ud)
+{
+    p->count = count;
+    p->count_ud = ud;
 }
 
 /* --auth-secret: the handshake must carry auth.token, an HS256 JWT; its subject becomes the

@@ -50,5 +50,11 @@ void platform_get_stats(const platform *p, struct platform_stats *out);
 void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),
                          void *ud);
 unsigned platform_connections(const platform *p);
+/* In a cluster, totalConnections counts every node's sockets: count asks for the other
+ * nodes' number and calls done(remote, ok, arg) once, perhaps later (ok false: only free
+ * arg, the platform is going away). Presence events then wait for it. */
+typedef void platform_count_done(uint64_t remote, bool ok, void *arg);
+typedef int platform_count_fn(void *ud, platform_count_done *done, void *arg);
+void platform_set_counter(platform *p, platform_count_fn *count, void *ud);
 
 #endif

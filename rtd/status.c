@@ -22,6 +22,20 @@ void status_health(http_request *req, void *ud)
                (double)(util_wall_ms() - src->started_ms) / 1000.0,
                platform_connections(src->platform), eio_server_session_count(eio),
                st.db_ok ? "true" : "false", st.queue_depth);
+    if (src->cluster) {
+        struct cluster_stats cs;
+        cluster_get_stats(src->cluster, &cs);
+        b.len--; /* reopen the object */
+        buf_printf(&b,
+                   ",\"redis\":{\"state\":\"%s\",\"uid\":\"%s\",\"reconnects\":%llu,"
+                   "\"published\":%llu,\"publishFailed\":%llu,\"received\":%llu,"
+                   "\"delivered\":%llu,\"dropped\":%llu,\"requests\":%llu}}",
+                   redis_link_state_name(cs.link.state), cluster_uid(src->cluster),
+                   (unsigned long long)cs.link.reconnects, (unsigned long long)cs.link.published,
+                   (unsigned long long)cs.link.publish_failed,
+                   (unsigned long long)cs.link.received, (unsigned long long)cs.delivered,
+                   (unsigned long long)cs.dropped, (unsigned long long)cs.requests);
+    }
     http_add_header(req, "Cache-Control", "no-store");
     http_respond_buf(req, ok ? 200 : 503, "application/json", &b);
 }
@@ -117,6 +131,43 @@ void status_metrics(http_request *req, void *ud)
                (unsigned long long)st.commit_count, (unsigned long long)st.checkpoints,
                (unsigned long long)st.wal_frames, (unsigned long long)st.wal_pauses,
                st.wal_pause_ms / 1000.0);
+    if (src->cluster) {
+        struct cluster_stats cs;
+        cluster_get_stats(src->cluster, &cs);
+        buf_printf(&b,
+                   "# HELP rtd_redis_up Whether the Redis link is up (both connections, every "
+                   "subscription confirmed).\n"
+                   "# TYPE rtd_redis_up gauge\n"
+                   "rtd_redis_up %d\n"
+                   "# HELP rtd_redis_reconnects_total Redis connections made again after a loss.\n"
+                   "# TYPE rtd_redis_reconnects_total counter\n"
+                   "rtd_redis_reconnects_total %llu\n"
+                   "# HELP rtd_redis_published_total Messages published to Redis.\n"
+                   "# TYPE rtd_redis_published_total counter\n"
+                   "rtd_redis_published_total %llu\n"
+                   "# HELP rtd_redis_publish_failed_total Messages that could not be published "
+                   "(link down, Redis too slow, error).\n"
+                   "# TYPE rtd_redis_publish_failed_total counter\n"
+                   "rtd_redis_publish_failed_total %llu\n"
+                   "# HELP rtd_redis_received_total Messages received from Redis.\n"
+                   "# TYPE rtd_redis_received_total counter\n"
+                   "rtd_redis_received_total %llu\n"
+                   "# HELP rtd_redis_delivered_total Broadcasts of other nodes delivered here.\n"
+                   "# TYPE rtd_redis_delivered_total counter\n"
+                   "rtd_redis_delivered_total %llu\n"
+                   "# HELP rtd_redis_dropped_total Messages from Redis refused (malformed, "
+                   "wrong types, unknown namespace or request).\n"
+                   "# TYPE rtd_redis_dropped_total counter\n"
+                   "rtd_redis_dropped_total %llu\n"
+                   "# HELP rtd_redis_requests_total Requests of other nodes handled.\n"
+                   "# TYPE rtd_redis_requests_total counter\n"
+                   "rtd_redis_requests_total %llu\n",
+                   cs.link.state == REDIS_LINK_UP, (unsigned long long)cs.link.reconnects,
+                   (unsigned long long)cs.link.published,
+                   (unsigned long long)cs.link.publish_failed,
+                   (unsigned long long)cs.link.received, (unsigned long long)cs.delivered,
+                   (unsigned long long)cs.dropped, (unsigned long long)cs.requests);
+    }
     http_add_header(req, "Cache-Control", "no-store");
     http_respond_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

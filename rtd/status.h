@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "rtd/cluster/cluster.h"
 #include "rtd/net/http.h"
 #include "rtd/platform.h"
 #include "rtd/socketio/sio.h"
@@ -15,6 +16,7 @@ struct status_sources {
     platform *platform;
     store *store;
     int64_t started_ms; /* wall clock at start */
+    cluster *cluster;   /* NULL without --redis */
 };
 
 void status_health(http_request *req, void *ud);  /* ud: struct status_sources */

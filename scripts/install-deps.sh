@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential autoconf automake libtool autoconf-archive pkg-config
   libmicrohttpd-dev libjson-c-dev libsqlite3-dev libpq-dev libssl-dev libcmocka-dev
-  libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev
+  libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev libhiredis-dev libmsgpack-dev
   sqlite3 nginx curl ca-certificates
 )
-# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind, and
-# PostgreSQL (server and psql) for the tests that run the store on it.
+# Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind,
+# PostgreSQL (server and psql) for the tests that run the store on it, redis-server for the
+# cluster tests.
 # clang only recommends its libFuzzer and sanitizer runtimes (libclang_rt.*.a, in
 # libclang-rt-N-dev), which the fuzz build links: add those of the installed clang's version,
 # or, with clang still to install, libclang-rt-dev, which comes with clang from llvm-defaults
@@ -27,7 +28,7 @@ clang_links_fuzzers() {
     clang -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
 }
 if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(chromium clang valgrind postgresql postgresql-client)
+  PACKAGES+=(chromium clang valgrind postgresql postgresql-client redis-server)
   command -v clang >/dev/null 2>&1 && clang_links_fuzzers || PACKAGES+=("$(clang_rt_package)")
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

@@ -3,7 +3,7 @@
 // rtd's platform events on "/" with the same wire format, and no database.
 //
 //   node bench/reference/server.mjs [--port N] [--ping-interval MS] [--ping-timeout MS]
-//                                   [--presence on|off] [--max-payload BYTES]
+//                                   [--presence on|off] [--max-payload BYTES] [--redis URL]
 //
 //   identify {userId, platform, appVersion} -> "identified" {socketId, userId, platform}
 //                                              (and the same in the ack)
@@ -15,7 +15,8 @@
 // Validation follows rtd's rules on types and lengths (sender <= 100 characters, text <= 10 000
 // bytes, room 1..128 bytes) and answers {ok:false, error, code} the same way. Socket.IO's
 // defaults otherwise: no per-message deflate, no rate limit. It prints "listening on PORT" once
-// ready and exits on SIGTERM/SIGINT.
+// ready and exits on SIGTERM/SIGINT. --redis URL makes it one node of a cluster with
+// @socket.io/redis-adapter 8.3 (classic), as rtd --redis (bench/run.sh's cluster step).
 
 import http from "node:http";
 import { Server } from "socket.io";
@@ -39,6 +40,11 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--ping-interval") opts.pingInterval = num(a);
   else if (a === "--ping-timeout") opts.pingTimeout = num(a);
   else if (a === "--max-payload") opts.maxPayload = num(a);
+  else if (a === "--redis") {
+    if (!v) usage("--redis needs a URL");
+    opts.redis = v;
+    i++;
+  }
   else if (a === "--presence") {
     if (v !== "on" && v !== "off") usage("--presence needs on or off");
     opts.presence = v === "on";
@@ -68,6 +74,14 @@ const io = new Server(httpServer, {
   pingTimeout: opts.pingTimeout,
   maxHttpBufferSize: opts.maxPayload,
 });
+if (opts.redis) {
+  const { createAdapter } = await import("@socket.io/redis-adapter");
+  const { createClient } = await import("redis");
+  const pub = createClient({ url: opts.redis });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub));
+}
 const root = io.of("/");
 
 let nextId = 1;

@@ -78,6 +78,10 @@ struct sio_socket {
     int64_t next_ack;
     struct pending_ack *acks;
     void *user;
+    uint32_t mark;         /* sio_select's generation, to take each socket once */
+    char *auth_json;
+    char *data_json;
+    int64_t connected_ms;
 };
 
 /* A binary packet waiting for its attachments. */
@@ -109,6 +113,9 @@ struct sio_server {
     size_t nsockets;
     sio_upgrade_fn *on_upgrade;
     void *upgrade_ud;
+    sio_broadcast_hook *bcast_hook;
+    void *bcast_ud;
+    uint32_t mark_gen;
 };
 
 static void socket_close(sio_socket *s, const char *reason);
@@ -506,8 +513,161 @@ size_t sio_room_size(const sio_namespace *nsp, const char *room)
     return map_get(&nsp->by_id, room) ? 1 : 0;
 }
 
+static size_t broadcast_one(sio_namespace *nsp, const char *room, const sio_socket *except,
+                            sio_packet *p);
+
 size_t sio_broadcast(sio_namespace *nsp, const char *room, const sio_socket *except,
                      sio_packet *p)
+{
+    size_t sent = broadcast_one(nsp, room, except, p);
+    sio_server *srv = nsp->srv;
+    if (srv->bcast_hook) {
+        const char *rooms[1] = {room}, *ex[1] = {except ? except->id : NULL};
+        struct sio_target t = {rooms, room ? 1 : 0, ex, except ? 1 : 0};
+        srv->bcast_hook(nsp, &t, p, srv->bcast_ud);
+    }
+    return sent;
+}
+
+void sio_set_broadcast_hook(sio_server *srv, sio_broadcast_hook *fn, void *ud)
+{
+    srv->bcast_hook = fn;
+    srv->bcast_ud = ud;
+}
+
+static bool in_room_or_is(const sio_socket *s, const char *room)
+{
+    return strcmp(s->id, room) == 0 || membership_index(s, room) >= 0;
+}
+
+static bool excluded(const sio_socket *s, const struct sio_target *t)
+{
+    for (size_t i = 0; i < t->nexcept; i++)
+        if (in_room_or_is(s, t->except[i]))
+            return true;
+    return false;
+}
+
+static int take(sio_socket *s, uint32_t gen, const struct sio_target *t, sio_socket ***arr,
+                size_t *n, size_t *cap)
+{
+    if (s->mark == gen || excluded(s, t))
+        return 0;
+    s->mark = gen;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        sio_socket **g = realloc(*arr, c * sizeof *g);
+        if (!g)
+            return -1;
+        *arr = g;
+        *cap = c;
+    }
+    (*arr)[(*n)++] = s;
+    return 0;
+}
+
+long sio_select(sio_namespace *nsp, const struct sio_target *t, sio_socket ***out)
+{
+    uint32_t gen = ++nsp->srv->mark_gen;
+    if (gen == 0) { /* wrapped: clear every mark once */
+        map_entry *e;
+        for (size_t it = 0; map_next(&nsp->srv->nsps, &it, &e);) {
+            sio_namespace *n2 = e->val;
+            for (size_t i = 0; i < n2->nsockets; i++)
+                n2->sockets[i]->mark = 0;
+        }
+        gen = ++nsp->srv->mark_gen;
+    }
+    sio_socket **arr = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    if (t->nrooms == 0) {
+        for (size_t i = 0; i < nsp->nsockets && r == 0; i++)
+            r = take(nsp->sockets[i], gen, t, &arr, &n, &cap);
+    }
+    for (size_t k = 0; k < t->nrooms && r == 0; k++) {
+        struct room *room = map_get(&nsp->rooms, t->rooms[k]);
+        if (room) {
+            for (size_t i = 0; i < room->n && r == 0; i++)
+                r = take(room->members[i], gen, t, &arr, &n, &cap);
+        } else {
+            sio_socket *one = map_get(&nsp->by_id, t->rooms[k]);
+            if (one)
+                r = take(one, gen, t, &arr, &n, &cap);
+        }
+    }
+    if (r < 0) {
+        free(arr);
+        return -1;
+    }
+    *out = arr;
+    return (long)n;
+}
+
+size_t sio_broadcast_local(sio_namespace *nsp, const struct sio_target *t, sio_packet *p)
+{
+    if (t->nrooms <= 1 && t->nexcept == 0)
+        return broadcast_one(nsp, t->nrooms ? t->rooms[0] : NULL, NULL, p);
+    sio_socket **list = NULL;
+    long n = sio_select(nsp, t, &list);
+    size_t sent = 0;
+    for (long i = 0; i < n; i++)
+        if (sio_send(list[i], p) == 0)
+            sent++;
+    free(list);
+    return sent;
+}
+
+void sio_each_namespace(sio_server *srv, void (*fn)(sio_namespace *nsp, void *ud), void *ud)
+{
+    map_entry *e;
+    for (size_t it = 0; map_next(&srv->nsps, &it, &e);)
+        fn(e->val, ud);
+}
+
+void sio_each_room(sio_namespace *nsp, void (*fn)(const char *room, void *ud), void *ud)
+{
+    map_entry *e;
+    for (size_t it = 0; map_next(&nsp->rooms, &it, &e);)
+        fn(((struct room *)e->val)->name, ud);
+    for (size_t i = 0; i < nsp->nsockets; i++)
+        fn(nsp->sockets[i]->id, ud);
+}
+
+size_t sio_socket_rooms(const sio_socket *s, const char **out, size_t max)
+{
+    for (uint32_t i = 0; i < s->nrooms && i < max; i++)
+        out[i] = s->rooms[i].room->name;
+    return s->nrooms;
+}
+
+const char *sio_socket_auth_json(const sio_socket *s)
+{
+    return s->auth_json;
+}
+
+int64_t sio_socket_connected_ms(const sio_socket *s)
+{
+    return s->connected_ms;
+}
+
+int sio_socket_set_data_json(sio_socket *s, const char *json)
+{
+    char *copy = json ? strdup(json) : NULL;
+    if (json && !copy)
+        return -1;
+    free(s->data_json);
+    s->data_json = copy;
+    return 0;
+}
+
+const char *sio_socket_data_json(const sio_socket *s)
+{
+    return s->data_json;
+}
+
+static size_t broadcast_one(sio_namespace *nsp, const char *room, const sio_socket *except,
+                            sio_packet *p)
 {
     size_t sent = 0;
     sio_socket **list;
@@ -586,6 +746,8 @@ static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
 
 static void free_socket(sio_socket *s)
 {
+    free(s->auth_json);
+    free(s->data_json);
     if (s->id != s->idbuf)
         free(s->id);
     free(s);
@@ -750,6 +912,11 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     }
     s->client = c;
     s->nsp = nsp;
+    s->connected_ms = util_wall_ms();
+    if (auth && json_object_is_type(auth, json_type_object)) {
+        const char *j = json_object_to_json_string_ext(auth, JSON_C_TO_STRING_PLAIN);
+        s->auth_json = j ? strdup(j) : NULL;
+    }
     if (nsp->authorize) {
         const char *err = "Not authorized";
         if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {

@@ -133,6 +133,37 @@ size_t sio_server_socket_count(const sio_server *srv);
  * the Engine.IO session. The disconnect callback runs before this returns. */
 void sio_disconnect(sio_socket *s, bool close_session);
 
+/* ---- hooks for the cluster layer (rtd/cluster registers them; sio knows nothing of it) ----
+ * A target is the adapter's {rooms, except}: the sockets in any of rooms (every socket of
+ * the namespace when there is none) and in none of except; a socket's id is a room. */
+struct sio_target {
+    const char *const *rooms;
+    size_t nrooms;
+    const char *const *except;
+    size_t nexcept;
+};
+/* Runs after sio_broadcast's local delivery, once per broadcast, with the same packet. */
+typedef void sio_broadcast_hook(sio_namespace *nsp, const struct sio_target *t, sio_packet *p,
+                                void *ud);
+void sio_set_broadcast_hook(sio_server *srv, sio_broadcast_hook *fn, void *ud);
+/* Delivers p to the local sockets of t, each once, and runs no hook. Returns the count. */
+size_t sio_broadcast_local(sio_namespace *nsp, const struct sio_target *t, sio_packet *p);
+/* The local sockets of t, each once, as a malloc'ed array (*out, free it) of the count
+ * returned; -1 when out of memory. Safe to disconnect them one by one afterwards. */
+long sio_select(sio_namespace *nsp, const struct sio_target *t, sio_socket ***out);
+void sio_each_namespace(sio_server *srv, void (*fn)(sio_namespace *nsp, void *ud), void *ud);
+/* Every room of the namespace that has members, then every socket id. */
+void sio_each_room(sio_namespace *nsp, void (*fn)(const char *room, void *ud), void *ud);
+/* The rooms s joined (not its id), at most max of them; returns how many it has. */
+size_t sio_socket_rooms(const sio_socket *s, const char **out, size_t max);
+/* The handshake's auth payload of s as JSON text (NULL: none), kept for fetchSockets. */
+const char *sio_socket_auth_json(const sio_socket *s);
+int64_t sio_socket_connected_ms(const sio_socket *s);
+/* What the application says about s, as JSON text (Node.js's socket.data, which
+ * fetchSockets returns): copied; NULL clears it. */
+int sio_socket_set_data_json(sio_socket *s, const char *json);
+const char *sio_socket_data_json(const sio_socket *s);
+
 const char *sio_socket_id(const sio_socket *s);
 sio_namespace *sio_socket_namespace(const sio_socket *s);
 eio_session *sio_socket_session(const sio_socket *s);

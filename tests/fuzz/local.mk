@@ -3,7 +3,7 @@
 # Built only when configured with --enable-fuzzing, which needs clang:
 #   configure CC=clang CXX=clang++ --enable-fuzzing --disable-werror
 #   make tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio tests/fuzz/fuzz_platform \
-#        tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http tests/fuzz/fuzz_sio_query
+#        tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http tests/fuzz/fuzz_sio_query tests/fuzz/fuzz_redis
 # Each target compiles the few sources it drives itself, with libFuzzer's coverage
 # instrumentation and AddressSanitizer + UndefinedBehaviorSanitizer, so the rest of the tree
 # keeps the flags it was configured with. tests/fuzz/run.sh SECONDS runs the built targets
@@ -20,7 +20,7 @@ FUZZ_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 
 noinst_PROGRAMS += tests/fuzz/fuzz_ws tests/fuzz/fuzz_eio tests/fuzz/fuzz_sio \
 	tests/fuzz/fuzz_platform tests/fuzz/fuzz_eio3 tests/fuzz/fuzz_admin_http \
-	tests/fuzz/fuzz_sio_query
+	tests/fuzz/fuzz_sio_query tests/fuzz/fuzz_redis
 
 # rtd/net/ws.c: the frame reader and UTF-8 validation (OpenSSL for the accept key).
 tests_fuzz_fuzz_ws_SOURCES = tests/fuzz/fuzz_ws.c tests/fuzz/fuzz.h rtd/net/ws.c rtd/lib/buf.c
@@ -61,6 +61,15 @@ tests_fuzz_fuzz_admin_http_SOURCES = tests/fuzz/fuzz_admin_http.c tests/fuzz/fuz
 	admin-fcgi/http.c admin-fcgi/sbuf.c
 tests_fuzz_fuzz_admin_http_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_admin_http_LDFLAGS = $(FUZZ_FLAGS)
+
+# rtd/cluster/adapter_codec.c: the Redis adapter's msgpack broadcasts (msgpack-c), seeded
+# with the recorded fixtures.
+tests_fuzz_fuzz_redis_SOURCES = tests/fuzz/fuzz_redis.c tests/fuzz/fuzz.h \
+	rtd/cluster/adapter_codec.c rtd/socketio/sio_parser.c rtd/lib/util.c rtd/net/ws.c \
+	rtd/lib/buf.c
+tests_fuzz_fuzz_redis_CFLAGS = $(FUZZ_CFLAGS) $(MSGPACK_CFLAGS) $(JSONC_CFLAGS) $(CRYPTO_CFLAGS)
+tests_fuzz_fuzz_redis_LDFLAGS = $(FUZZ_FLAGS)
+tests_fuzz_fuzz_redis_LDADD = $(MSGPACK_LIBS) $(JSONC_LIBS) $(CRYPTO_LIBS)
 
 # rtd/socketio/sio.c's static query_json: the target includes sio.c and takes the rest of rtd,
 # uninstrumented, from rtd/librtd.a.

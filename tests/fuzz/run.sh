@@ -5,7 +5,7 @@
 #
 # Run it from the build directory (the targets are looked for in tests/fuzz/ there, or in
 # $FUZZ_BIN_DIR). Each target (default: fuzz_ws fuzz_eio fuzz_sio fuzz_platform fuzz_eio3
-# fuzz_admin_http fuzz_sio_query) runs for SECONDS on a copy of its seed corpus,
+# fuzz_admin_http fuzz_sio_query fuzz_redis) runs for SECONDS on a copy of its seed corpus,
 # tests/fuzz/corpus/<target>/ next to this script, made in a temporary directory so the
 # repository is never written to. FUZZ_PARALLEL=1 runs the targets at the
 # same time instead of one after the other. Exits 1 if a target is missing or found a crash
@@ -29,7 +29,7 @@ esac
 
 here=$(cd "$(dirname "$0")" && pwd)
 bindir=${FUZZ_BIN_DIR:-tests/fuzz}
-targets=${*:-fuzz_ws fuzz_eio fuzz_sio fuzz_platform fuzz_eio3 fuzz_admin_http fuzz_sio_query}
+targets=${*:-fuzz_ws fuzz_eio fuzz_sio fuzz_platform fuzz_eio3 fuzz_admin_http fuzz_sio_query fuzz_redis}
 work=$(mktemp -d "${TMPDIR:-/tmp}/rtd-fuzz.XXXXXX") || exit 1
 
 # run_one TARGET: runs it, leaves its exit status in $work/TARGET/status.
