@@ -47,19 +47,25 @@ function build(dir) {
   return r.status === 0 ? null : (r.stdout + r.stderr).split("\n").filter((l) => /error/i.test(l)).slice(0, 5).join("\n");
 }
 
+// Runs cmd under timeout(1), which stops the whole process group when the time is up: a
+// mutant that loops forever must not outlive its run (make's test is its grandchild).
+function runBounded(cmd, args, opts) {
+  return run("timeout", ["-k", "10", String(TIMEOUT_S), cmd, ...args], { ...opts, timeout: (TIMEOUT_S + 30) * 1000 });
+}
+
 // Runs one suite spec; returns { ok, out }.
 function runSuite(dir, suite) {
   const b = path.join(dir, "build");
   const env = { ...process.env, RTD_BIN: path.join(b, "rtd/rtd"), CONFORMANCE_SERVER: path.join(b, "tests/conformance-server") };
   if (suite.check) {
-    const r = run("make", ["-C", b, "check", `TESTS=${suite.check.join(" ")}`], { env, timeout: TIMEOUT_S * 1000 });
+    const r = runBounded("make", ["-C", b, "check", `TESTS=${suite.check.join(" ")}`], { env });
     return { ok: r.status === 0, out: r.stdout + r.stderr };
   }
   if (suite.node) {
     const args = ["--test", "--test-reporter=dot", "--test-concurrency=2"];
     if (suite.grep) args.push(`--test-name-pattern=${suite.grep}`);
     args.push(...suite.node);
-    const r = run("node", args, { cwd: path.join(dir, "tests"), env, timeout: TIMEOUT_S * 1000 });
+    const r = runBounded("node", args, { cwd: path.join(dir, "tests"), env });
     return { ok: r.status === 0, out: r.stdout + r.stderr };
   }
   throw new Error(`unknown suite ${JSON.stringify(suite)}`);

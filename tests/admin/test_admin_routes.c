@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -91,13 +92,21 @@ static void parse_resp(const char *raw, size_t len, struct resp *r)
     r->status = atoi(raw + 8);
 }
 
-/* One request. uri may hold a query; extra is "NAME=value" strings ending with NULL. */
-static struct resp request_env(const char *method, const char *uri, const char *cookie,
-                               const char *body, const char *const *extra)
+/* One request. uri may hold a query; extra is "NAME=value" strings ending with NULL, which
+ * come first and so override what is made here (CONTENT_LENGTH, CONTENT_TYPE). The body is
+ * body_len bytes (it may hold a NUL); without a body there is no CONTENT_LENGTH. */
+static struct resp request_raw(const char *method, const char *uri, const char *cookie,
+                               const char *body, size_t body_len, const char *const *extra)
 {
     char *envp[32];
     int n = 0;
-    char m[64], u[20000], q[20000], c[40000], cl[64];
+    char m[64], u[20000], q[20000], c[65536], cl[64];
+    bool has_addr = false;
+    for (int i = 0; extra && extra[i]; i++) {
+        envp[n++] = (char *)extra[i];
+        if (strncmp(extra[i], "REMOTE_ADDR=", 12) == 0)
+            has_addr = true;
+    }
     snprintf(m, sizeof m, "REQUEST_METHOD=%s", method);
     envp[n++] = m;
     snprintf(u, sizeof u, "REQUEST_URI=%s", uri);
@@ -110,20 +119,14 @@ static struct resp request_env(const char *method, const char *uri, const char *
         envp[n++] = c;
     }
     if (body) {
-        snprintf(cl, sizeof cl, "CONTENT_LENGTH=%zu", strlen(body));
+        snprintf(cl, sizeof cl, "CONTENT_LENGTH=%zu", body_len);
         envp[n++] = cl;
         envp[n++] = (char *)"CONTENT_TYPE=application/x-www-form-urlencoded";
-    }
-    bool has_addr = false;
-    for (int i = 0; extra && extra[i]; i++) {
-        envp[n++] = (char *)extra[i];
-        if (strncmp(extra[i], "REMOTE_ADDR=", 12) == 0)
-            has_addr = true;
     }
     if (!has_addr)
         envp[n++] = (char *)"REMOTE_ADDR=127.0.0.1";
     envp[n] = NULL;
-    struct mem_io mio = {body ? body : "", body ? strlen(body) : 0, 0, SBUF_INIT};
+    struct mem_io mio = {body ? body : "", body ? body_len : 0, 0, SBUF_INIT};
     struct http_io io = {envp, mem_read, mem_write, &mio};
     app_handle(&app, &io);
     struct resp r;
@@ -131,6 +134,12 @@ static struct resp request_env(const char *method, const char *uri, const char *
     parse_resp(sbuf_str(&mio.out), mio.out.len, &r);
     sbuf_free(&mio.out);
     return r;
+}
+
+static struct resp request_env(const char *method, const char *uri, const char *cookie,
+                               const char *body, const char *const *extra)
+{
+    return request_raw(method, uri, cookie, body, body ? strlen(body) : 0, extra);
 }
 
 static struct resp request(const char *method, const char *uri, const char *cookie,
@@ -240,6 +249,24 @@ static long long scalar(const char *sql)
     long long v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+/* The clock moves `seconds` forward for admin-fcgi's own records: every time stored in
+ * the login counters, the rate limits and the sessions moves that much into the past. */
+static void time_passes(int seconds)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "UPDATE login_failures SET window_start = strftime('%%Y-%%m-%%d %%H:%%M:%%f', "
+             "window_start, '-%d seconds'), locked_until = strftime('%%Y-%%m-%%d %%H:%%M:%%f', "
+             "locked_until, '-%d seconds');"
+             "UPDATE rate_limits SET window_start = strftime('%%Y-%%m-%%d %%H:%%M:%%f', "
+             "window_start, '-%d seconds');"
+             "UPDATE admin_sessions SET created_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', "
+             "created_at, '-%d seconds'), expires_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f', "
+             "expires_at, '-%d seconds');",
+             seconds, seconds, seconds, seconds, seconds);
+    assert_int_equal(sqlite3_exec(writer, sql, NULL, NULL, NULL), SQLITE_OK);
 }
 
 static int count_of(const char *hay, const char *needle)
@@ -462,6 +489,159 @@ static void test_subscribe(void **state)
     resp_free(&r);
 }
 
+/* --subscribe-limit 3 --subscribe-window 60: the fourth post within the minute gets 429
+ * with a Retry-After inside the window; once the window is over the address may post again. */
+static void test_subscribe_flags(void **state)
+{
+    (void)state;
+    unsigned saved_limit = cfg.subscribe_limit;
+    long saved_window = cfg.subscribe_window;
+    cfg.subscribe_limit = 3;
+    cfg.subscribe_window = 60;
+    char csrf[ADMIN_TOKEN_HEX], cookie[128], body[512], ra[32];
+    anon_csrf(csrf);
+    snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
+    const char *addr[] = {"REMOTE_ADDR=203.0.113.210", NULL};
+    struct resp r;
+    for (unsigned i = 0; i < 3; i++) {
+        snprintf(body, sizeof body, "csrf=%s&email=three%u%%40example.com", csrf, i);
+        r = request_env("POST", "/subscribe", cookie, body, addr);
+        assert_int_equal(r.status, 200);
+        resp_free(&r);
+    }
+    snprintf(body, sizeof body, "csrf=%s&email=four%%40example.com", csrf);
+    r = request_env("POST", "/subscribe", cookie, body, addr);
+    assert_int_equal(r.status, 429);
+    int wait = atoi(header(&r, "Retry-After", ra, sizeof ra));
+    assert_true(wait > 0 && wait <= 60);
+    resp_free(&r);
+    time_passes(61);
+    r = request_env("POST", "/subscribe", cookie, body, addr);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    sqlite3_exec(writer, "DELETE FROM rate_limits", NULL, NULL, NULL);
+    cfg.subscribe_limit = saved_limit;
+    cfg.subscribe_window = saved_window;
+}
+
+/* The parsers' bounds and the forms' field limits, each one just past its limit. */
+static void test_parser_bounds(void **state)
+{
+    (void)state;
+    char csrf[ADMIN_TOKEN_HEX], cookie[128], form[256], field[128];
+    anon_csrf(csrf);
+    snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
+    const char *addr[] = {"REMOTE_ADDR=203.0.113.220", NULL};
+    struct resp r;
+    struct sbuf b = SBUF_INIT;
+
+    /* --body-max 2048: a form of 3000 bytes gets 413; one of 2000 is read. */
+    size_t saved = cfg.body_max;
+    cfg.body_max = 2048;
+    for (size_t size = 3000; size >= 2000; size -= 1000) {
+        sbuf_reset(&b);
+        sbuf_printf(&b, "csrf=%s&email=big%%40example.com&pad=", csrf);
+        while (b.len < size)
+            sbuf_putc(&b, 'x');
+        r = request_env("POST", "/subscribe", cookie, sbuf_str(&b), addr);
+        assert_int_equal(r.status, size > 2048 ? 413 : 200);
+        resp_free(&r);
+    }
+    cfg.body_max = saved;
+
+    /* A form of more than 64 fields: 400, not a form cut short. */
+    sbuf_reset(&b);
+    sbuf_printf(&b, "csrf=%s&email=many%%40example.com", csrf);
+    for (int i = 0; i < 70; i++)
+        sbuf_printf(&b, "&f%d=1", i);
+    r = request_env("POST", "/subscribe", cookie, sbuf_str(&b), addr);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* A body that is not a urlencoded form, one shorter than its CONTENT_LENGTH, one holding
+     * a NUL byte: 400. */
+    snprintf(form, sizeof form, "csrf=%s&email=odd%%40example.com", csrf);
+    const char *multipart[] = {"CONTENT_TYPE=multipart/form-data; boundary=x", addr[0], NULL};
+    r = request_env("POST", "/subscribe", cookie, form, multipart);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    const char *longer[] = {"CONTENT_LENGTH=500", addr[0], NULL};
+    r = request_env("POST", "/subscribe", cookie, form, longer);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    sbuf_reset(&b);
+    sbuf_printf(&b, "%s", form);
+    sbuf_putc(&b, '\0');
+    sbuf_puts(&b, "&x=1");
+    r = request_raw("POST", "/subscribe", cookie, b.data, b.len, addr);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* A path over 2 KiB: 414. */
+    sbuf_reset(&b);
+    sbuf_puts(&b, "/admin/");
+    while (b.len < 3000)
+        sbuf_putc(&b, 'p');
+    r = request("GET", sbuf_str(&b), NULL, NULL);
+    assert_int_equal(r.status, 414);
+    resp_free(&r);
+
+    /* A Cookie header over 32 KiB in fewer than 512 cookies: 400. */
+    sbuf_reset(&b);
+    for (int i = 0; i < 200; i++)
+        sbuf_printf(&b, "%sbig%03d=%0200d", i ? "; " : "", i, i);
+    assert_true(b.len > HTTP_COOKIE_MAX);
+    r = request("GET", "/", sbuf_str(&b), NULL);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* More than 512 cookies, in far less than 32 KiB: 400. */
+    sbuf_reset(&b);
+    for (int i = 0; i < 600; i++)
+        sbuf_printf(&b, "%sc%d=1", i ? "; " : "", i);
+    r = request("GET", "/", sbuf_str(&b), NULL);
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+
+    /* A login name over 128 bytes or a password over 1024: 400, nothing checked. */
+    for (int password = 0; password < 2; password++) {
+        sbuf_reset(&b);
+        sbuf_printf(&b, "csrf=%s&%s=", csrf,
+                    password ? "username=alice&password" : "password=guess&username");
+        for (int i = 0; i < (password ? 1100 : 200); i++)
+            sbuf_putc(&b, 'p');
+        r = request_env("POST", "/admin/login", cookie, sbuf_str(&b), addr);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "too long"));
+        resp_free(&r);
+    }
+
+    /* An e-mail address over 254 bytes: 400, said so. */
+    sbuf_reset(&b);
+    sbuf_printf(&b, "csrf=%s&email=", csrf);
+    for (int i = 0; i < 290; i++)
+        sbuf_putc(&b, 'a');
+    sbuf_puts(&b, "%40example.com");
+    r = request_env("POST", "/subscribe", cookie, sbuf_str(&b), addr);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "too long to be an e-mail address"));
+    resp_free(&r);
+
+    /* A malformed afc_csrf cookie is replaced: the page sets a new token and its form
+     * carries that one. */
+    r = request("GET", "/admin/login", "afc_csrf=not-a-token", NULL);
+    assert_int_equal(r.status, 200);
+    char fresh[ADMIN_TOKEN_HEX];
+    set_cookie(&r, ADMIN_CSRF_COOKIE, fresh, sizeof fresh);
+    assert_int_equal(strlen(fresh), 64);
+    snprintf(field, sizeof field, "name=\"csrf\" value=\"%s\"", fresh);
+    assert_non_null(strstr(r.body, field));
+    resp_free(&r);
+
+    sbuf_free(&b);
+    sqlite3_exec(writer, "DELETE FROM rate_limits", NULL, NULL, NULL);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -607,6 +787,36 @@ static void test_login(void **state)
     assert_non_null(strstr(r.body, "Wrong name or password"));
     assert_null(strstr(r.head, "afc_session="));
     resp_free(&r);
+    const char *elsewhere[] = {"REMOTE_ADDR=203.0.113.40", NULL};
+    snprintf(body, sizeof body, "csrf=%s&username=%%22%%3E%%3Cb%%3Ebold&password=wrong", csrf);
+    r = request_env("POST", "/admin/login", cookie, body, elsewhere);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "value=\"&quot;&gt;&lt;b&gt;bold\""));
+    assert_null(strstr(r.body, "<b>bold"));
+    resp_free(&r);
+
+    /* An admin's name is shown as text in the page's header. */
+    {
+        bool created;
+        char *err = NULL;
+        sqlite3 *rw;
+        assert_int_equal(sqlite3_open(db_path, &rw), SQLITE_OK);
+        check(auth_set_admin(rw, "<u>eve</u>", "eve's password", &created, &err), err);
+        sqlite3_close(rw);
+        snprintf(body, sizeof body,
+                 "csrf=%s&username=%%3Cu%%3Eeve%%3C%%2Fu%%3E&password=eve%%27s+password", csrf);
+        r = request_env("POST", "/admin/login", cookie, body, elsewhere);
+        assert_int_equal(r.status, 303);
+        char eve[ADMIN_TOKEN_HEX], sc[128];
+        set_cookie(&r, ADMIN_SESSION_COOKIE, eve, sizeof eve);
+        resp_free(&r);
+        snprintf(sc, sizeof sc, "afc_session=%s", eve);
+        r = request("GET", "/admin", sc, NULL);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "<span class=\"who\">&lt;u&gt;eve&lt;/u&gt;</span>"));
+        assert_null(strstr(r.body, "<u>eve"));
+        resp_free(&r);
+    }
 
     /* Right password: 303 to the page asked for, a hardened cookie, the token stored only
      * as its SHA-256. */
@@ -680,7 +890,9 @@ static void test_login_throttle(void **state)
     snprintf(good, sizeof good, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
     struct resp r = request_env("POST", "/admin/login", cookie, good, addr);
     assert_int_equal(r.status, 429);
-    assert_true(atoi(header(&r, "Retry-After", v, sizeof v)) > 0);
+    /* a lock of --login-lockout, not just the name's slow-down (at most 60 s) */
+    int wait = atoi(header(&r, "Retry-After", v, sizeof v));
+    assert_true(wait > 60 && wait <= cfg.login_lockout);
     assert_non_null(strstr(r.body, "Too many failed logins"));
     resp_free(&r);
     /* ... but not the name: an address that has not failed gets in. */
@@ -700,6 +912,7 @@ static void test_login_throttle(void **state)
     }
     r = request_env("POST", "/admin/login", cookie, carol, v6a);
     assert_int_equal(r.status, 429);
+    assert_true(atoi(header(&r, "Retry-After", v, sizeof v)) > 60);
     resp_free(&r);
     /* Once the lock is over, the right password works and clears the address's counters. */
     sqlite3_exec(writer,
@@ -723,6 +936,112 @@ static void test_login_throttle(void **state)
     }
     r = request_env("POST", "/admin/login", cookie, good, spray);
     assert_int_equal(r.status, 429);
+    resp_free(&r);
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
+}
+
+/* The throttle's flags: --login-failures, --login-lockout, --login-window and
+ * --login-address-failures set to other values than the defaults. */
+static void test_login_limits(void **state)
+{
+    (void)state;
+    char csrf[ADMIN_TOKEN_HEX], cookie[128], wrong[512], good[512], body[512], v[64];
+    anon_csrf(csrf);
+    snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
+    snprintf(wrong, sizeof wrong, "csrf=%s&username=alice&password=guess", csrf);
+    snprintf(good, sizeof good, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
+    struct app_config saved = cfg;
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
+    cfg.login_max_failures = 3;
+    cfg.login_lockout = 120;
+    cfg.login_window = 60;
+    cfg.login_addr_failures = 4;
+    struct resp r;
+
+    /* The third failure locks the address out of the name for two minutes, and no longer. */
+    const char *a1[] = {"REMOTE_ADDR=203.0.113.31", NULL};
+    for (int i = 0; i < 3; i++) {
+        r = request_env("POST", "/admin/login", cookie, wrong, a1);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, good, a1);
+    assert_int_equal(r.status, 429);
+    int wait = atoi(header(&r, "Retry-After", v, sizeof v));
+    assert_true(wait > 60 && wait <= 120);
+    resp_free(&r);
+    time_passes(100);
+    r = request_env("POST", "/admin/login", cookie, good, a1);
+    assert_int_equal(r.status, 429);
+    resp_free(&r);
+    time_passes(21);
+    r = request_env("POST", "/admin/login", cookie, good, a1);
+    assert_int_equal(r.status, 303);
+    resp_free(&r);
+
+    /* Failures older than the window no longer count: two, a minute later two more, and the
+     * address is still not locked. */
+    const char *a2[] = {"REMOTE_ADDR=203.0.113.32", NULL};
+    for (int i = 0; i < 4; i++) {
+        if (i == 2)
+            time_passes(61);
+        r = request_env("POST", "/admin/login", cookie, wrong, a2);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, good, a2);
+    assert_int_equal(r.status, 303);
+    resp_free(&r);
+
+    /* An address that fails for four names is locked out of every name. */
+    const char *a3[] = {"REMOTE_ADDR=203.0.113.33", NULL};
+    for (int i = 0; i < 4; i++) {
+        snprintf(body, sizeof body, "csrf=%s&username=nobody%d&password=guess", csrf, i);
+        r = request_env("POST", "/admin/login", cookie, body, a3);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    r = request_env("POST", "/admin/login", cookie, good, a3);
+    assert_int_equal(r.status, 429);
+    wait = atoi(header(&r, "Retry-After", v, sizeof v));
+    assert_true(wait > 60 && wait <= 120);
+    resp_free(&r);
+
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
+    cfg = saved;
+}
+
+/* A name failed from many addresses is never locked: the addresses that failed wait at
+ * most a minute before their next try, and an address that has not failed logs in. */
+static void test_login_name_slowdown(void **state)
+{
+    (void)state;
+    char csrf[ADMIN_TOKEN_HEX], cookie[128], wrong[512], good[512], v[64], addr[48];
+    anon_csrf(csrf);
+    snprintf(cookie, sizeof cookie, "afc_csrf=%s", csrf);
+    snprintf(wrong, sizeof wrong, "csrf=%s&username=alice&password=guess", csrf);
+    snprintf(good, sizeof good, "csrf=%s&username=alice&password=correct+horse+battery", csrf);
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
+    const char *from[] = {addr, NULL};
+    struct resp r;
+    /* Twelve addresses fail once each: each is checked (none has failed before). */
+    for (int i = 1; i <= 12; i++) {
+        snprintf(addr, sizeof addr, "REMOTE_ADDR=198.18.0.%d", i);
+        r = request_env("POST", "/admin/login", cookie, wrong, from);
+        assert_int_equal(r.status, 401);
+        resp_free(&r);
+    }
+    /* One of them, now with the right password, is asked to wait, at most a minute. */
+    snprintf(addr, sizeof addr, "REMOTE_ADDR=198.18.0.1");
+    r = request_env("POST", "/admin/login", cookie, good, from);
+    assert_int_equal(r.status, 429);
+    int wait = atoi(header(&r, "Retry-After", v, sizeof v));
+    assert_true(wait >= 1 && wait <= 60);
+    resp_free(&r);
+    /* An address that has not failed is not. */
+    snprintf(addr, sizeof addr, "REMOTE_ADDR=198.18.1.1");
+    r = request_env("POST", "/admin/login", cookie, good, from);
+    assert_int_equal(r.status, 303);
     resp_free(&r);
     sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
 }
@@ -771,6 +1090,24 @@ static void test_logout_and_expiry(void **state)
     r = request("GET", "/admin", cookie, NULL);
     assert_int_equal(r.status, 302);
     resp_free(&r);
+
+    /* --session-ttl 60: the session works for a minute after the login, then no more. */
+    long saved_ttl = cfg.session_ttl;
+    cfg.session_ttl = 60;
+    login(token, NULL);
+    snprintf(cookie, sizeof cookie, "afc_session=%s", token);
+    r = request("GET", "/admin", cookie, NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    time_passes(50);
+    r = request("GET", "/admin", cookie, NULL);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    time_passes(11);
+    r = request("GET", "/admin", cookie, NULL);
+    assert_int_equal(r.status, 302);
+    resp_free(&r);
+    cfg.session_ttl = saved_ttl;
 }
 
 /* ---- dashboard ----------------------------------------------------------------------- */
@@ -798,8 +1135,18 @@ static void test_dashboard(void **state)
     assert_non_null(strstr(r.body, "data-live=\"/admin/stats.json\""));
     resp_free(&r);
 
-    /* Health follows the heartbeat. */
+    /* Platform names are shown as text. */
     char *err = NULL;
+    check(dbfill_connect(fill, "sock-html", "<i>plat</i>", NULL, "websocket", "::1", "ua",
+                         util_now_ms(), &err),
+          err);
+    r = admin_get("/admin");
+    assert_non_null(strstr(r.body, "<td>&lt;i&gt;plat&lt;/i&gt;</td>"));
+    assert_null(strstr(r.body, "<i>plat"));
+    resp_free(&r);
+    check(dbfill_disconnect(fill, "sock-html", util_now_ms(), &err), err);
+
+    /* Health follows the heartbeat. */
     check(
         dbfill_status(fill, 4242, "0.1.0", now - 3600000, util_now_ms() - 60000, 0, 0, 0, 0, &err),
         err);
@@ -1072,6 +1419,14 @@ static void test_messages_csv(void **state)
     check(
         dbfill_message(fill, "-dash-sock", "@dee", "plain", "-lab", "=room", now - 700, NULL, &err),
         err);
+    check(dbfill_message(fill, "-dash-sock", "dee", "+1+1", "-lab", NULL, now - 690, NULL, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "dee", "\tTAB", "-lab", NULL, now - 680, NULL, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "dee", "\nNL", "-lab", NULL, now - 670, NULL, &err),
+          err);
+    check(dbfill_message(fill, "-dash-sock", "dee", "\rCR", "-lab", NULL, now - 660, NULL, &err),
+          err);
     check(dbfill_disconnect(fill, "-dash-sock", now - 600, &err), err);
     r = admin_get("/admin/messages.csv?platform=-lab");
     assert_int_equal(r.status, 200);
@@ -1079,6 +1434,10 @@ static void test_messages_csv(void **state)
                                    "\"hi;=HYPERLINK(\"\"http://evil\"\")\"\r\n"));
     assert_non_null(strstr(r.body, ",-lab,\"semi;colon\",,-dash-sock,\"'-1+2\tthere\"\r\n"));
     assert_non_null(strstr(r.body, ",-lab,\"'@dee\",\"'=room\",-dash-sock,plain\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,dee,,-dash-sock,\"'+1+1\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,dee,,-dash-sock,\"'\tTAB\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,dee,,-dash-sock,\"'\nNL\"\r\n"));
+    assert_non_null(strstr(r.body, ",-lab,dee,,-dash-sock,\"'\rCR\"\r\n"));
     assert_null(strstr(r.body, "'-lab"));
     assert_null(strstr(r.body, "'-dash"));
     resp_free(&r);
@@ -1121,9 +1480,53 @@ static void test_connections(void **state)
     r = admin_get("/admin/connections?status=maybe");
     assert_int_equal(r.status, 400);
     resp_free(&r);
+    struct sbuf lng = SBUF_INIT;
+    sbuf_puts(&lng, "/admin/connections?user=");
+    for (int i = 0; i < 300; i++)
+        sbuf_putc(&lng, 'x');
+    r = admin_get(sbuf_str(&lng));
+    assert_int_equal(r.status, 400);
+    resp_free(&r);
+    sbuf_free(&lng);
+
+    /* --scan-rows: dates no connection has stop the log after that many rows, and the page
+     * offers to go on. */
+    unsigned saved = cfg.scan_rows;
+    cfg.scan_rows = 100;
+    r = admin_get("/admin/connections?from=2001-01-01&to=2001-01-02");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "without filling the page"));
+    link_qs(r.body, "next", qs, sizeof qs);
+    assert_non_null(strstr(qs, "from=2001-01-01&to=2001-01-02&before="));
+    resp_free(&r);
+    cfg.scan_rows = saved;
 }
 
 /* ---- the database under rtd's write lock ---------------------------------------------- */
+
+/* Plays rtd holding its write lock for hold_ms: writes 'L' to ready once it has the lock. */
+struct lock_holder {
+    int hold_ms;
+    int ready[2];
+    int rc;
+};
+
+static void *hold_write_lock(void *arg)
+{
+    struct lock_holder *h = arg;
+    sqlite3 *db;
+    h->rc = sqlite3_open(db_path, &db);
+    if (h->rc == SQLITE_OK)
+        h->rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (write(h->ready[1], h->rc == SQLITE_OK ? "L" : "E", 1) != 1)
+        h->rc = SQLITE_ERROR;
+    if (h->rc == SQLITE_OK) {
+        usleep((useconds_t)h->hold_ms * 1000);
+        h->rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    return NULL;
+}
 
 static void test_reads_while_writer_busy(void **state)
 {
@@ -1161,7 +1564,35 @@ static void test_reads_while_writer_busy(void **state)
     r = request("POST", "/subscribe", cookie, body);
     assert_int_equal(r.status, 200);
     resp_free(&r);
+
+    /* With --busy-timeout 10000, a write lock rtd holds for a moment is waited for: the
+     * subscription is stored. */
+    cfg.busy_timeout_ms = 10000;
+    app_close(&app);
+    check(app_open(&app, &cfg, &err), err);
+    struct lock_holder h = {.hold_ms = 300};
+    assert_int_equal(pipe(h.ready), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hold_write_lock, &h), 0);
+    char c;
+    assert_int_equal(read(h.ready[0], &c, 1), 1);
+    assert_int_equal(c, 'L');
+    snprintf(body, sizeof body, "csrf=%s&email=patient%%40example.com", csrf);
+    r = request("POST", "/subscribe", cookie, body);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    pthread_join(th, NULL);
+    close(h.ready[0]);
+    close(h.ready[1]);
+    assert_int_equal(h.rc, SQLITE_OK);
+    assert_int_equal(scalar("SELECT COUNT(*) FROM subscribers WHERE email = "
+                            "'patient@example.com'"),
+                     1);
+
     cfg.busy_timeout_ms = saved;
+    app_close(&app);
+    check(app_open(&app, &cfg, &err), err);
+    sqlite3_exec(writer, "DELETE FROM rate_limits", NULL, NULL, NULL);
 }
 
 static void test_dashboard_uses_no_scan(void **state)
@@ -1271,6 +1702,9 @@ static void test_cgi_binary(void **state)
                      (char *)"--create-admin", (char *)"root", NULL};
     char *noenv[] = {NULL};
     assert_int_equal(run_bin(cargv, noenv, "short\n", &out), 1);
+    char *sargv[] = {(char *)ADMIN_BIN,        (char *)"--db",       dbarg,
+                     (char *)"--create-admin", (char *)"root admin", NULL};
+    assert_int_equal(run_bin(sargv, noenv, "a long enough password\n", &out), 1);
     assert_int_equal(run_bin(cargv, noenv, "a long enough password\n", &out), 0);
     assert_int_equal(run_bin(cargv, noenv, "another long password\n", &out), 0);
     assert_int_equal(sqlite3_open(fresh, &db), SQLITE_OK);
@@ -1289,6 +1723,120 @@ static void test_cgi_binary(void **state)
                      (char *)"--page-size", (char *)"zero", NULL};
     assert_int_equal(run_bin(bargv, noenv, NULL, &out), 2);
     sbuf_free(&out);
+}
+
+/* Runs the binary as CGI on the test database with `flags` (NULL-terminated), the request
+ * in env (NULL-terminated) and body on stdin; returns the response. */
+static struct resp run_cgi(const char *const *flags, const char *const *env, const char *body)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = (char *)ADMIN_BIN;
+    argv[n++] = (char *)"--db";
+    argv[n++] = db_path;
+    argv[n++] = (char *)"--templates";
+    argv[n++] = (char *)ADMIN_TEMPLATES_DIR;
+    for (int i = 0; flags[i]; i++)
+        argv[n++] = (char *)flags[i];
+    argv[n] = NULL;
+    struct sbuf out = SBUF_INIT;
+    assert_int_equal(run_bin(argv, (char *const *)env, body, &out), 0);
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    parse_resp(sbuf_str(&out), out.len, &r);
+    sbuf_free(&out);
+    return r;
+}
+
+/* The flags that bound something reach the server: each given a value other than its
+ * default, through the binary. */
+static void test_flags(void **state)
+{
+    (void)state;
+    char zeros[ADMIN_TOKEN_HEX], cookie[128], body[4096], v[512], len[64];
+    snprintf(zeros, sizeof zeros, "%064d", 0);
+    snprintf(cookie, sizeof cookie, "HTTP_COOKIE=afc_csrf=%s", zeros);
+    struct resp r;
+
+    /* --body-max 1024: a 1500-byte form gets 413. */
+    memset(body, 'x', 1500);
+    body[1500] = '\0';
+    const char *big[] = {"REQUEST_METHOD=POST", "REQUEST_URI=/subscribe", "CONTENT_LENGTH=1500",
+                         "CONTENT_TYPE=application/x-www-form-urlencoded", NULL};
+    const char *body_max[] = {"--body-max", "1024", NULL};
+    r = run_cgi(body_max, big, body);
+    assert_int_equal(r.status, 413);
+    resp_free(&r);
+
+    /* --subscribe-limit 1: the second subscription gets 429. */
+    snprintf(body, sizeof body, "csrf=%s&email=flag%%40example.com", zeros);
+    snprintf(len, sizeof len, "CONTENT_LENGTH=%zu", strlen(body));
+    const char *sub[] = {"REQUEST_METHOD=POST",
+                         "REQUEST_URI=/subscribe",
+                         len,
+                         "CONTENT_TYPE=application/x-www-form-urlencoded",
+                         cookie,
+                         "REMOTE_ADDR=203.0.113.230",
+                         NULL};
+    const char *sub_limit[] = {"--subscribe-limit", "1", NULL};
+    for (int i = 0; i < 2; i++) {
+        r = run_cgi(sub_limit, sub, body);
+        assert_int_equal(r.status, i ? 429 : 200);
+        resp_free(&r);
+    }
+    sqlite3_exec(writer, "DELETE FROM rate_limits", NULL, NULL, NULL);
+
+    /* --session-ttl 60: the session cookie lives a minute. */
+    snprintf(body, sizeof body, "csrf=%s&username=alice&password=correct+horse+battery", zeros);
+    snprintf(len, sizeof len, "CONTENT_LENGTH=%zu", strlen(body));
+    const char *login_env[] = {"REQUEST_METHOD=POST",
+                               "REQUEST_URI=/admin/login",
+                               len,
+                               "CONTENT_TYPE=application/x-www-form-urlencoded",
+                               cookie,
+                               "REMOTE_ADDR=203.0.113.231",
+                               NULL};
+    const char *ttl[] = {"--session-ttl", "60", NULL};
+    r = run_cgi(ttl, login_env, body);
+    assert_int_equal(r.status, 303);
+    assert_non_null(strstr(header(&r, "Set-Cookie", v, sizeof v), "; Max-Age=60;"));
+    resp_free(&r);
+
+    /* --login-failures 1 --login-lockout 120: one wrong password locks the address out of the
+     * name for two minutes. */
+    snprintf(body, sizeof body, "csrf=%s&username=alice&password=wrong", zeros);
+    snprintf(len, sizeof len, "CONTENT_LENGTH=%zu", strlen(body));
+    const char *lock[] = {"--login-failures", "1", "--login-lockout", "120", NULL};
+    for (int i = 0; i < 2; i++) {
+        r = run_cgi(lock, login_env, body);
+        assert_int_equal(r.status, i ? 429 : 401);
+        if (i) {
+            int wait = atoi(header(&r, "Retry-After", v, sizeof v));
+            assert_true(wait > 60 && wait <= 120);
+        }
+        resp_free(&r);
+    }
+    sqlite3_exec(writer, "DELETE FROM login_failures", NULL, NULL, NULL);
+
+    /* --page-size 3 and --scan-rows 1000 on the history. */
+    char token[ADMIN_TOKEN_HEX], session[128];
+    login(token, NULL);
+    snprintf(session, sizeof session, "HTTP_COOKIE=afc_session=%s", token);
+    const char *pages[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/admin/messages?room=pages",
+                           "QUERY_STRING=room=pages", session, NULL};
+    const char *page_size[] = {"--page-size", "3", NULL};
+    r = run_cgi(page_size, pages, NULL);
+    assert_int_equal(r.status, 200);
+    long long ids[16];
+    assert_int_equal(page_ids(r.body, ids, 16), 3);
+    resp_free(&r);
+    const char *search[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/admin/messages?q=nowhere-at-all",
+                            "QUERY_STRING=q=nowhere-at-all", session, NULL};
+    const char *scan[] = {"--scan-rows", "1000", NULL};
+    r = run_cgi(scan, search, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "without filling the page"));
+    resp_free(&r);
 }
 
 /* ctemplate escapes only inside templates that declare it: an included template without the
@@ -1326,10 +1874,14 @@ int main(void)
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_landing),
         cmocka_unit_test(test_subscribe),
+        cmocka_unit_test(test_subscribe_flags),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_parser_bounds),
         cmocka_unit_test(test_admin_requires_login),
         cmocka_unit_test(test_login),
         cmocka_unit_test(test_login_throttle),
+        cmocka_unit_test(test_login_limits),
+        cmocka_unit_test(test_login_name_slowdown),
         cmocka_unit_test(test_logout_and_expiry),
         cmocka_unit_test(test_dashboard),
         cmocka_unit_test(test_stats_json),
@@ -1342,6 +1894,7 @@ int main(void)
         cmocka_unit_test(test_reads_while_writer_busy),
         cmocka_unit_test(test_dashboard_uses_no_scan),
         cmocka_unit_test(test_cgi_binary),
+        cmocka_unit_test(test_flags),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
