@@ -736,7 +736,7 @@ static int pg_close_active(store *st, bool at_stop)
     char when[64];
     bool have = true;
     if (at_stop) {
-        util_format_db_time(util_wall_ms(), when);
+        util_format_db_time(st->stop_ms, when);
     } else {
         /* This node's last heartbeat (locked: two processes claiming one node id wait). */
         const char *v[] = {st->node_id};
@@ -771,7 +771,7 @@ static int pg_mark_started(store *st)
 static int pg_mark_stopped(store *st)
 {
     char now[24];
-    util_format_db_time(util_wall_ms(), now);
+    util_format_db_time(st->stop_ms, now);
     const char *v[] = {now, st->node_id};
     return wrun(pg_be(st), P_STOPPED, 2, v);
 }

@@ -440,7 +440,7 @@ static int sq_close_active(store *st, bool at_stop)
 {
     char when[64];
     if (at_stop) {
-        util_format_db_time(util_wall_ms(), when);
+        util_format_db_time(st->stop_ms, when);
         return close_active_rows(st, when, true);
     }
     bool have_hb = last_heartbeat(sqlite_be(st)->wdb, when);
@@ -475,7 +475,7 @@ static int sq_mark_stopped(store *st)
 {
     sqlite3_stmt *s = sqlite_be(st)->ws.stopped;
     char now[24];
-    util_format_db_time(util_wall_ms(), now);
+    util_format_db_time(st->stop_ms, now);
     bind_cstr(s, 1, now);
     return run_stmt(s) == SQLITE_DONE ? 0 : -1;
 }

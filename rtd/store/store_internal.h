@@ -130,6 +130,7 @@ struct store {
     struct totals_acc tot;
     bool status_set;
     int64_t status_num[3];
+    int64_t stop_ms; /* the shutdown transaction's time (wall clock) */
     bool failing; /* the last transaction failed (logged once per episode) */
     uint64_t failed_txns;
     uint64_t item_fail_log_ns;

@@ -217,6 +217,7 @@ static bool retention_ready(store *st)
 static void writer_finish(store *st)
 {
     const struct store_backend *be = st->be;
+    st->stop_ms = util_wall_ms(); /* one time for every row closed and for stopped_at */
     if (!be->ready(st) || be->begin(st) < 0 || be->close_active(st, true) < 0 ||
         store_flush_counters(st) < 0 || be->mark_stopped(st) < 0 || be->commit(st) < 0)
         goto fail;
