@@ -435,9 +435,12 @@ export async function holdWriteLock(db) {
     ? "BEGIN;\nLOCK TABLE messages, connections IN EXCLUSIVE MODE;\nSELECT 'locked';\n"
     : ".timeout 5000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n");
   await waitUntil(() => out.includes("locked"), { timeout: 5000, what: "the sqlite3 shell to take the write lock" });
+  let released = false;
   return {
+    // Ends the lock (once; later calls only wait for the shell's exit).
     async release() {
-      sh.stdin.end(pg ? "COMMIT;\n\\q\n" : "COMMIT;\n.quit\n");
+      if (!released) sh.stdin.end(pg ? "COMMIT;\n\\q\n" : "COMMIT;\n.quit\n");
+      released = true;
       await within(exited, 5000, "the sqlite3 shell to exit");
     },
   };

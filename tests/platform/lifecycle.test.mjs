@@ -174,33 +174,41 @@ describe("shutdown", () => {
       ws.destroy();
     }
   });
-  // Regression (issue 18.1): SIGTERM while a commit waits crashed rtd (exit 139): main.c freed
-  // the platform before store_close, whose last completions ran on it.
-  rtdTest("SIGTERM while a commit waits for a lock: the ack still goes out, later sends are refused, exit 0", async (ctx) => {
+  // A client whose message the writer holds while another process has the write lock, and
+  // SIGTERM once it is held: fn(s, lock, sent) goes on from there; the lock ends in any case.
+  async function sigtermDuringCommit(ctx, send, fn) {
     const { rtd } = ctx;
     const s = await ctx.client({ kind: "websocket" });
     await waitConnectionRow(rtd.db, s.id);
     const lock = await holdWriteLock(rtd.db);
-    let released = false;
     try {
-      const acked = emitAck(s, "send-message", { sender: "ada", text: "committed during shutdown" });
+      const sent = send(s);
       await sleep(300); // the writer has it and waits for the lock
       rtd.signal("SIGTERM");
       await waitUntil(() => /\[INFO\] Shutting down/.test(rtd.stderr), { timeout: 3000, what: "the shutdown log line" });
+      await fn(s, lock, sent);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // Regression (issue 18.1): SIGTERM while a commit waits crashed rtd (exit 139): main.c freed
+  // the platform before store_close, whose last completions ran on it.
+  rtdTest("SIGTERM while a commit waits for a lock: the ack still goes out, later sends are refused, exit 0", async (ctx) => {
+    const { rtd } = ctx;
+    const send = (s) => emitAck(s, "send-message", { sender: "ada", text: "committed during shutdown" });
+    await sigtermDuringCommit(ctx, send, async (s, lock, acked) => {
       const refused = await emitAck(s, "send-message", { sender: "ada", text: "too late" });
       assert.equal(refused.ok, false);
       assert.equal(refused.code, "shutting_down");
       await sleep(300);
       assert.equal(rtd.exit, null, "rtd waits for the commit before it closes the sockets");
       await lock.release();
-      released = true;
       const ack = await within(acked, 5000, "the ack of the message sent before SIGTERM");
       assert.equal(ack.ok, true, JSON.stringify(ack));
       assert.deepEqual(await rtd.waitExit(SHUTDOWN_LIMIT_MS + 6000), { code: 0, signal: null });
       assert.deepEqual(await query(rtd.db, "SELECT id, message_text FROM messages"), [{ id: ack.id, message_text: "committed during shutdown" }]);
-    } finally {
-      if (!released) await lock.release();
-    }
+    });
   });
 
   // The same with a second signal (do not wait): the commit completes in store_close, after
@@ -208,25 +216,15 @@ describe("shutdown", () => {
   // command) and the row is still written.
   rtdTest("a second SIGTERM while a commit waits: the row is still committed, exit 0", async (ctx) => {
     const { rtd } = ctx;
-    const s = await ctx.client({ kind: "websocket" });
-    await waitConnectionRow(rtd.db, s.id);
-    const lock = await holdWriteLock(rtd.db);
-    let released = false;
-    try {
-      s.emit("send-message", { sender: "ada", text: "committed after the loop" });
-      await sleep(300);
-      rtd.signal("SIGTERM");
-      await waitUntil(() => /\[INFO\] Shutting down/.test(rtd.stderr), { timeout: 3000, what: "the shutdown log line" });
+    const send = (s) => s.emit("send-message", { sender: "ada", text: "committed after the loop" });
+    await sigtermDuringCommit(ctx, send, async (s, lock) => {
       rtd.signal("SIGTERM");
       await sleep(300);
       await lock.release();
-      released = true;
       assert.deepEqual(await rtd.waitExit(SHUTDOWN_LIMIT_MS + 6000), { code: 0, signal: null });
       assert.equal(await count(rtd.db, "messages", "message_text = 'committed after the loop'"), 1);
       assert.equal(await count(rtd.db, "connections", "status = 'active'"), 0);
-    } finally {
-      if (!released) await lock.release();
-    }
+    });
   });
 });
 
