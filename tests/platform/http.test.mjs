@@ -2,7 +2,7 @@
 // (--static-dir), and the --backup command.
 
 import assert from "node:assert/strict";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe } from "node:test";
 import {
@@ -12,6 +12,7 @@ import {
   count,
   emitAck,
   httpGet,
+  launchChromium,
   query,
   rtdTest,
   runRtd,
@@ -52,23 +53,7 @@ describe("the test page", () => {
     { args: ["--static-dir", STATIC_DIR, "--client-js", CLIENT_JS], timeout: 60000 },
     async (ctx) => {
       const { rtd } = ctx;
-      const { chromium } = await import("playwright-core");
-      const profile = tempDir("rtd-chromium-");
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: "/usr/bin/chromium",
-        headless: true,
-        timeout: 30000,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         // a Node client watches what the page does
         const watcher = await ctx.client({ kind: "websocket" });
@@ -103,7 +88,6 @@ describe("the test page", () => {
         await waitConnectionRow(rtd.db, pageId, (r) => r.status === "disconnected", "closed when the page closed");
       } finally {
         await browser.close();
-        rmSync(profile, { recursive: true, force: true });
       }
     },
   );

@@ -625,3 +625,26 @@ export async function eventually(fn, { timeout = 5000, interval = 25, what = "an
     await sleep(interval);
   }
 }
+
+// ---- the browser -----------------------------------------------------------------------------
+
+// Debian's Chromium, headless, through playwright-core, with a fresh profile and the flags that
+// keep it off the network (TESTING.md). The caller closes it.
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launchPersistentContext(tempDir("rtd-chromium-"), {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    timeout: 30000,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}

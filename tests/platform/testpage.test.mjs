@@ -4,9 +4,8 @@
 // for a favicon or anything else, no console error).
 
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
 import { describe } from "node:test";
-import { CLIENT_JS, STATIC_DIR, httpGet, rtdTest, sleep, tempDir } from "./lib.mjs";
+import { CLIENT_JS, STATIC_DIR, httpGet, launchChromium, rtdTest, sleep } from "./lib.mjs";
 
 describe("the test page in Chromium", () => {
   rtdTest(
@@ -14,23 +13,7 @@ describe("the test page in Chromium", () => {
     { args: ["--static-dir", STATIC_DIR, "--client-js", CLIENT_JS], timeout: 60000 },
     async (ctx) => {
       const { rtd } = ctx;
-      const { chromium } = await import("playwright-core");
-      const profile = tempDir("rtd-chromium-");
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-        headless: true,
-        timeout: 30000,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const page = await browser.newPage();
         const problems = [];
@@ -67,7 +50,6 @@ describe("the test page in Chromium", () => {
         await page.close();
       } finally {
         await browser.close();
-        rmSync(profile, { recursive: true, force: true });
       }
     },
   );
