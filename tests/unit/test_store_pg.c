@@ -26,6 +26,7 @@
 #include "rtd/lib/util.h"
 #include "rtd/net/loop.h"
 #include "rtd/store/store.h"
+#include "tests/unit/store_harness.h"
 
 #define DAY_MS 86400000LL
 
@@ -118,63 +119,6 @@ static store *open_node(struct env *e, const char *node, unsigned retention_days
         fail_msg("store_open: %s", err ? err : "(no message)");
     free(err);
     return st;
-}
-
-/* ---- driving the loop (as in test_store.c) ---- */
-
-struct waiter {
-    bool (*cond)(void *);
-    void *ud;
-    uint64_t deadline, every;
-    bool met;
-    loop_timer t;
-};
-
-static void waiter_tick(loop *l, void *ud)
-{
-    struct waiter *w = ud;
-    if (w->cond(w->ud)) {
-        w->met = true;
-        loop_stop(l);
-    } else if (loop_now(l) >= w->deadline) {
-        loop_stop(l);
-    } else {
-        loop_timer_start(l, &w->t, w->every, waiter_tick, w);
-    }
-}
-
-static bool run_until(loop *l, bool (*cond)(void *), void *ud, int timeout_ms, int poll_ms)
-{
-    struct waiter w = {.cond = cond, .ud = ud, .every = (uint64_t)poll_ms};
-    w.deadline = loop_now(l) + (uint64_t)timeout_ms;
-    loop_timer_start(l, &w.t, 0, waiter_tick, &w);
-    loop_run(l);
-    loop_timer_stop(l, &w.t);
-    return w.met;
-}
-
-struct ack {
-    bool done, ok;
-    int64_t id;
-    char error[256];
-    int *pending;
-};
-
-static void on_ack(void *ud, bool ok, int64_t id, const char *error)
-{
-    struct ack *a = ud;
-    assert_false(a->done);
-    a->done = true;
-    a->ok = ok;
-    a->id = id;
-    snprintf(a->error, sizeof a->error, "%s", error ? error : "");
-    if (a->pending)
-        (*a->pending)--;
-}
-
-static bool int_is_zero(void *ud)
-{
-    return *(int *)ud == 0;
 }
 
 static void wait_pending(struct env *e, int *pending, int timeout_ms)
