@@ -5,10 +5,10 @@
 # the nodist_EXTRA_*_SOURCES lines name a C++ file that is never built only so automake
 # links each program with the C++ linker.
 
-ADMIN_DEP_CFLAGS = $(CTEMPLATE_CFLAGS) $(FCGI_CFLAGS) $(SQLITE_CFLAGS) $(LIBCRYPT_CFLAGS) \
-	$(CRYPTO_CFLAGS)
+ADMIN_DEP_CFLAGS = $(CTEMPLATE_CFLAGS) $(FCGI_CFLAGS) $(SQLITE_CFLAGS) $(LIBPQ_CFLAGS) \
+	$(LIBCRYPT_CFLAGS) $(CRYPTO_CFLAGS)
 ADMIN_DEP_LIBS = admin-fcgi/libadmin.a common/libcommon.a $(CTEMPLATE_LIBS) $(FCGI_LIBS) \
-	$(SQLITE_LIBS) $(LIBCRYPT_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
+	$(SQLITE_LIBS) $(LIBPQ_LIBS) $(LIBCRYPT_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 
 noinst_LIBRARIES += admin-fcgi/libadmin.a
 admin_fcgi_libadmin_a_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS)
@@ -18,6 +18,8 @@ admin_fcgi_libadmin_a_SOURCES = \
 	admin-fcgi/auth.c admin-fcgi/auth.h \
 	admin-fcgi/cmd.c \
 	admin-fcgi/db.c \
+	admin-fcgi/dbi.c admin-fcgi/dbi.h admin-fcgi/dbi-impl.h \
+	admin-fcgi/dbi-sqlite.c admin-fcgi/dbi-pg.c \
 	admin-fcgi/http.c admin-fcgi/http.h \
 	admin-fcgi/json.c admin-fcgi/json.h \
 	admin-fcgi/query.c admin-fcgi/query.h \

@@ -325,7 +325,7 @@ static int create_admin(const struct flags *f)
         free(err);
         return 1;
     }
-    sqlite3 *rw = app_rw(&a, &err);
+    struct dbi *rw = app_rw(&a, &err);
     bool created = false;
     int rc = rw ? auth_set_admin(rw, f->create_admin, password, &created, &err) : -1;
     memset(password, 0, sizeof password);
