@@ -72,9 +72,12 @@ tests_admin_test_admin_routes_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS) $(CMOCKA
 	-DADMIN_TEMPLATES_DIR='"$(abs_top_srcdir)/templates"' \
 	-DADMIN_BIN='"$(abs_top_builddir)/admin-fcgi/admin-fcgi"'
 tests_admin_test_admin_routes_LDADD = $(ADMIN_DEP_LIBS) $(CMOCKA_LIBS)
+# e2e-pg.sh runs the site on a throwaway PostgreSQL with two rtd nodes (skips only when the
+# PostgreSQL binaries, nginx or curl are missing).
 TESTS += tests/admin/test_admin_routes tests/admin/e2e-nginx.sh tests/admin/e2e-login.sh \
-	tests/admin/e2e-site-conf.sh tests/admin/browser.sh
+	tests/admin/e2e-site-conf.sh tests/admin/browser.sh tests/admin/e2e-pg.sh
 EXTRA_DIST += tests/admin/e2e-nginx.sh tests/admin/e2e-login.sh tests/admin/e2e-site-conf.sh \
+	tests/admin/e2e-pg.sh \
 	tests/admin/browser.sh \
 	tests/admin/browser.test.mjs tests/admin/lib.sh scripts/admin-nginx-conf.sh scripts/run-admin-stack.sh \
 	deploy/nginx/site.conf deploy/systemd/rtd.service deploy/systemd/admin-fcgi.service
