@@ -61,7 +61,7 @@ tools_admin_bench_SOURCES = tools/admin-bench.c $(ADMIN_FILL)
 nodist_EXTRA_tools_admin_bench_SOURCES = tools/link-as-cxx.cc
 tools_admin_bench_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS)
 tools_admin_bench_LDADD = $(ADMIN_DEP_LIBS)
-EXTRA_DIST += tools/bench-admin.sh
+EXTRA_DIST += tools/bench-admin.sh tools/admin-bench-pg.sql
 
 # Tests: every route in-process and through the CGI binary, then nginx end to end and a
 # real browser (both skip when nginx, Node's packages or Chromium are missing).
