@@ -1,9 +1,9 @@
 /* admin.h: admin-fcgi's shared context (the shape of cgit's cgit.h).
  *
  * struct app_config holds the flags (filled once by main.c, read-only afterwards).
- * struct app is one worker's state: its read-only SQLite connection, used for every page,
- * and a read-write connection opened on first need for the few writes (subscribers, admin
- * sessions, login failures). A worker serves one request at a time; with several FastCGI
+ * struct app is one worker's state: its read-only database connection (SQLite or
+ * PostgreSQL, through dbi.h), used for every page, and a read-write connection opened on
+ * first need for the few writes (subscribers, admin sessions, login failures). A worker serves one request at a time; with several FastCGI
  * worker threads each has its own struct app.
  * struct ctx is one request: the parsed request, the session if any, the time it started.
  *
@@ -16,8 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
+#include "admin-fcgi/dbi.h"
 #include "admin-fcgi/http.h"
 #include "admin-fcgi/util.h"
 
@@ -26,7 +25,7 @@
 #define ADMIN_TOKEN_HEX 65 /* 32 random bytes as hex + NUL */
 
 struct app_config {
-    const char *db_path;
+    const char *db_path;          /* a SQLite file or a postgresql:// URL */
     const char *templates_dir;
     const char *site_name;        /* shown in titles and on the landing page */
     int64_t launch_ms;            /* countdown target on the landing page */
@@ -51,8 +50,8 @@ void app_config_defaults(struct app_config *cfg);
 
 struct app {
     const struct app_config *cfg;
-    sqlite3 *ro;
-    sqlite3 *rw;
+    struct dbi *ro;
+    struct dbi *rw;
 };
 
 struct session {
@@ -73,14 +72,14 @@ struct ctx {
 };
 
 /* Creates the database when missing and migrates it when older than this program, and
- * turns WAL on. Run once at start-up. Returns 0, or -1 and a malloc'ed *err. */
+ * turns WAL on (SQLite); applies sql/pg's migrations (PostgreSQL). Run once at start-up. Returns 0, or -1 and a malloc'ed *err. */
 int app_prepare_db(const struct app_config *cfg, char **err);
 /* Opens a worker's read-only connection. Returns 0, or -1 and a malloc'ed *err. */
 int app_open(struct app *a, const struct app_config *cfg, char **err);
 void app_close(struct app *a);
 /* The read-write connection (opened on first use, busy timeout set), or NULL and a
  * malloc'ed *err. */
-sqlite3 *app_rw(struct app *a, char **err);
+struct dbi *app_rw(struct app *a, char **err);
 
 /* Serves one request (cmd.c): parses it, routes it, writes the whole response. */
 void app_handle(struct app *a, struct http_io *io);
@@ -88,7 +87,7 @@ void app_handle(struct app *a, struct http_io *io);
 /* Logs one line to stderr with a UTC time stamp (the top-level error report). */
 void admin_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* A malloc'ed copy of "what: sqlite's message", for *err results. */
-char *admin_db_err(sqlite3 *db, const char *what);
+/* A malloc'ed copy of "what: the database's message", for *err results. */
+char *admin_db_err(struct dbi *db, const char *what);
 
 #endif

@@ -35,33 +35,33 @@ int auth_load_session(struct ctx *c, char **err)
     char hash[UTIL_SHA256_HEX], now[UTIL_TS_LEN];
     util_sha256_hex(cookie, hash);
     util_format_ts(c->now_ms, now);
-    sqlite3 *db = c->app->ro;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT s.user_id, u.username, s.csrf_token FROM admin_sessions s "
-                           "JOIN admin_users u ON u.id = s.user_id "
-                           "WHERE s.token_hash = ?1 AND s.expires_at > ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
+    struct dbi *db = c->app->ro;
+    struct dbi_stmt *st;
+    if (dbi_prepare(db,
+                    "SELECT s.user_id, u.username, s.csrf_token FROM admin_sessions s "
+                    "JOIN admin_users u ON u.id = s.user_id "
+                    "WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                    &st) != 0) {
         *err = admin_db_err(db, "session lookup");
         return -1;
     }
-    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *csrf = (const char *)sqlite3_column_text(st, 2);
+    dbi_bind_text(st, 1, hash);
+    dbi_bind_text(st, 2, now);
+    int rc = dbi_step(st);
+    if (rc == DBI_ROW) {
+        const char *name = dbi_column_text(st, 1);
+        const char *csrf = dbi_column_text(st, 2);
         if (name && csrf && strlen(csrf) < sizeof c->session.csrf) {
             c->session.valid = true;
-            c->session.user_id = sqlite3_column_int64(st, 0);
+            c->session.user_id = dbi_column_int64(st, 0);
             snprintf(c->session.username, sizeof c->session.username, "%s", name);
             snprintf(c->session.csrf, sizeof c->session.csrf, "%s", csrf);
             memcpy(c->session.token_hash, hash, sizeof hash);
         }
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != DBI_DONE) {
         *err = admin_db_err(db, "session lookup");
     }
-    sqlite3_finalize(st);
+    dbi_finalize(st);
     return *err ? -1 : 0;
 }
 
@@ -178,10 +178,20 @@ static void throttle_keys(struct ctx *c, const char *user, struct throttle_keys 
     k->name_prev_until[0] = k->name_our_until[0] = '\0';
 }
 
-static int exec_rw(sqlite3 *db, const char *sql, char **err)
+static int begin_rw(struct dbi *db, char **err)
 {
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
-        *err = admin_db_err(db, sql);
+    if (dbi_begin_write(db) != 0) {
+        *err = admin_db_err(db, "BEGIN");
+        return -1;
+    }
+    return 0;
+}
+
+static int commit_rw(struct dbi *db, char **err)
+{
+    if (dbi_commit(db) != 0) {
+        *err = admin_db_err(db, "COMMIT");
+        dbi_rollback(db);
         return -1;
     }
     return 0;
@@ -195,57 +205,59 @@ struct counter {
     int64_t locked_until; /* ms, 0 when none */
 };
 
-static int read_counter(sqlite3 *db, const char *key, const char *window, struct counter *out)
+static int read_counter(struct dbi *db, const char *key, const char *window, struct counter *out)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT failures, window_start >= ?2, window_start, locked_until "
-                           "FROM login_failures WHERE key = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    struct dbi_stmt *st;
+    if (dbi_prepare(db,
+                    "SELECT failures, CASE WHEN window_start >= ?2 THEN 1 ELSE 0 END, "
+                    "window_start, locked_until FROM login_failures WHERE key = ?1",
+                    &st) != 0)
         return -1;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, window, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        out->in_window = sqlite3_column_int(st, 1) != 0;
+    dbi_bind_text(st, 1, key);
+    dbi_bind_text(st, 2, window);
+    int rc = dbi_step(st);
+    if (rc == DBI_ROW) {
+        out->in_window = dbi_column_int64(st, 1) != 0;
         if (out->in_window) {
-            out->failures = sqlite3_column_int64(st, 0);
-            const char *ws = (const char *)sqlite3_column_text(st, 2);
+            out->failures = dbi_column_int64(st, 0);
+            const char *ws = dbi_column_text(st, 2);
             snprintf(out->window_start, sizeof out->window_start, "%s", ws ? ws : "");
         }
-        const char *until = (const char *)sqlite3_column_text(st, 3);
+        const char *until = dbi_column_text(st, 3);
         int64_t ms;
         if (until && util_parse_ts(until, &ms, NULL) == 0)
             out->locked_until = ms;
     }
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    dbi_finalize(st);
+    return rc == DBI_ROW || rc == DBI_DONE ? 0 : -1;
 }
 
 /* Writes a counter one failure further; locked_until = until_ms (0: none). */
-static int bump_counter(sqlite3 *db, const char *key, const struct counter *cur, const char *now,
+static int bump_counter(struct dbi *db, const char *key, const struct counter *cur, const char *now,
                         int64_t until_ms)
 {
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO login_failures(key, failures, window_start, "
-                           "locked_until) VALUES (?1, ?2, ?3, ?4)",
-                           -1, &st, NULL) != SQLITE_OK)
+    struct dbi_stmt *st;
+    if (dbi_prepare(db,
+                    "INSERT INTO login_failures(key, failures, window_start, locked_until) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET "
+                    "failures = excluded.failures, window_start = excluded.window_start, "
+                    "locked_until = excluded.locked_until",
+                    &st) != 0)
         return -1;
     char until[UTIL_TS_LEN];
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, cur->failures + 1);
-    sqlite3_bind_text(st, 3, cur->in_window ? cur->window_start : now, -1, SQLITE_STATIC);
+    dbi_bind_text(st, 1, key);
+    dbi_bind_int64(st, 2, cur->failures + 1);
+    dbi_bind_text(st, 3, cur->in_window ? cur->window_start : now);
     if (until_ms) {
         util_format_ts(until_ms, until);
-        sqlite3_bind_text(st, 4, until, -1, SQLITE_STATIC);
+        dbi_bind_text(st, 4, until);
     } else {
-        sqlite3_bind_null(st, 4);
+        dbi_bind_null(st, 4);
     }
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : -1;
+    int rc = dbi_step(st);
+    dbi_finalize(st);
+    return rc == DBI_DONE ? 0 : -1;
 }
 
 /* Seconds from now to until_ms, at least 1. */
@@ -256,12 +268,12 @@ static long seconds_to(int64_t now_ms, int64_t until_ms)
 }
 
 /* Checks the three counters and, when none holds the attempt back, counts it as a failure,
- * all in one IMMEDIATE transaction. Returns 0 with *wait 0 (go ahead and check the password)
+ * all in one write transaction (dbi_begin_write: writers wait for each other). Returns 0 with *wait 0 (go ahead and check the password)
  * or *wait > 0 (seconds the client must wait; nothing was counted), -1 and *err on error. */
 static int reserve_attempt(struct ctx *c, struct throttle_keys *k, long *wait, char **err)
 {
     *wait = 0;
-    sqlite3 *db = app_rw(c->app, err);
+    struct dbi *db = app_rw(c->app, err);
     if (!db)
         return -1;
     const struct app_config *cfg = c->cfg;
@@ -269,7 +281,7 @@ static int reserve_attempt(struct ctx *c, struct throttle_keys *k, long *wait, c
     char now[UTIL_TS_LEN], window[UTIL_TS_LEN];
     util_format_ts(now_ms, now);
     util_format_ts(now_ms - (int64_t)cfg->login_window * 1000, window);
-    if (exec_rw(db, "BEGIN IMMEDIATE", err) < 0)
+    if (begin_rw(db, err) < 0)
         return -1;
     struct counter pair, addr, name;
     int rc = read_counter(db, k->pair, window, &pair) | read_counter(db, k->addr, window, &addr) |
@@ -285,7 +297,7 @@ static int reserve_attempt(struct ctx *c, struct throttle_keys *k, long *wait, c
             until = name.locked_until;
         if (until) {
             *wait = seconds_to(now_ms, until);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            dbi_rollback(db);
             return 0;
         }
         int64_t lock = (int64_t)cfg->login_lockout * 1000;
@@ -308,30 +320,26 @@ static int reserve_attempt(struct ctx *c, struct throttle_keys *k, long *wait, c
     }
     if (rc == 0) {
         /* Forget keys whose window and lock are both over, so the table stays small. */
-        sqlite3_stmt *st;
-        rc = sqlite3_prepare_v2(db,
-                                "DELETE FROM login_failures WHERE window_start < ?1 "
-                                "AND (locked_until IS NULL OR locked_until < ?2)",
-                                -1, &st, NULL) == SQLITE_OK
+        struct dbi_stmt *st;
+        rc = dbi_prepare(db,
+                         "DELETE FROM login_failures WHERE window_start < ?1 "
+                         "AND (locked_until IS NULL OR locked_until < ?2)",
+                         &st) == 0
                  ? 0
                  : -1;
         if (rc == 0) {
-            sqlite3_bind_text(st, 1, window, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-            sqlite3_finalize(st);
+            dbi_bind_text(st, 1, window);
+            dbi_bind_text(st, 2, now);
+            rc = dbi_step(st) == DBI_DONE ? 0 : -1;
+            dbi_finalize(st);
         }
     }
     if (rc != 0) {
         *err = admin_db_err(db, "login throttle");
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        dbi_rollback(db);
         return -1;
     }
-    if (exec_rw(db, "COMMIT", err) < 0) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
-    }
-    return 0;
+    return commit_rw(db, err);
 }
 
 static int start_session(struct ctx *c, long long user_id, const struct throttle_keys *k,
@@ -343,13 +351,13 @@ static int start_session(struct ctx *c, long long user_id, const struct throttle
         return -1;
     }
     util_sha256_hex(token, hash);
-    sqlite3 *db = app_rw(c->app, err);
+    struct dbi *db = app_rw(c->app, err);
     if (!db)
         return -1;
     char now[UTIL_TS_LEN], expires[UTIL_TS_LEN];
     util_format_ts(c->now_ms, now);
     util_format_ts(c->now_ms + (int64_t)c->cfg->session_ttl * 1000, expires);
-    if (exec_rw(db, "BEGIN IMMEDIATE", err) < 0)
+    if (begin_rw(db, err) < 0)
         return -1;
     /* The address's counters are cleared; the name's loses the failure the reservation
      * added (the others were someone else's) and gets back the wait it had before. */
@@ -362,35 +370,33 @@ static int start_session(struct ctx *c, long long user_id, const struct throttle
         ("INSERT INTO admin_sessions(token_hash, user_id, csrf_token, created_at, expires_at) "
          "VALUES (?1, ?2, ?6, ?5, ?7)"),
     };
-    int rc = SQLITE_OK;
-    for (size_t i = 0; rc == SQLITE_OK && i < sizeof sql / sizeof sql[0]; i++) {
-        sqlite3_stmt *st;
-        rc = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL);
-        if (rc != SQLITE_OK)
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
+        struct dbi_stmt *st;
+        rc = dbi_prepare(db, sql[i], &st);
+        if (rc != 0)
             break;
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, user_id);
-        sqlite3_bind_text(st, 3, k->pair, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, k->addr, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, csrf, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 7, expires, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, k->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 10, (sqlite3_int64)c->cfg->login_max_failures);
-        sqlite3_bind_text(st, 11, k->name_our_until, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 12, k->name_prev_until, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_finalize(st);
+        dbi_bind_text(st, 1, hash);
+        dbi_bind_int64(st, 2, user_id);
+        dbi_bind_text(st, 3, k->pair);
+        dbi_bind_text(st, 4, k->addr);
+        dbi_bind_text(st, 5, now);
+        dbi_bind_text(st, 6, csrf);
+        dbi_bind_text(st, 7, expires);
+        dbi_bind_text(st, 8, k->name);
+        dbi_bind_int64(st, 10, (long long)c->cfg->login_max_failures);
+        dbi_bind_text(st, 11, k->name_our_until);
+        dbi_bind_text(st, 12, k->name_prev_until);
+        rc = dbi_step(st) == DBI_DONE ? 0 : -1;
+        dbi_finalize(st);
     }
-    if (rc != SQLITE_OK) {
+    if (rc != 0) {
         *err = admin_db_err(db, "starting a session");
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        dbi_rollback(db);
         return -1;
     }
-    if (exec_rw(db, "COMMIT", err) < 0) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (commit_rw(db, err) < 0)
         return -1;
-    }
     http_set_cookie(c->req, ADMIN_SESSION_COOKIE, token, "/admin", c->cfg->session_ttl);
     OPENSSL_cleanse(token, sizeof token);
     return 0;
@@ -412,20 +418,19 @@ enum auth_result auth_login(struct ctx *c, const char *user, const char *passwor
 
     long long user_id = 0;
     char *stored = NULL;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(c->app->ro,
-                           "SELECT id, password_hash FROM admin_users WHERE username = ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
+    struct dbi_stmt *st;
+    if (dbi_prepare(c->app->ro, "SELECT id, password_hash FROM admin_users WHERE username = ?1",
+                    &st) != 0) {
         *err = admin_db_err(c->app->ro, "admin lookup");
         return AUTH_ERROR;
     }
-    sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        user_id = sqlite3_column_int64(st, 0);
-        const char *h = (const char *)sqlite3_column_text(st, 1);
+    dbi_bind_text(st, 1, user);
+    if (dbi_step(st) == DBI_ROW) {
+        user_id = dbi_column_int64(st, 0);
+        const char *h = dbi_column_text(st, 1);
         stored = h ? strdup(h) : NULL;
     }
-    sqlite3_finalize(st);
+    dbi_finalize(st);
 
     bool ok = auth_verify_password(password, stored ? stored : dummy_setting) && stored && *user &&
               *password;
@@ -441,22 +446,22 @@ int auth_logout(struct ctx *c, char **err)
     http_set_cookie(c->req, ADMIN_SESSION_COOKIE, "", "/admin", 0);
     if (!c->session.valid)
         return 0;
-    sqlite3 *db = app_rw(c->app, err);
+    struct dbi *db = app_rw(c->app, err);
     if (!db)
         return -1;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "DELETE FROM admin_sessions WHERE token_hash = ?1", -1, &st, NULL) !=
-        SQLITE_OK) {
+    struct dbi_stmt *st;
+    if (dbi_prepare(db, "DELETE FROM admin_sessions WHERE token_hash = ?1", &st) != 0) {
         *err = admin_db_err(db, "logout");
         return -1;
     }
-    sqlite3_bind_text(st, 1, c->session.token_hash, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    dbi_bind_text(st, 1, c->session.token_hash);
+    int rc = dbi_step(st);
+    if (rc != DBI_DONE) {
         *err = admin_db_err(db, "logout");
+        dbi_finalize(st);
         return -1;
     }
+    dbi_finalize(st);
     c->session.valid = false;
     return 0;
 }
@@ -472,7 +477,7 @@ static bool valid_admin_name(const char *name)
     return true;
 }
 
-int auth_set_admin(sqlite3 *rw, const char *name, const char *password, bool *created, char **err)
+int auth_set_admin(struct dbi *rw, const char *name, const char *password, bool *created, char **err)
 {
     *err = NULL;
     if (!valid_admin_name(name)) {
@@ -491,47 +496,46 @@ int auth_set_admin(sqlite3 *rw, const char *name, const char *password, bool *cr
     }
     char now[UTIL_TS_LEN];
     util_format_ts(util_now_ms(), now);
-    int rc = sqlite3_exec(rw, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    sqlite3_stmt *st = NULL;
+    int rc = dbi_begin_write(rw);
+    struct dbi_stmt *st = NULL;
     long long existing = 0;
-    if (rc == SQLITE_OK)
-        rc =
-            sqlite3_prepare_v2(rw, "SELECT id FROM admin_users WHERE username = ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            existing = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+    if (rc == 0)
+        rc = dbi_prepare(rw, "SELECT id FROM admin_users WHERE username = ?1", &st);
+    if (rc == 0) {
+        dbi_bind_text(st, 1, name);
+        if (dbi_step(st) == DBI_ROW)
+            existing = dbi_column_int64(st, 0);
+        dbi_finalize(st);
         st = NULL;
         const char *sql = existing ? "UPDATE admin_users SET password_hash = ?2, updated_at = ?3 "
                                      "WHERE id = ?1"
                                    : "INSERT INTO admin_users(username, password_hash, created_at, "
                                      "updated_at) VALUES (?4, ?2, ?3, ?3)";
-        rc = sqlite3_prepare_v2(rw, sql, -1, &st, NULL);
+        rc = dbi_prepare(rw, sql, &st);
     }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, existing);
-        sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-        sqlite3_finalize(st);
+    if (rc == 0) {
+        dbi_bind_int64(st, 1, existing);
+        dbi_bind_text(st, 2, hash);
+        dbi_bind_text(st, 3, now);
+        dbi_bind_text(st, 4, name);
+        rc = dbi_step(st) == DBI_DONE ? 0 : -1;
+        dbi_finalize(st);
         st = NULL;
     }
-    if (rc == SQLITE_OK && existing) {
-        rc = sqlite3_prepare_v2(rw, "DELETE FROM admin_sessions WHERE user_id = ?1", -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, existing);
-            rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-            sqlite3_finalize(st);
+    if (rc == 0 && existing) {
+        rc = dbi_prepare(rw, "DELETE FROM admin_sessions WHERE user_id = ?1", &st);
+        if (rc == 0) {
+            dbi_bind_int64(st, 1, existing);
+            rc = dbi_step(st) == DBI_DONE ? 0 : -1;
+            dbi_finalize(st);
         }
     }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(rw, "COMMIT", NULL, NULL, NULL);
+    if (rc == 0)
+        rc = dbi_commit(rw);
     free(hash);
-    if (rc != SQLITE_OK) {
+    if (rc != 0) {
         *err = admin_db_err(rw, "saving the admin");
-        sqlite3_exec(rw, "ROLLBACK", NULL, NULL, NULL);
+        dbi_rollback(rw);
         return -1;
     }
     *created = existing == 0;
@@ -545,7 +549,7 @@ int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window
 {
     *err = NULL;
     *retry_after = 0;
-    sqlite3 *db = app_rw(c->app, err);
+    struct dbi *db = app_rw(c->app, err);
     if (!db)
         return -1;
     char net[INET6_ADDRSTRLEN + 4], key[128], now[UTIL_TS_LEN], window[UTIL_TS_LEN];
@@ -559,40 +563,43 @@ int auth_rate_limit(struct ctx *c, const char *what, unsigned limit, long window
     static const char sql[] =
         "INSERT INTO rate_limits(key, hits, window_start) VALUES (?1, 1, ?2) "
         "ON CONFLICT(key) DO UPDATE SET "
-        " hits = CASE WHEN window_start < ?3 THEN 1 ELSE hits + 1 END,"
-        " window_start = CASE WHEN window_start < ?3 THEN ?2 ELSE window_start END "
+        " hits = CASE WHEN rate_limits.window_start < ?3 THEN 1 ELSE rate_limits.hits + 1 END,"
+        " window_start = CASE WHEN rate_limits.window_start < ?3 THEN ?2"
+        " ELSE rate_limits.window_start END "
         "RETURNING hits, window_start";
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    struct dbi_stmt *st;
+    if (dbi_prepare(db, sql, &st) != 0) {
         *err = admin_db_err(db, "rate limit");
         return -1;
     }
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, window, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
+    dbi_bind_text(st, 1, key);
+    dbi_bind_text(st, 2, now);
+    dbi_bind_text(st, 3, window);
+    int rc = dbi_step(st);
     long long hits = 0;
     int64_t start = c->now_ms;
-    if (rc == SQLITE_ROW) {
-        hits = sqlite3_column_int64(st, 0);
-        const char *ws = (const char *)sqlite3_column_text(st, 1);
+    if (rc == DBI_ROW) {
+        hits = dbi_column_int64(st, 0);
+        const char *ws = dbi_column_text(st, 1);
         if (ws)
             util_parse_ts(ws, &start, NULL);
-        rc = sqlite3_step(st);
+        rc = dbi_step(st);
     }
-    sqlite3_finalize(st);
-    if (rc == SQLITE_BUSY)
+    if (rc == DBI_BUSY) {
+        dbi_finalize(st);
         return -2;
-    if (rc != SQLITE_DONE) {
+    }
+    if (rc != DBI_DONE) {
         *err = admin_db_err(db, "rate limit");
+        dbi_finalize(st);
         return -1;
     }
+    dbi_finalize(st);
     /* Now and then forget windows that are over, so the table stays small. */
-    if (hits == 1 && sqlite3_prepare_v2(db, "DELETE FROM rate_limits WHERE window_start < ?1", -1,
-                                        &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, window, -1, SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_finalize(st);
+    if (hits == 1 && dbi_prepare(db, "DELETE FROM rate_limits WHERE window_start < ?1", &st) == 0) {
+        dbi_bind_text(st, 1, window);
+        dbi_step(st);
+        dbi_finalize(st);
     }
     if (hits <= (long long)limit)
         return 0;

@@ -18,7 +18,6 @@
 
 #include <stdbool.h>
 
-#include <sqlite3.h>
 
 #include "admin-fcgi/admin.h"
 
@@ -51,7 +50,7 @@ int auth_logout(struct ctx *c, char **err);
 
 /* Creates the admin `name` or resets its password (ending its sessions). *created tells
  * which. Returns 0, or -1 and *err (bad name, short password, database failure). */
-int auth_set_admin(sqlite3 *rw, const char *name, const char *password, bool *created, char **err);
+int auth_set_admin(struct dbi *rw, const char *name, const char *password, bool *created, char **err);
 
 /* yescrypt hash of password as a malloc'ed string, or NULL. */
 char *auth_hash_password(const char *password);

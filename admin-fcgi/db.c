@@ -1,9 +1,12 @@
-/* db.c: admin-fcgi's SQLite connections (see admin.h).
+/* db.c: admin-fcgi's database connections (see admin.h), through dbi.h.
  *
- * Reads go through a read-only connection. The database is in WAL mode, so a reader never
+ * On SQLite, reads go through a read-only connection. The database is in WAL mode, so a reader never
  * blocks rtd's writer and rtd never blocks a reader; each statement (or the explicit read
  * transaction a page opens) sees one consistent snapshot. The read-write connection is used
- * only for short IMMEDIATE transactions and waits up to busy_timeout_ms for rtd's lock. */
+ * only for short IMMEDIATE transactions and waits up to busy_timeout_ms for rtd's lock.
+ * On PostgreSQL the read connection's transactions are read-only by default, a page that
+ * needs one snapshot opens a REPEATABLE READ transaction, and the migrations are
+ * common/migrate_pg.c's, the same rtd applies (under its advisory lock). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -13,6 +16,10 @@
 
 #include "admin-fcgi/admin.h"
 #include "common/migrate.h"
+#include "common/migrate_pg.h"
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 void app_config_defaults(struct app_config *cfg)
 {
@@ -48,9 +55,9 @@ void admin_log(const char *fmt, ...)
     fprintf(stderr, "%s admin-fcgi: %s\n", ts, line);
 }
 
-char *admin_db_err(sqlite3 *db, const char *what)
+char *admin_db_err(struct dbi *db, const char *what)
 {
-    const char *msg = db ? sqlite3_errmsg(db) : "out of memory";
+    const char *msg = dbi_errmsg(db);
     size_t n = strlen(what) + strlen(msg) + 3;
     char *e = malloc(n);
     if (e)
@@ -79,20 +86,20 @@ static int query_int(sqlite3 *db, const char *sql, long long *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
-int app_prepare_db(const struct app_config *cfg, char **err)
+static int prepare_sqlite(const struct app_config *cfg, char **err)
 {
     sqlite3 *db = NULL;
     *err = NULL;
     int rc = sqlite3_open_v2(cfg->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        *err = admin_db_err(db, cfg->db_path);
+        *err = dup_err(cfg->db_path, db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return -1;
     }
     sqlite3_busy_timeout(db, cfg->busy_timeout_ms);
     long long have = 0;
     if (query_int(db, "PRAGMA user_version", &have) < 0) {
-        *err = admin_db_err(db, "cannot read the schema version");
+        *err = dup_err("cannot read the schema version", sqlite3_errmsg(db));
         sqlite3_close(db);
         return -1;
     }
@@ -119,41 +126,47 @@ int app_prepare_db(const struct app_config *cfg, char **err)
     return 0;
 }
 
+static int prepare_pg(const struct app_config *cfg, char **err)
+{
+    struct dbi *db;
+    if (dbi_open(cfg->db_path, 0, cfg->busy_timeout_ms, &db, err) < 0)
+        return -1;
+    char *merr = NULL;
+    int rc = migrate_pg_apply(dbi_handle(db), &merr);
+    if (rc < 0)
+        *err = dup_err("migration failed", merr ? merr : "unknown error");
+    free(merr);
+    dbi_close(db);
+    return rc < 0 ? -1 : 0;
+}
+
+int app_prepare_db(const struct app_config *cfg, char **err)
+{
+    *err = NULL;
+    return dbi_is_pg(cfg->db_path) ? prepare_pg(cfg, err) : prepare_sqlite(cfg, err);
+}
+
 int app_open(struct app *a, const struct app_config *cfg, char **err)
 {
     memset(a, 0, sizeof *a);
     a->cfg = cfg;
-    *err = NULL;
-    if (sqlite3_open_v2(cfg->db_path, &a->ro, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        *err = admin_db_err(a->ro, cfg->db_path);
-        sqlite3_close(a->ro);
-        a->ro = NULL;
-        return -1;
-    }
     /* Readers wait briefly only in the rare moments WAL needs it (recovery after a crash). */
-    sqlite3_busy_timeout(a->ro, cfg->busy_timeout_ms);
-    return 0;
+    return dbi_open(cfg->db_path, DBI_READONLY, cfg->busy_timeout_ms, &a->ro, err);
 }
 
 void app_close(struct app *a)
 {
-    sqlite3_close(a->ro);
-    sqlite3_close(a->rw);
+    dbi_close(a->ro);
+    dbi_close(a->rw);
     a->ro = a->rw = NULL;
 }
 
-sqlite3 *app_rw(struct app *a, char **err)
+struct dbi *app_rw(struct app *a, char **err)
 {
     *err = NULL;
     if (a->rw)
         return a->rw;
-    if (sqlite3_open_v2(a->cfg->db_path, &a->rw, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-        *err = admin_db_err(a->rw, a->cfg->db_path);
-        sqlite3_close(a->rw);
-        a->rw = NULL;
+    if (dbi_open(a->cfg->db_path, 0, a->cfg->busy_timeout_ms, &a->rw, err) < 0)
         return NULL;
-    }
-    sqlite3_busy_timeout(a->rw, a->cfg->busy_timeout_ms);
-    sqlite3_exec(a->rw, "PRAGMA foreign_keys=ON", NULL, NULL, NULL);
     return a->rw;
 }

@@ -5,10 +5,10 @@
 # the nodist_EXTRA_*_SOURCES lines name a C++ file that is never built only so automake
 # links each program with the C++ linker.
 
-ADMIN_DEP_CFLAGS = $(CTEMPLATE_CFLAGS) $(FCGI_CFLAGS) $(SQLITE_CFLAGS) $(LIBCRYPT_CFLAGS) \
-	$(CRYPTO_CFLAGS)
+ADMIN_DEP_CFLAGS = $(CTEMPLATE_CFLAGS) $(FCGI_CFLAGS) $(SQLITE_CFLAGS) $(LIBPQ_CFLAGS) \
+	$(LIBCRYPT_CFLAGS) $(CRYPTO_CFLAGS)
 ADMIN_DEP_LIBS = admin-fcgi/libadmin.a common/libcommon.a $(CTEMPLATE_LIBS) $(FCGI_LIBS) \
-	$(SQLITE_LIBS) $(LIBCRYPT_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
+	$(SQLITE_LIBS) $(LIBPQ_LIBS) $(LIBCRYPT_LIBS) $(CRYPTO_LIBS) $(PTHREAD_LIBS)
 
 noinst_LIBRARIES += admin-fcgi/libadmin.a
 admin_fcgi_libadmin_a_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS)
@@ -18,6 +18,8 @@ admin_fcgi_libadmin_a_SOURCES = \
 	admin-fcgi/auth.c admin-fcgi/auth.h \
 	admin-fcgi/cmd.c \
 	admin-fcgi/db.c \
+	admin-fcgi/dbi.c admin-fcgi/dbi.h admin-fcgi/dbi-impl.h \
+	admin-fcgi/dbi-sqlite.c admin-fcgi/dbi-pg.c \
 	admin-fcgi/http.c admin-fcgi/http.h \
 	admin-fcgi/json.c admin-fcgi/json.h \
 	admin-fcgi/query.c admin-fcgi/query.h \
@@ -59,7 +61,7 @@ tools_admin_bench_SOURCES = tools/admin-bench.c $(ADMIN_FILL)
 nodist_EXTRA_tools_admin_bench_SOURCES = tools/link-as-cxx.cc
 tools_admin_bench_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS)
 tools_admin_bench_LDADD = $(ADMIN_DEP_LIBS)
-EXTRA_DIST += tools/bench-admin.sh
+EXTRA_DIST += tools/bench-admin.sh tools/admin-bench-pg.sql
 
 # Tests: every route in-process and through the CGI binary, then nginx end to end and a
 # real browser (both skip when nginx, Node's packages or Chromium are missing).
@@ -70,9 +72,12 @@ tests_admin_test_admin_routes_CFLAGS = $(AM_CFLAGS) $(ADMIN_DEP_CFLAGS) $(CMOCKA
 	-DADMIN_TEMPLATES_DIR='"$(abs_top_srcdir)/templates"' \
 	-DADMIN_BIN='"$(abs_top_builddir)/admin-fcgi/admin-fcgi"'
 tests_admin_test_admin_routes_LDADD = $(ADMIN_DEP_LIBS) $(CMOCKA_LIBS)
+# e2e-pg.sh runs the site on a throwaway PostgreSQL with two rtd nodes (skips only when the
+# PostgreSQL binaries, nginx or curl are missing).
 TESTS += tests/admin/test_admin_routes tests/admin/e2e-nginx.sh tests/admin/e2e-login.sh \
-	tests/admin/e2e-site-conf.sh tests/admin/browser.sh
+	tests/admin/e2e-site-conf.sh tests/admin/browser.sh tests/admin/e2e-pg.sh
 EXTRA_DIST += tests/admin/e2e-nginx.sh tests/admin/e2e-login.sh tests/admin/e2e-site-conf.sh \
+	tests/admin/e2e-pg.sh \
 	tests/admin/browser.sh \
 	tests/admin/browser.test.mjs tests/admin/lib.sh scripts/admin-nginx-conf.sh scripts/run-admin-stack.sh \
 	deploy/nginx/site.conf deploy/systemd/rtd.service deploy/systemd/admin-fcgi.service

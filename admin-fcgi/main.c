@@ -32,12 +32,13 @@ static const char *const all_templates[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: admin-fcgi --db FILE [options]\n"
-            "       admin-fcgi --db FILE --create-admin NAME   (password on stdin)\n"
+            "Usage: admin-fcgi --db FILE|URL [options]\n"
+            "       admin-fcgi --db FILE|URL --create-admin NAME   (password on stdin)\n"
             "Serves the landing page and the admin site of the platform over FastCGI.\n"
             "Without --listen and not started by a FastCGI server, answers one CGI request.\n"
             "\n"
-            "  --db FILE               the platform's SQLite database (created if missing)\n"
+            "  --db FILE|URL           the platform's SQLite database (created if missing), or\n"
+            "                          a PostgreSQL URL (postgresql://USER@HOST/DB; PG* vars)\n"
             "  --listen ADDR           FastCGI socket: a unix socket path or host:port\n"
             "  --socket-mode MODE      permissions of a unix socket (octal, default 0660)\n"
             "  --socket-group GROUP    group of a unix socket (default: the process's)\n"
@@ -269,15 +270,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         return -1;
     }
     if (!f->cfg.db_path) {
-        fprintf(stderr, "admin-fcgi: --db FILE is required (see --help)\n");
-        return -1;
-    }
-    if (strncmp(f->cfg.db_path, "postgresql://", 13) == 0 ||
-        strncmp(f->cfg.db_path, "postgres://", 11) == 0) {
-        /* rtd writes PostgreSQL; admin-fcgi's queries are SQLite's only so far. Refuse rather
-         * than create a SQLite file named after the URL. */
-        fprintf(stderr, "admin-fcgi: --db: PostgreSQL is not supported by admin-fcgi yet; give"
-                        " it the SQLite file of a single rtd\n");
+        fprintf(stderr, "admin-fcgi: --db FILE|URL is required (see --help)\n");
         return -1;
     }
     return 0;
@@ -325,7 +318,7 @@ static int create_admin(const struct flags *f)
         free(err);
         return 1;
     }
-    sqlite3 *rw = app_rw(&a, &err);
+    struct dbi *rw = app_rw(&a, &err);
     bool created = false;
     int rc = rw ? auth_set_admin(rw, f->create_admin, password, &created, &err) : -1;
     memset(password, 0, sizeof password);

@@ -63,11 +63,11 @@ void query_bound(struct query *q, long long lo, long long hi)
 
 /* SELECT ... WHERE <filters> AND id >= ? AND id <= ? ORDER BY id <dir> [LIMIT ?]; the
  * filters' values are bound here, the range and limit by the caller at nbinds+1.. */
-static int prepare(sqlite3 *db, struct query *q, bool desc, bool limited, sqlite3_stmt **st,
+static int prepare(struct dbi *db, struct query *q, bool desc, bool limited, struct dbi_stmt **st,
                    char **err)
 {
     struct sbuf sql = SBUF_INIT;
-    sbuf_printf(&sql, "SELECT %s FROM %s WHERE 1%s AND id >= ? AND id <= ? ORDER BY id %s%s",
+    sbuf_printf(&sql, "SELECT %s FROM %s WHERE 1 = 1%s AND id >= ? AND id <= ? ORDER BY id %s%s",
                 q->columns, q->table, sbuf_str(&q->where), desc ? "DESC" : "ASC",
                 limited ? " LIMIT ?" : "");
     if (sql.failed) {
@@ -75,50 +75,52 @@ static int prepare(sqlite3 *db, struct query *q, bool desc, bool limited, sqlite
         *err = strdup("out of memory");
         return -1;
     }
-    int rc = sqlite3_prepare_v2(db, sql.data, (int)sql.len, st, NULL);
+    int rc = dbi_prepare(db, sql.data, st);
     sbuf_free(&sql);
-    if (rc != SQLITE_OK) {
+    if (rc != 0) {
         *err = admin_db_err(db, q->table);
         return -1;
     }
     for (int i = 0; i < q->nbinds; i++)
-        sqlite3_bind_text(*st, i + 1, q->binds[i], -1, SQLITE_STATIC);
+        dbi_bind_text(*st, i + 1, q->binds[i]);
     return 0;
 }
 
-static int bind_range(sqlite3_stmt *st, struct query *q, long long lo, long long hi,
+static int bind_range(struct dbi_stmt *st, struct query *q, long long lo, long long hi,
                       long long limit)
 {
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, q->nbinds + 1, lo);
-    sqlite3_bind_int64(st, q->nbinds + 2, hi);
+    dbi_reset(st);
+    dbi_bind_int64(st, q->nbinds + 1, lo);
+    dbi_bind_int64(st, q->nbinds + 2, hi);
     if (limit >= 0)
-        sqlite3_bind_int64(st, q->nbinds + 3, limit);
+        dbi_bind_int64(st, q->nbinds + 3, limit);
     return 0;
 }
 
-static int id_edge(sqlite3 *db, const char *table, const char *fn, long long *out, char **err)
+static int id_edge(struct dbi *db, const char *table, const char *fn, long long *out, char **err)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT %s(id) FROM %s", fn, table);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    struct dbi_stmt *st;
+    if (dbi_prepare(db, sql, &st) != 0) {
         *err = admin_db_err(db, sql);
         return -1;
     }
-    int rc = sqlite3_step(st);
-    bool null = rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL;
-    *out = null ? -1 : sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW) {
+    int rc = dbi_step(st);
+    bool null = rc != DBI_ROW || dbi_column_null(st, 0);
+    *out = null ? -1 : dbi_column_int64(st, 0);
+    dbi_finalize(st);
+    if (rc != DBI_ROW) {
         *err = admin_db_err(db, sql);
         return -1;
     }
     return 0;
 }
 
-static int add_row(struct query_page *p, sqlite3_stmt *st)
+static int add_row(struct query_page *p, struct dbi_stmt *st)
 {
+    if (!p->ncols)
+        p->ncols = (size_t)dbi_column_count(st);
     if (p->n % 32 == 0) {
         size_t cap = p->n + 32;
         char **cells = realloc(p->cells, cap * p->ncols * sizeof *cells);
@@ -133,20 +135,20 @@ static int add_row(struct query_page *p, sqlite3_stmt *st)
     char **row = p->cells + p->n * p->ncols;
     for (size_t c = 0; c < p->ncols; c++) {
         row[c] = NULL;
-        if (sqlite3_column_type(st, (int)c) == SQLITE_NULL)
+        const char *t = dbi_column_text(st, (int)c);
+        if (!t)
             continue;
-        const unsigned char *t = sqlite3_column_text(st, (int)c);
-        int len = sqlite3_column_bytes(st, (int)c);
-        row[c] = malloc((size_t)len + 1);
+        size_t len = strlen(t);
+        row[c] = malloc(len + 1);
         if (!row[c]) {
             for (size_t k = 0; k < c; k++)
                 free(row[k]);
             return -1;
         }
-        memcpy(row[c], t ? (const char *)t : "", (size_t)len);
+        memcpy(row[c], t, len);
         row[c][len] = '\0';
     }
-    p->ids[p->n++] = sqlite3_column_int64(st, 0);
+    p->ids[p->n++] = dbi_column_int64(st, 0);
     return 0;
 }
 
@@ -171,7 +173,7 @@ static void reverse(struct query_page *p)
     }
 }
 
-int query_page(sqlite3 *db, struct query *q, long long before, long long after, unsigned limit,
+int query_page(struct dbi *db, struct query *q, long long before, long long after, unsigned limit,
                unsigned scan_rows, struct query_page *out, char **err)
 {
     memset(out, 0, sizeof *out);
@@ -193,15 +195,14 @@ int query_page(sqlite3 *db, struct query *q, long long before, long long after, 
         if (last < hi)
             hi = last;
     }
-    sqlite3_stmt *st;
+    struct dbi_stmt *st;
     if (prepare(db, q, !newer, true, &st, err) < 0)
         return -1;
-    out->ncols = (size_t)sqlite3_column_count(st);
     long long want = (long long)limit + 1;
     long long scanned = 0, window = WINDOW_FIRST;
     long long cur = newer ? lo : hi; /* the next id to examine */
     long long wlo = lo, whi = hi;    /* the window being searched */
-    int rc = SQLITE_DONE;
+    int rc = DBI_DONE;
     bool capped = false;
     long long budget = scan_rows ? (long long)scan_rows : LLONG_MAX;
     while (!q->empty && lo <= hi && (newer ? cur <= hi : cur >= lo) && (long long)out->n < want) {
@@ -222,23 +223,24 @@ int query_page(sqlite3 *db, struct query *q, long long before, long long after, 
             }
         }
         bind_range(st, q, wlo, whi, want - (long long)out->n);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        while ((rc = dbi_step(st)) == DBI_ROW)
             if (add_row(out, st) < 0) {
-                rc = SQLITE_NOMEM;
+                rc = DBI_ERROR;
                 break;
             }
-        if (rc != SQLITE_DONE || !windowed)
+        if (rc != DBI_DONE || !windowed)
             break;
         scanned += whi - wlo + 1;
         if (window < WINDOW_MAX)
             window *= 2;
     }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DBI_DONE) {
         *err = admin_db_err(db, q->table);
+        dbi_finalize(st);
         query_page_free(out);
         return -1;
     }
+    dbi_finalize(st);
     bool more = (long long)out->n == want;
     if (more)
         drop_last(out);
@@ -277,26 +279,27 @@ const char *query_cell(const struct query_page *p, size_t row, size_t col)
     return p->cells[row * p->ncols + col];
 }
 
-int query_each(sqlite3 *db, struct query *q, int (*fn)(void *ud, sqlite3_stmt *st), void *ud,
+int query_each(struct dbi *db, struct query *q, int (*fn)(void *ud, struct dbi_stmt *st), void *ud,
                char **err)
 {
     *err = NULL;
     if (q->empty)
         return 0;
-    sqlite3_stmt *st;
+    struct dbi_stmt *st;
     if (prepare(db, q, true, false, &st, err) < 0)
         return -1;
     bind_range(st, q, q->id_lo, q->id_hi, -1);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = dbi_step(st)) == DBI_ROW)
         if (fn(ud, st) < 0) {
-            sqlite3_finalize(st);
+            dbi_finalize(st);
             return -1;
         }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
+    if (rc != DBI_DONE) {
         *err = admin_db_err(db, q->table);
+        dbi_finalize(st);
         return -1;
     }
+    dbi_finalize(st);
     return 0;
 }

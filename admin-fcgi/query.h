@@ -1,7 +1,7 @@
 /* query.h: filtered, keyset-paginated reads of the messages and connections logs.
  *
  * A page is "WHERE <filters> AND id < ? ORDER BY id DESC LIMIT n": with an equality filter
- * SQLite walks the matching (column, id) index backwards, without one it walks the rowid,
+ * the database walks the matching (column, id) index backwards, without one the primary key,
  * and either way it stops after n rows. Filters no index serves (text search, a second
  * equality filter, times on connections) are "residual": the page is then searched in
  * windows of ids, newest first, and gives up after scan_rows ids so even a filter that
@@ -17,8 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <sqlite3.h>
-
+#include "admin-fcgi/dbi.h"
 #include "admin-fcgi/sbuf.h"
 
 #define QUERY_BINDS_MAX 16
@@ -66,7 +65,7 @@ struct query_page {
 
 /* One page of at most limit rows with id < before (before <= 0: from the newest) or, when
  * after > 0, the rows just newer than after. */
-int query_page(sqlite3 *db, struct query *q, long long before, long long after, unsigned limit,
+int query_page(struct dbi *db, struct query *q, long long before, long long after, unsigned limit,
                unsigned scan_rows, struct query_page *out, char **err);
 void query_page_free(struct query_page *p);
 /* A cell of row i, or NULL. */
@@ -74,7 +73,7 @@ const char *query_cell(const struct query_page *p, size_t row, size_t col);
 
 /* Every matching row, newest first, one at a time: fn returns 0 to go on or -1 to stop
  * (then query_each returns -1 without *err). Memory use does not grow with the rows. */
-int query_each(sqlite3 *db, struct query *q, int (*fn)(void *ud, sqlite3_stmt *st), void *ud,
+int query_each(struct dbi *db, struct query *q, int (*fn)(void *ud, struct dbi_stmt *st), void *ud,
                char **err);
 
 #endif

@@ -2,8 +2,8 @@
  * messages table.
  *
  * totals (whole history), message_counts and connection_counts (per hour and platform),
- * the partial index on active connections, daemon_status (rtd's heartbeat) and the page
- * count pragmas. stats_load reads all of them in one read transaction, so the figures are
+ * the partial index on active connections, daemon_status (rtd's heartbeat: one row on
+ * SQLite, one per node on PostgreSQL) and the database's size. stats_load reads all of them in one read transaction, so the figures are
  * one consistent snapshot. The dashboard page and /admin/stats.json share this struct. */
 #ifndef ADMIN_STATS_H
 #define ADMIN_STATS_H
@@ -11,12 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "admin-fcgi/dbi.h"
 
 #define STATS_PLATFORMS 12 /* platforms listed; the rest are summed as "other" */
 #define STATS_HOURS 24
 #define STATS_DAYS 30
 #define STATS_HEALTHY_MS 15000 /* heartbeat age under which rtd counts as running */
+#define STATS_NODES 64         /* rtd nodes listed */
 
 struct stats_platform {
     char name[64];
@@ -24,6 +25,15 @@ struct stats_platform {
 };
 
 enum stats_health { STATS_NEVER, STATS_RUNNING, STATS_STOPPED, STATS_NOT_RESPONDING };
+
+/* One rtd node's daemon_status row. */
+struct stats_node {
+    char node_id[80];
+    enum stats_health health;
+    long long pid, connections, messages_in, messages_out;
+    char version[32], started_at[24], updated_at[24], stopped_at[24];
+    long long heartbeat_age_ms;
+};
 
 struct stats {
     long long connections_total, connections_active;
@@ -39,16 +49,19 @@ struct stats {
     long long per_day[STATS_DAYS];
     char day_label[STATS_DAYS][11];
     long long db_bytes;
-    /* rtd's heartbeat */
+    /* rtd's heartbeat: the node heard from last (pid, version, times, health) and the sums
+     * of every node's sockets and messages */
     enum stats_health health;
     long long pid, d_connections, d_messages_in, d_messages_out;
     char version[32], started_at[24], updated_at[24], stopped_at[24];
     long long heartbeat_age_ms;
+    struct stats_node nodes[STATS_NODES]; /* by node id */
+    int n_nodes;
     char generated_at[24];
 };
 
 /* Fills s as of now_ms. Returns 0, or -1 and a malloc'ed *err. */
-int stats_load(sqlite3 *ro, int64_t now_ms, struct stats *s, char **err);
+int stats_load(struct dbi *ro, int64_t now_ms, struct stats *s, char **err);
 
 const char *stats_health_name(enum stats_health h);
 

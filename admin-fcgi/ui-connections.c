@@ -156,7 +156,7 @@ static void fill_row(struct ctx *c, tmpl_dict *r, const struct query_page *p, si
 /* The connected-now table: the partial index idx_connections_active serves both. */
 static int active_now(struct ctx *c, tmpl_dict *b, char **err)
 {
-    sqlite3 *db = c->app->ro;
+    struct dbi *db = c->app->ro;
     struct query q;
     query_init(&q, "connections", conn_columns);
     struct query_page page;
@@ -166,13 +166,8 @@ static int active_now(struct ctx *c, tmpl_dict *b, char **err)
     query_free(&q);
     if (rc < 0)
         return -1;
-    sqlite3_stmt *st;
     long long count = 0;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM connections WHERE status = 'active'", -1, &st,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        count = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    dbi_query_int(db, "SELECT COUNT(*) FROM connections WHERE status = 'active'", &count);
     ui_set_count(b, "ACTIVE_COUNT", count);
     if ((long long)page.n < count)
         ui_set_count(tmpl_add_section(b, "ACTIVE_MORE"), "SHOWN", (long long)page.n);

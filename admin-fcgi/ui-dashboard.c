@@ -183,6 +183,23 @@ void ui_dashboard(struct ctx *c)
     ui_set_count(b, "D_CONNECTIONS", s->d_connections);
     ui_set_count(b, "D_MESSAGES_IN", s->d_messages_in);
     ui_set_count(b, "D_MESSAGES_OUT", s->d_messages_out);
+    for (int i = 0; i < s->n_nodes; i++) {
+        const struct stats_node *n = &s->nodes[i];
+        tmpl_dict *r = tmpl_add_section(b, "NODE");
+        tmpl_set(r, "NODE_ID", n->node_id);
+        tmpl_set(r, "HEALTH", stats_health_name(n->health));
+        tmpl_set(r, "HEALTH_CLASS", n->health == STATS_RUNNING ? "ok" : "bad");
+        age_text(n->heartbeat_age_ms, age, sizeof age);
+        tmpl_set(r, "HEARTBEAT", age);
+        tmpl_set_int(r, "PID", n->pid);
+        tmpl_set(r, "VERSION", n->version[0] ? n->version : "-");
+        tmpl_set(r, "STARTED_AT", n->started_at[0] ? n->started_at : "-");
+        ui_set_count(r, "CONNECTIONS", n->connections);
+        ui_set_count(r, "MESSAGES_IN", n->messages_in);
+        ui_set_count(r, "MESSAGES_OUT", n->messages_out);
+    }
+    if (s->n_nodes == 0)
+        tmpl_show(b, "NO_NODES");
 
     platforms(b, "CONN_PLATFORMS", s->conn_platforms, s->n_conn_platforms, s->connections_total);
     platforms(b, "MSG_PLATFORMS", s->msg_platforms, s->n_msg_platforms, s->messages_total);
@@ -259,8 +276,28 @@ void ui_stats_json(struct ctx *c)
     json_str(&j, s->stopped_at);
     sbuf_printf(&j,
                 ",\"heartbeatAgeMs\":%lld,\"connections\":%lld,\"messagesIn\":%lld,"
-                "\"messagesOut\":%lld}}\n",
+                "\"messagesOut\":%lld},\"nodes\":[",
                 s->heartbeat_age_ms, s->d_connections, s->d_messages_in, s->d_messages_out);
+    for (int i = 0; i < s->n_nodes; i++) {
+        const struct stats_node *n = &s->nodes[i];
+        sbuf_puts(&j, i ? ",{\"node\":" : "{\"node\":");
+        json_str(&j, n->node_id);
+        sbuf_puts(&j, ",\"health\":");
+        json_str(&j, stats_health_name(n->health));
+        sbuf_printf(&j, ",\"pid\":%lld,\"version\":", n->pid);
+        json_str(&j, n->version);
+        sbuf_puts(&j, ",\"startedAt\":");
+        json_str(&j, n->started_at);
+        sbuf_puts(&j, ",\"updatedAt\":");
+        json_str(&j, n->updated_at);
+        sbuf_puts(&j, ",\"stoppedAt\":");
+        json_str(&j, n->stopped_at);
+        sbuf_printf(&j,
+                    ",\"heartbeatAgeMs\":%lld,\"connections\":%lld,\"messagesIn\":%lld,"
+                    "\"messagesOut\":%lld}",
+                    n->heartbeat_age_ms, n->connections, n->messages_in, n->messages_out);
+    }
+    sbuf_puts(&j, "]}\n");
     free(s);
     if (j.failed) {
         sbuf_free(&j);

@@ -151,26 +151,29 @@ void ui_subscribe(struct ctx *c)
                 false, email);
         return;
     }
-    sqlite3 *db = app_rw(c->app, &err);
+    struct dbi *db = app_rw(c->app, &err);
     if (!db) {
         ui_fail(c, "subscribe", err);
         return;
     }
     char now[UTIL_TS_LEN];
     util_format_ts(c->now_ms, now);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "INSERT INTO subscribers(email, created_at) VALUES (?1, ?2) "
-                           "ON CONFLICT(email) DO NOTHING",
-                           -1, &st, NULL) != SQLITE_OK) {
+    /* No conflict target: SQLite's unique column is email COLLATE NOCASE, PostgreSQL's a
+     * unique index on lower(email); either way an address is stored once. */
+    struct dbi_stmt *st;
+    if (dbi_prepare(db,
+                    "INSERT INTO subscribers(email, created_at) VALUES (?1, ?2) "
+                    "ON CONFLICT DO NOTHING",
+                    &st) != 0) {
         ui_fail(c, "subscribe", admin_db_err(db, "subscribers"));
         return;
     }
-    sqlite3_bind_text(st, 1, email, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_BUSY) {
+    dbi_bind_text(st, 1, email);
+    dbi_bind_text(st, 2, now);
+    int rc = dbi_step(st);
+    char *serr = rc == DBI_DONE || rc == DBI_BUSY ? NULL : admin_db_err(db, "subscribers");
+    dbi_finalize(st);
+    if (rc == DBI_BUSY) {
         admin_log("subscribe: the database stayed locked; asked the visitor to retry");
         landing(c, 503,
                 "We could not save your address just now. Please try again in a "
@@ -178,11 +181,11 @@ void ui_subscribe(struct ctx *c)
                 false, email);
         return;
     }
-    if (rc != SQLITE_DONE) {
-        ui_fail(c, "subscribe", admin_db_err(db, "subscribers"));
+    if (rc != DBI_DONE) {
+        ui_fail(c, "subscribe", serr);
         return;
     }
-    /* The same words whether the address was new (sqlite3_changes 1) or already listed. */
+    /* The same words whether the address was new or already listed. */
     char msg[EMAIL_MAX + 128];
     snprintf(msg, sizeof msg, "Thank you! We will write to %s when we launch.", email);
     landing(c, 200, msg, true, NULL);

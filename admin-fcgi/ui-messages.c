@@ -52,25 +52,26 @@ static int parse_filter(struct ctx *c, struct msg_filter *f, const char **why)
 
 /* The id of the first (or last) message in created_at order at/after (before) ts; -1 when
  * there is none. Both walk the created_at index, whose entries end with the rowid. */
-static int id_at(sqlite3 *db, const char *ts, bool first, long long *out, char **err)
+static int id_at(struct dbi *db, const char *ts, bool first, long long *out, char **err)
 {
     const char *sql = first ? "SELECT id FROM messages WHERE created_at >= ?1 "
                               "ORDER BY created_at, id LIMIT 1"
                             : "SELECT id FROM messages WHERE created_at < ?1 "
                               "ORDER BY created_at DESC, id DESC LIMIT 1";
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    struct dbi_stmt *st;
+    if (dbi_prepare(db, sql, &st) != 0) {
         *err = admin_db_err(db, "date bounds");
         return -1;
     }
-    sqlite3_bind_text(st, 1, ts, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    dbi_bind_text(st, 1, ts);
+    int rc = dbi_step(st);
+    *out = rc == DBI_ROW ? dbi_column_int64(st, 0) : -1;
+    if (rc != DBI_ROW && rc != DBI_DONE) {
         *err = admin_db_err(db, "date bounds");
+        dbi_finalize(st);
         return -1;
     }
+    dbi_finalize(st);
     return 0;
 }
 
@@ -88,6 +89,7 @@ static void like_pattern(struct sbuf *out, const char *text)
 static int build_query(struct ctx *c, const struct msg_filter *f, struct query *q, char **err)
 {
     query_init(q, "messages", msg_columns);
+    bool pg = dbi_kind(c->app->ro) == DBI_PG;
     int rc = 0;
     if (*f->platform)
         rc |= query_where(q, "platform = ?", f->platform, QUERY_INDEXED);
@@ -99,12 +101,17 @@ static int build_query(struct ctx *c, const struct msg_filter *f, struct query *
         struct sbuf pat = SBUF_INIT;
         like_pattern(&pat, f->text);
         rc |= pat.failed ? -1
-                         : query_where(q, "message_text LIKE ? ESCAPE '\\'", sbuf_str(&pat),
-                                       QUERY_RESIDUAL);
+                         : query_where(q,
+                                       /* SQLite's LIKE ignores ASCII case, PostgreSQL's ILIKE
+                                          does what SQLite's does */
+                                       pg ? "message_text ILIKE ? ESCAPE '\\'"
+                                          : "message_text LIKE ? ESCAPE '\\'",
+                                       sbuf_str(&pat), QUERY_RESIDUAL);
         sbuf_free(&pat);
     }
-    /* The unary + keeps SQLite from choosing the created_at index (and a sort) for the
-     * page itself: the range of ids already selects the rows. */
+    /* The unary + (SQLite) and the || '' (PostgreSQL) keep the planner from choosing the
+     * created_at index (and a sort) for the page itself: the range of ids already selects
+     * the rows. */
     if (f->from_ts[0]) {
         long long id;
         if (id_at(c->app->ro, f->from_ts, true, &id, err) < 0)
@@ -113,7 +120,8 @@ static int build_query(struct ctx *c, const struct msg_filter *f, struct query *
             q->empty = true;
         else
             query_bound(q, id, q->id_hi);
-        rc |= query_where(q, "+created_at >= ?", f->from_ts, QUERY_BOUNDED);
+        rc |= query_where(q, pg ? "created_at || '' >= ?" : "+created_at >= ?", f->from_ts,
+                          QUERY_BOUNDED);
     }
     if (f->to_ts[0]) {
         long long id;
@@ -123,7 +131,8 @@ static int build_query(struct ctx *c, const struct msg_filter *f, struct query *
             q->empty = true;
         else
             query_bound(q, q->id_lo, id);
-        rc |= query_where(q, "+created_at < ?", f->to_ts, QUERY_BOUNDED);
+        rc |= query_where(q, pg ? "created_at || '' < ?" : "+created_at < ?", f->to_ts,
+                          QUERY_BOUNDED);
     }
     if (rc) {
         *err = strdup("out of memory");
@@ -280,13 +289,13 @@ static const struct {
     {5, true},  /* message_text */
 };
 
-static int csv_row(void *ud, sqlite3_stmt *st)
+static int csv_row(void *ud, struct dbi_stmt *st)
 {
     struct csv_out *o = ud;
     for (size_t i = 0; i < sizeof csv_columns / sizeof csv_columns[0]; i++) {
         if (i)
             sbuf_putc(&o->buf, ',');
-        csv_field(&o->buf, (const char *)sqlite3_column_text(st, csv_columns[i].column),
+        csv_field(&o->buf, dbi_column_text(st, csv_columns[i].column),
                   csv_columns[i].user_text);
     }
     sbuf_puts(&o->buf, "\r\n");

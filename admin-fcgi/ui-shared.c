@@ -147,16 +147,16 @@ int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *bod
 {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT DISTINCT platform FROM %s ORDER BY 1", counter_table);
-    sqlite3_stmt *st;
-    sqlite3 *db = c->app->ro;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    struct dbi_stmt *st;
+    struct dbi *db = c->app->ro;
+    if (dbi_prepare(db, sql, &st) != 0) {
         *err = admin_db_err(db, "platforms");
         return -1;
     }
     bool seen = !*current;
     int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n++ < 100) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
+    while (dbi_step(st) == DBI_ROW && n++ < 100) {
+        const char *name = dbi_column_text(st, 0);
         if (!name)
             continue;
         tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
@@ -166,7 +166,7 @@ int ui_platform_options(struct ctx *c, const char *counter_table, tmpl_dict *bod
             seen = true;
         }
     }
-    sqlite3_finalize(st);
+    dbi_finalize(st);
     if (!seen) {
         tmpl_dict *o = tmpl_add_section(body, "PLATFORM_OPTION");
         tmpl_set(o, "NAME", current);

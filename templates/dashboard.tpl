@@ -94,4 +94,20 @@
       <span data-stat="daemon.messagesOut">{{D_MESSAGES_OUT}}</span></dd>
     <dt>Closed sessions</dt><dd data-stat="sessions.closed">{{SESSIONS_CLOSED}}</dd>
   </dl>
+  <div class="table-wrap">
+  <table class="data nodes">
+    <caption>Nodes (one row per rtd writing this database)</caption>
+    <thead><tr><th>Node</th><th>Health</th><th>Last heartbeat</th><th>Process</th>
+      <th>Started</th><th class="num">Sockets</th><th class="num">Messages in</th>
+      <th class="num">Messages out</th></tr></thead>
+    <tbody>
+    {{#NODE}}<tr data-node="{{NODE_ID}}"><td>{{NODE_ID}}</td>
+      <td><span class="health {{HEALTH_CLASS}}">{{HEALTH}}</span></td><td>{{HEARTBEAT}}</td>
+      <td>{{PID}}, {{VERSION}}</td><td>{{STARTED_AT}}</td><td class="num">{{CONNECTIONS}}</td>
+      <td class="num">{{MESSAGES_IN}}</td><td class="num">{{MESSAGES_OUT}}</td></tr>
+    {{/NODE}}
+    {{#NO_NODES}}<tr><td colspan="8" class="muted">No rtd has started on this database yet.</td></tr>{{/NO_NODES}}
+    </tbody>
+  </table>
+  </div>
 </section>

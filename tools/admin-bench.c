@@ -127,13 +127,10 @@ static void login(char *session_cookie, size_t n)
     snprintf(session_cookie, n, "afc_session=%s", tok);
 }
 
-static long long scalar(sqlite3 *db, const char *sql)
+static long long scalar(struct dbi *db, const char *sql)
 {
-    sqlite3_stmt *st;
     long long v = 0;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    dbi_query_int(db, sql, &v);
     return v;
 }
 
@@ -272,7 +269,8 @@ int main(int argc, char **argv)
     if (!db || runs < 1)
         goto usage;
     struct stat sb;
-    if (fill || stat(db, &sb) != 0) {
+    /* A PostgreSQL database is filled beforehand (docs/BENCHMARKS.md shows the SQL). */
+    if (!dbi_is_pg(db) && (fill || stat(db, &sb) != 0)) {
         unlink(db);
         if (fill_db(db, n_msg, n_conn) < 0)
             return 1;
@@ -286,7 +284,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bool created;
-    sqlite3 *rw = app_rw(&app, &err);
+    struct dbi *rw = app_rw(&app, &err);
     if (!rw || auth_set_admin(rw, "bench", "benchmark password", &created, &err) < 0) {
         fprintf(stderr, "admin-bench: %s\n", err ? err : "cannot create the admin");
         return 1;
@@ -298,18 +296,20 @@ int main(int argc, char **argv)
     long long conns = scalar(app.ro, "SELECT value FROM totals WHERE name='connections_total'");
     long long mid = scalar(app.ro, "SELECT max(id) / 2 FROM messages");
     char day[16];
-    sqlite3_stmt *st;
+    struct dbi_stmt *st;
     snprintf(day, sizeof day, "2000-01-01");
-    if (sqlite3_prepare_v2(app.ro, "SELECT substr(created_at, 1, 10) FROM messages WHERE id = ?1",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, mid);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            snprintf(day, sizeof day, "%s", (const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
+    if (dbi_prepare(app.ro, "SELECT substr(created_at, 1, 10) FROM messages WHERE id = ?1", &st) ==
+        0) {
+        dbi_bind_int64(st, 1, mid);
+        if (dbi_step(st) == DBI_ROW)
+            snprintf(day, sizeof day, "%s", dbi_column_text(st, 0));
+        dbi_finalize(st);
     }
     printf("Database: %lld messages, %lld connections, %.0f MB; %d runs per page.\n\n", msgs, conns,
-           scalar(app.ro, "SELECT page_count * page_size FROM pragma_page_count(), "
-                          "pragma_page_size()") /
+           scalar(app.ro, dbi_kind(app.ro) == DBI_PG
+                              ? "SELECT pg_database_size(current_database())"
+                              : "SELECT page_count * page_size FROM pragma_page_count(), "
+                                "pragma_page_size()") /
                1e6,
            runs);
     printf("| Page | Request | median ms | p95 ms | max ms | bytes |\n");
@@ -350,7 +350,7 @@ int main(int argc, char **argv)
     app_close(&app);
     return 0;
 usage:
-    fprintf(stderr, "usage: admin-bench --db FILE [--fill] [--messages N] [--connections N] "
+    fprintf(stderr, "usage: admin-bench --db FILE|URL [--fill] [--messages N] [--connections N] "
                     "[--runs N] [--templates DIR] [--cgi ADMIN_FCGI_BIN] [--cgi-runs N]\n");
     return 2;
 }

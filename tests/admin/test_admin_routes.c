@@ -333,11 +333,11 @@ static int setup(void **state)
     check(dbfill_status(fill, 4242, "0.1.0", now - 3600000, now, 0, 7, 70, 700, &err), err);
 
     bool created;
-    sqlite3 *rw;
-    assert_int_equal(sqlite3_open(db_path, &rw), SQLITE_OK);
+    struct dbi *rw;
+    check(dbi_open(db_path, 0, 5000, &rw, &err), err);
     check(auth_set_admin(rw, ADMIN_NAME, ADMIN_PASSWORD, &created, &err), err);
     assert_true(created);
-    sqlite3_close(rw);
+    dbi_close(rw);
     check(app_open(&app, &cfg, &err), err);
     return 0;
 }
@@ -1133,6 +1133,9 @@ static void test_dashboard(void **state)
     assert_non_null(strstr(r.body, "<td>flutter</td>"));
     assert_non_null(strstr(r.body, ">running<"));
     assert_non_null(strstr(r.body, "data-live=\"/admin/stats.json\""));
+    /* The node table: SQLite has one row, rtd's. */
+    assert_int_equal(count_of(r.body, "<tr data-node="), 1);
+    assert_non_null(strstr(r.body, "<tr data-node=\"local\"><td>local</td>"));
     resp_free(&r);
 
     /* Platform names are shown as text. */
@@ -1161,6 +1164,7 @@ static void test_dashboard(void **state)
     sqlite3_exec(writer, "DELETE FROM daemon_status", NULL, NULL, NULL);
     r = admin_get("/admin");
     assert_non_null(strstr(r.body, ">never started<"));
+    assert_non_null(strstr(r.body, "No rtd has started on this database yet."));
     resp_free(&r);
     check(dbfill_status(fill, 4242, "0.1.0", now - 3600000, util_now_ms(), 0, 7, 70, 700, &err),
           err);
@@ -1187,6 +1191,7 @@ static void test_stats_json(void **state)
     assert_null(strstr(r.body, "</script>"));
     assert_non_null(strstr(r.body, "\"perHour\":{\"labels\":["));
     assert_non_null(strstr(r.body, "\"health\":\"running\""));
+    assert_non_null(strstr(r.body, "\"nodes\":[{\"node\":\"local\",\"health\":\"running\","));
     resp_free(&r);
     check(dbfill_disconnect(fill, "sock-json", util_now_ms(), &err), err);
 }
