@@ -799,10 +799,10 @@ static void test_login(void **state)
     {
         bool created;
         char *err = NULL;
-        sqlite3 *rw;
-        assert_int_equal(sqlite3_open(db_path, &rw), SQLITE_OK);
+        struct dbi *rw;
+        check(dbi_open(db_path, 0, 5000, &rw, &err), err);
         check(auth_set_admin(rw, "<u>eve</u>", "eve's password", &created, &err), err);
-        sqlite3_close(rw);
+        dbi_close(rw);
         snprintf(body, sizeof body,
                  "csrf=%s&username=%%3Cu%%3Eeve%%3C%%2Fu%%3E&password=eve%%27s+password", csrf);
         r = request_env("POST", "/admin/login", cookie, body, elsewhere);
