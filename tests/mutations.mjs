@@ -101,8 +101,8 @@ export const MUTATIONS = [
   },
   {
     id: "wal-checkpointer-reads",
-    file: "rtd/store/store.c",
-    from: "exec_sql(st->cdb, \"SELECT count(*) FROM sqlite_schema\", err) < 0)",
+    file: "rtd/store/sqlite.c",
+    from: "exec_sql(b->cdb, \"SELECT count(*) FROM sqlite_schema\", err) < 0)",
     to: "false)",
     why: "the WAL is bounded: the checkpointer's connection must have opened the WAL",
     tests: [{ check: ["tests/unit/test_store"] }],
@@ -668,8 +668,8 @@ export const MUTATIONS = [
   {
     id: "admin-busy-timeout",
     file: "admin-fcgi/db.c",
-    from: "sqlite3_busy_timeout(a->rw, a->cfg->busy_timeout_ms);",
-    to: "sqlite3_busy_timeout(a->rw, 0);",
+    from: "if (dbi_open(a->cfg->db_path, 0, a->cfg->busy_timeout_ms, &a->rw, err) < 0)",
+    to: "if (dbi_open(a->cfg->db_path, 0, 0, &a->rw, err) < 0)",
     why: "--busy-timeout: a write waits that long for rtd's lock before giving up",
     tests: [ADMIN],
   },
