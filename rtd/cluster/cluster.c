@@ -6,7 +6,12 @@
  *   key-response#nsp#    SUBSCRIBE, and key-response#nsp#uid#: replies to our requests
  * A message for a room no local socket is in is skipped before it is decoded, as the
  * adapter does; our own broadcasts come back and are skipped by uid. Everything else that
- * cannot be used is dropped and counted (rtd_redis_dropped_total) with a debug log line. */
+ * cannot be used is dropped and counted (rtd_redis_dropped_total) with a debug log line.
+ *
+ * Over 800 lines, and one file for now: broadcasts, the requests we answer and the ones we
+ * send share the per-namespace channel state and the pending-request tables. The requests
+ * (the "requests" and "broadcast with acks" sections) are the seam to split along when the
+ * sharded or streams adapters arrive. */
 #include "config.h"
 
 #include <stdio.h>
