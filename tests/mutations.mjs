@@ -100,8 +100,8 @@ export const MUTATIONS = [
   },
   {
     id: "wal-checkpointer-reads",
-    file: "rtd/store/store.c",
-    from: "exec_sql(st->cdb, \"SELECT count(*) FROM sqlite_schema\", err) < 0)",
+    file: "rtd/store/sqlite.c",
+    from: "exec_sql(b->cdb, \"SELECT count(*) FROM sqlite_schema\", err) < 0)",
     to: "false)",
     why: "the WAL is bounded: the checkpointer's connection must have opened the WAL",
     tests: [{ check: ["tests/unit/test_store"] }],
