@@ -141,6 +141,14 @@ export const MUTATIONS = [
     tests: [{ node: ["platform/hardening.test.mjs"], grep: "refused on its headers" }],
   },
   {
+    id: "http-body-too-large",
+    file: "rtd/net/http.c",
+    from: "if (!r->too_large && r->body.len + *upload_data_size <= max) {",
+    to: "if (!r->too_large) {",
+    why: "--max-payload: a body that grows past it while read (chunked, no Content-Length) gets 413",
+    tests: [{ node: ["platform/hardening.test.mjs"], grep: "chunked" }],
+  },
+  {
     id: "request-deadline",
     file: "rtd/net/http.c",
     from: "while (h->pend_head && now - h->pend_head->since >= h->deadline_ms) {",
