@@ -188,6 +188,14 @@ export const MUTATIONS = [
     why: "--trust-proxy: the right-most untrusted address of X-Forwarded-For, not what the client wrote on its left",
     tests: [{ node: ["platform/proxy.test.mjs"], grep: "trusted proxy" }],
   },
+  {
+    id: "per-ip-http-connections",
+    file: "rtd/net/http.c",
+    from: "{MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL},",
+    to: "{MHD_OPTION_PER_IP_CONNECTION_LIMIT, 0, NULL},",
+    why: "--max-connections-per-ip bounds the HTTP connections from one address too",
+    tests: [{ node: ["platform/limits.test.mjs"], grep: "HTTP connections" }],
+  },
   // ---- the event loop (rtd/net/loop.c) -------------------------------------------------------
   {
     id: "loop-fd-generation",
@@ -230,6 +238,14 @@ export const MUTATIONS = [
     to: "",
     why: "--max-connections-per-ip: each session counts for its address",
     tests: [{ node: ["platform/proxy.test.mjs"] }],
+  },
+  {
+    id: "per-ip-count-down",
+    file: "rtd/engine/eio.c",
+    from: "    c->n += (unsigned)delta;",
+    to: "    c->n += delta > 0 ? 1u : 0u;",
+    why: "--max-connections-per-ip: a session that ends gives its address' slot back",
+    tests: [{ node: ["platform/limits.test.mjs"], grep: "max-connections-per-ip" }],
   },
   {
     id: "allow-eio3",
