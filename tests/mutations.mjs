@@ -314,6 +314,14 @@ export const MUTATIONS = [
     tests: [{ node: ["platform/auth.test.mjs"], grep: "missing" }],
   },
   {
+    id: "auth-alg",
+    file: "rtd/auth.c",
+    from: "if (jwt_get_alg(jwt) != JWT_ALG_HS256) {",
+    to: "if (0) {",
+    why: "--auth-secret: HS256 only",
+    tests: [{ node: ["platform/auth.test.mjs"], grep: "missing" }],
+  },
+  {
     id: "auth-exp",
     file: "rtd/auth.c",
     from: "if (errno != ENOENT && (errno != 0 || exp <= now_s)) {",
@@ -327,6 +335,14 @@ export const MUTATIONS = [
     from: "if (errno != ENOENT && (errno != 0 || nbf > now_s)) {",
     to: "if (0) {",
     why: "--auth-secret: a token not valid yet is refused",
+    tests: [{ node: ["platform/auth.test.mjs"], grep: "missing" }],
+  },
+  {
+    id: "auth-subject",
+    file: "rtd/auth.c",
+    from: "if (!sub || !*sub || strlen(sub) > 128) {",
+    to: "if (!sub) {",
+    why: "--auth-secret: a token without a usable subject (empty, over 128 bytes) is refused",
     tests: [{ node: ["platform/auth.test.mjs"], grep: "missing" }],
   },
   // ---- retention (rtd/store/writer.c) --------------------------------------------------------
