@@ -354,4 +354,12 @@ export const MUTATIONS = [
     why: "--retention-days: only messages older than N days are deleted",
     tests: [{ node: ["platform/crash.test.mjs"], grep: "retention-days" }],
   },
+  {
+    id: "retention-off",
+    file: "rtd/store/writer.c",
+    from: "    if (!st->retention_days)\n        return false;\n    if (!st->ret_active",
+    to: "    if (!st->ret_active",
+    why: "--retention-days 0 keeps everything",
+    tests: [{ node: ["platform/crash.test.mjs"], grep: "retention-days" }],
+  },
 ];
