@@ -15,10 +15,10 @@ function b64url(s) {
   return Buffer.from(s).toString("base64url");
 }
 
-export function jwt(claims, { secret = SECRET, header = { alg: "HS256", typ: "JWT" } } = {}) {
+export function jwt(claims, { secret = SECRET, header = { alg: "HS256", typ: "JWT" }, hash = "sha256" } = {}) {
   const head = b64url(JSON.stringify(header));
   const body = b64url(JSON.stringify(claims));
-  const sig = crypto.createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  const sig = crypto.createHmac(hash, secret).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${sig}`;
 }
 
@@ -52,7 +52,7 @@ describe("--auth-secret", () => {
     }
   });
 
-  rtdTest("missing, malformed, forged, expired and not-yet-valid tokens get connect_error \"unauthorized\" and no row", { start: false }, async (ctx) => {
+  rtdTest("missing, malformed, forged, other-algorithm, subject-less, expired and not-yet-valid tokens get connect_error \"unauthorized\" and no row", { start: false }, async (ctx) => {
     const rtd = await startWithSecret(ctx);
     const bad = [
       ["no auth at all", undefined],
@@ -65,6 +65,10 @@ describe("--auth-secret", () => {
         const [h, , s] = jwt({ sub: "alice" }).split(".");
         return `${h}.${b64url(JSON.stringify({ sub: "admin" }))}.${s}`;
       })() }],
+      ["HS512 with the right secret (HS256 only)", { token: jwt({ sub: "hs512" }, { header: { alg: "HS512", typ: "JWT" }, hash: "sha512" }) }],
+      ["no subject", { token: jwt({ name: "nobody" }) }],
+      ["an empty subject", { token: jwt({ sub: "" }) }],
+      ["a subject over 128 bytes", { token: jwt({ sub: "s".repeat(129) }) }],
       ["alg none", { token: `${b64url(JSON.stringify({ alg: "none", typ: "JWT" }))}.${b64url(JSON.stringify({ sub: "eve" }))}.` }],
       ["expired", { token: jwt({ sub: "late", exp: now() - 10 }) }],
       ["not valid yet (nbf)", { token: jwt({ sub: "early", nbf: now() + 600 }) }],

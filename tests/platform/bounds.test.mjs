@@ -92,6 +92,54 @@ describe("memory bounds", () => {
     assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
   });
 
+  // What the client sees of the same bound, without measuring memory (so it runs under
+  // valgrind and ASan too): after the close 1002, rtd's byte counter stands still however
+  // much the client goes on sending until rtd closes the connection (1 s later).
+  rtdTest("after a WebSocket protocol error rtd reads nothing more: close 1002, rtd_bytes_received_total stands still", { timeout: 30000 }, async (ctx) => {
+    const good = await ctx.client({ kind: "websocket" });
+    const { ws } = await eioWebSocket(ctx.rtd.port, "/socket.io/");
+    const received = async () => (await metrics(ctx.rtd)).samples.get("rtd_bytes_received_total");
+    ws.write(encodeFrame(OP.TEXT, "6", { rsv: 4 })); // RSV bits without an extension
+    assert.equal((await ws.waitClose()).code, 1002);
+    const before = await received();
+    const sent = await flood(ws.sock, Buffer.alloc(1 * MB, 0x41), 3000); // ends when rtd closes
+    ws.destroy();
+    const read = (await received()) - before;
+    assert.ok(read < 1 * MB, `rtd read ${(read / MB).toFixed(1)} MB of the ${(sent / MB).toFixed(1)} MB sent after its close 1002`);
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+
+  // What the client sees of the one-pong rule: pongs do not pile up as unsent output, so a
+  // client that pings without reading is not dropped by --max-buffered (64 KiB here, far
+  // below the 32 MB of pongs one per ping would make, and below the kernel's socket buffers,
+  // which hold at most a few MB of them).
+  rtdTest("a client that pings without reading keeps its connection: one pending pong, not one per ping, against --max-buffered", { timeout: 60000, args: ["--max-buffered", "65536"] }, async (ctx) => {
+    const good = await ctx.client({ kind: "websocket" });
+    const { ws } = await eioWebSocket(ctx.rtd.port, "/socket.io/");
+    ws.sock.pause(); // read nothing: rtd's pongs back up
+    const ping = encodeFrame(OP.PING, Buffer.alloc(125, 0x70));
+    const chunk = Buffer.concat(Array.from({ length: 8000 }, () => ping)); // ~1 MB of pings
+    for (let i = 0; i < 32; i++) {
+      assert.ok(!ws.sock.destroyed && ws.sock.writable && !ws.ended, `the connection was closed after ${i} MB of pings`);
+      if (!ws.sock.write(chunk)) {
+        await within(new Promise((resolve) => {
+          const done = () => {
+            ws.sock.off("drain", done);
+            ws.sock.off("close", done);
+            resolve();
+          };
+          ws.sock.on("drain", done);
+          ws.sock.on("close", done);
+        }), 20000, "rtd to read the pings");
+      }
+    }
+    ws.sock.resume();
+    ws.text("40");
+    assert.match(await ws.nextText(20000), /^40\{"sid":/, "the connection still serves: CONNECT answered");
+    ws.destroy();
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+  });
+
   // Regression: the PING branch queued a pong without the output limit; a client that pinged
   // and never read took rtd to 1.25 GB in 3 s (limit 4 MB).
   rtdTest("a client that pings and never reads holds one pending pong, within --max-buffered", { skip: RSS_SKIP, timeout: 30000, args: ["--max-buffered", String(4 * MB)] }, async (ctx) => {

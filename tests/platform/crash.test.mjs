@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { isPg, query, rtdTest, sleep, TEST_PG, waitUntil } from "./lib.mjs";
+import { emitAck, isPg, query, rtdTest, sleep, TEST_PG, waitUntil } from "./lib.mjs";
 
 const CLIENTS = [
   ["websocket", 4],
@@ -112,8 +112,16 @@ describe("retention", () => {
       "UPDATE totals SET value = (SELECT COUNT(*) FROM messages) WHERE name = 'messages_total';" +
       "COMMIT;";
     await query(first.db, sql);
+    // --retention-days 0 keeps everything: the writer's first idle turn (a retention step when
+    // retention is on) comes before it commits the message sent here.
+    const keep = await ctx.startExtra({ args: ["--retention-days", "0"], dir: first.dir, db: first.db });
+    const s = await ctx.client({ kind: "websocket" }, keep);
+    assert.equal((await emitAck(s, "send-message", { sender: "new", text: "kept" })).ok, true);
+    assert.equal((await query(keep.db, "SELECT COUNT(*) AS n FROM messages WHERE sender = 'old'"))[0].n, 1500, "--retention-days 0 deleted nothing");
+    ctx.closeClients();
+    await keep.stop();
     const second = await ctx.startExtra({ args: ["--retention-days", "3"], dir: first.dir, db: first.db });
-    await waitUntil(async () => (await query(second.db, "SELECT COUNT(*) AS n FROM messages"))[0].n === 20, {
+    await waitUntil(async () => (await query(second.db, "SELECT COUNT(*) AS n FROM messages"))[0].n === 21, {
       timeout: 10000,
       what: "the old messages to be deleted",
     });
@@ -125,6 +133,6 @@ describe("retention", () => {
         "(SELECT COALESCE(SUM(count), 0) FROM message_counts) AS hourly, " +
         "(SELECT COUNT(*) FROM message_counts WHERE platform = 'web') AS web_hours",
     );
-    assert.deepEqual(c, [{ total: 20, hourly: 20, web_hours: 0 }]);
+    assert.deepEqual(c, [{ total: 21, hourly: 21, web_hours: 0 }]);
   });
 });

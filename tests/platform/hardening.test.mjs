@@ -100,6 +100,25 @@ describe("hardening", () => {
     assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
   });
 
+  // Without a Content-Length (chunked) the size is only known while the body is read: the
+  // check on the headers cannot see it, the one on the body must.
+  rtdTest("a chunked POST body that grows past --max-payload gets 413 and ends the session", { args: ["--max-payload", "2000"] }, async (ctx) => {
+    const good = await ctx.client({ kind: "polling" });
+    const p = new Polling(ctx.rtd.port, "/socket.io/");
+    await p.handshake();
+    const chunk = (s) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+    const packet = `42${JSON.stringify(["send-message", { sender: "c", text: "y".repeat(3000) }])}`;
+    const body = Array.from({ length: Math.ceil(packet.length / 400) }, (_, i) => chunk(packet.slice(i * 400, (i + 1) * 400))).join("") + "0\r\n\r\n";
+    const head =
+      `POST /socket.io/?EIO=4&transport=polling&sid=${p.sid} HTTP/1.1\r\nHost: x\r\n` +
+      "Content-Type: text/plain;charset=UTF-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    const answer = await answerOf(ctx.rtd.port, head + body, 5000);
+    assert.match(answer, /^HTTP\/1\.1 413 /, `the answer: ${JSON.stringify(answer.slice(0, 200))}`);
+    assert.equal((await p.get()).status, 400, "the session that sent it is closed");
+    assert.equal((await emitAck(good, "send-message", { sender: "g", text: "still fine" })).ok, true);
+    assert.equal(await count(ctx.rtd.db, "messages"), 1);
+  });
+
   rtdTest("deeply nested JSON closes only the offending session; nothing is stored", async (ctx) => {
     const good = await ctx.client({ kind: "websocket" });
     const bad = await ctx.client({ kind: "websocket" });

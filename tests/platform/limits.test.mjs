@@ -1,9 +1,11 @@
-// Per-socket rate limit (--rate-limit, --rate-burst) and --max-connections.
+// Per-socket rate limit (--rate-limit, --rate-burst), --max-connections and
+// --max-connections-per-ip.
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import { describe } from "node:test";
 import { Polling, request } from "../js/lib/http.mjs";
-import { count, emitAck, expectRefused, holdWriteLock, httpGet, metrics, query, rtdTest, waitConnectionRow, waitUntil, within } from "./lib.mjs";
+import { HOST, count, emitAck, expectRefused, holdWriteLock, httpGet, metrics, query, rtdTest, waitConnectionRow, waitUntil, within } from "./lib.mjs";
 
 // A rate this low refills no token during a test: the burst is all a socket has.
 const SLOW = ["--rate-limit", "0.01"];
@@ -136,6 +138,68 @@ describe("--max-connections", () => {
       await waitConnectionRow(rtd.db, s.id);
       s.disconnect();
       await waitUntil(async () => JSON.parse((await httpGet(rtd, "/health")).text).sessions === 0, { what: "the session gone" });
+    }
+  });
+});
+
+// A raw keep-alive connection on which `GET /health` was answered (so that libmicrohttpd has
+// accepted and counted it), or null when the server closed it without an answer.
+function heldConnection(port, ms = 3000) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, HOST);
+    let got = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`neither an answer nor a close within ${ms} ms`));
+    }, ms);
+    sock.on("connect", () => sock.write(`GET /health HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`));
+    sock.on("error", () => {});
+    sock.on("data", (d) => {
+      got += d.toString("latin1");
+      if (/\r\n\r\n/.test(got) && got.startsWith("HTTP/1.1 200")) {
+        clearTimeout(timer);
+        resolve(sock);
+      }
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(null);
+    });
+  });
+}
+
+describe("--max-connections-per-ip", () => {
+  rtdTest("a session that ends gives its address' slot back", { args: ["--max-connections-per-ip", "1"] }, async (ctx) => {
+    const { rtd } = ctx;
+    const a = await ctx.client({ kind: "websocket" });
+    const refused = await handshake(rtd);
+    assert.equal(refused.status, 429, `a second session from 127.0.0.1: HTTP ${refused.status} ${refused.text}`);
+    a.disconnect();
+    await waitUntil(async () => JSON.parse((await httpGet(rtd, "/health")).text).sessions === 0, { what: "the session gone" });
+    for (const kind of ["polling", "websocket"]) {
+      const s = await ctx.client({ kind });
+      assert.equal((await handshake(rtd)).status, 429, `with a ${kind} client in: still one at a time`);
+      s.disconnect();
+      await waitUntil(async () => JSON.parse((await httpGet(rtd, "/health")).text).sessions === 0, { what: "the session gone" });
+    }
+  });
+
+  // Without --trust-proxy the HTTP connections from one address are bounded too, at 2N + 2
+  // (a session's long-poll and POST, or its WebSocket and an upgrade in flight).
+  rtdTest("at most 2N+2 HTTP connections from one address; one that closes makes room", { args: ["--max-connections-per-ip", "1"] }, async (ctx) => {
+    const held = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const sock = await heldConnection(ctx.rtd.port);
+        assert.ok(sock, `HTTP connection #${i + 1} of 4 is served`);
+        held.push(sock);
+      }
+      assert.equal(await heldConnection(ctx.rtd.port), null, "the fifth is closed unanswered");
+      held.pop().destroy();
+      const again = await waitUntil(async () => heldConnection(ctx.rtd.port), { what: "a connection served after one closed" });
+      held.push(again);
+    } finally {
+      for (const s of held) s.destroy();
     }
   });
 });
