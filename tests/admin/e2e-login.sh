@@ -13,12 +13,6 @@ need curl "$NGINX" "$ADMIN_BIN"
 
 stack_tmp
 trap stop_stack EXIT INT TERM
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (wanted '$2', got '$3')"; fi
-}
 
 printf 'e2e password 1\n' | "$ADMIN_BIN" --db "$DB" --create-admin admin 2>/dev/null
 printf 'e2e password 2\n' | "$ADMIN_BIN" --db "$DB" --create-admin racer 2>/dev/null

@@ -9,15 +9,6 @@ need curl "$NGINX" "$ADMIN_BIN" "$SEED_BIN"
 
 stack_tmp
 trap stop_stack EXIT INT TERM
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (wanted '$2', got '$3')"; fi
-}
-contains() { # contains NAME FILE TEXT
-    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in $2)"; fi
-}
 
 "$SEED_BIN" --db "$DB" fill --connections 500 --messages 5000 --days 20 --active 7 2>/dev/null
 "$SEED_BIN" --db "$DB" status running

@@ -23,15 +23,6 @@ cleanup() {
     pg_stop
 }
 trap cleanup EXIT INT TERM
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (wanted '$2', got '$3')"; fi
-}
-contains() { # contains NAME FILE TEXT
-    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in $2)"; fi
-}
 lacks() { # lacks NAME FILE TEXT
     if grep -qF -- "$3" "$2"; then bad "$1 ('$3' in $2)"; else ok "$1"; fi
 }

@@ -12,15 +12,6 @@ need curl openssl "$NGINX" "$ADMIN_BIN"
 
 stack_tmp
 trap stop_stack EXIT INT TERM
-fails=0
-ok() { echo "ok - $*"; }
-bad() { echo "not ok - $*"; fails=$((fails + 1)); }
-expect() { # expect NAME WANT GOT
-    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (wanted '$2', got '$3')"; fi
-}
-contains() { # contains NAME FILE TEXT
-    if grep -qiF -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in $2)"; fi
-}
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
     -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
@@ -84,12 +75,12 @@ expect "http redirects to https" 301 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/")"
 for path in / /admin/login /static/site.css /static/icon.svg; do
     expect "GET $path" 200 "$(get "$BASE$path")"
-    contains "$path has Strict-Transport-Security" "$T/head" "Strict-Transport-Security: max-age="
-    contains "$path has nosniff" "$T/head" "X-Content-Type-Options: nosniff"
+    icontains "$path has Strict-Transport-Security" "$T/head" "Strict-Transport-Security: max-age="
+    icontains "$path has nosniff" "$T/head" "X-Content-Type-Options: nosniff"
 done
 expect "stats.json without a session is 401" 401 "$(get "$BASE/admin/stats.json")"
-contains "... as JSON" "$T/head" "Content-Type: application/json"
-contains "... with Strict-Transport-Security" "$T/head" "Strict-Transport-Security: max-age="
+icontains "... as JSON" "$T/head" "Content-Type: application/json"
+icontains "... with Strict-Transport-Security" "$T/head" "Strict-Transport-Security: max-age="
 expect "the dashboard without a session redirects" 302 "$(get "$BASE/admin")"
 
 # Log in, then every page with 180 unrelated cookies beside ours.

@@ -13,6 +13,20 @@ NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
 log() { echo "# $*" >&2; }
 
+# Checks, one line each: "ok - ..." or "not ok - ..."; fails counts the second kind.
+fails=0
+ok() { echo "ok - $*"; }
+bad() { echo "not ok - $*"; fails=$((fails + 1)); }
+expect() { # expect NAME WANT GOT
+    if [ "$2" = "$3" ]; then ok "$1"; else bad "$1 (wanted '$2', got '$3')"; fi
+}
+contains() { # contains NAME FILE TEXT
+    if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in $2)"; fi
+}
+icontains() { # the same, ignoring case (header names)
+    if grep -qiF -- "$3" "$2"; then ok "$1"; else bad "$1 ('$3' not in $2)"; fi
+}
+
 need() {
     for tool in "$@"; do
         if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$tool" ]; then
