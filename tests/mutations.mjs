@@ -671,9 +671,9 @@ export const MUTATIONS = [
     file: "admin-fcgi/auth.c",
     from: "             read_counter(db, k->name, window, &name);\n",
     to: "             read_counter(db, k->name, window, &name);\n" +
-      "    sqlite3_exec(db, \"COMMIT\", NULL, NULL, NULL);\n" +
+      "    dbi_commit(db);\n" +
       "    auth_verify_password(\"the password check\", dummy_setting);\n" +
-      "    sqlite3_exec(db, \"BEGIN IMMEDIATE\", NULL, NULL, NULL);\n",
+      "    dbi_begin_write(db);\n",
     why: "each attempt is counted before its password is checked, in one write transaction",
     tests: [{ check: ["tests/admin/e2e-login.sh"] }],
   },
