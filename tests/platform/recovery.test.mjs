@@ -1,0 +1,161 @@
+// Connection-state recovery (--recovery-window), with the real socket.io-client 4.8: the
+// official cases of socketio/socket.io packages/socket.io/test/connection-state-recovery.ts
+// ported to rtd's platform events, and the Node.js flaws rtd fixes (no offset, one use per
+// pid, capped replays). A client drops by closing its Engine.IO transport
+// (socket.io.engine.close(), "transport close" on the server, which is recoverable) and comes
+// back with socket.connect(), which sends {pid, offset} itself.
+import assert from "node:assert/strict";
+import { describe } from "node:test";
+import { emitAck, eventually, makeClient, connectSocket, metrics, rtdTest, sleep } from "./lib.mjs";
+
+const WINDOW = ["--recovery-window", "5000"];
+
+async function drop(ctx, s) {
+  const gone = new Promise((resolve) => s.once("disconnect", resolve));
+  s.io.engine.close();
+  await gone; // the client says "forced close"; the server sees "transport close"
+  await sleep(100); // the server sees the close
+}
+
+// Reconnects s and resolves to what its handlers saw: the events before "connect" and
+// whether "connect" said recovered.
+async function back(s) {
+  const before = s.got.messages.items.length;
+  const connected = new Promise((resolve, reject) => {
+    s.once("connect", () => resolve(s.got.messages.items.length - before));
+    s.once("connect_error", reject);
+  });
+  s.connect();
+  const n = await connected;
+  return { recovered: s.recovered, beforeConnect: s.got.messages.items.slice(before, before + n) };
+}
+
+const texts = (items) => items.map(([m]) => m.text);
+
+describe("connection-state recovery", () => {
+  rtdTest("is disabled by default: no pid, no offset argument", async (ctx) => {
+    const a = await ctx.client();
+    assert.equal(a._pid, undefined);
+    await emitAck(a, "send-message", { sender: "a", text: "hi" });
+    const got = await a.got.messages.next();
+    assert.equal(got.length, 1);
+  });
+
+  rtdTest("offsets: receive-message carries its row id as a string, last", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    assert.equal(typeof a._pid, "string");
+    const ack = await emitAck(a, "send-message", { sender: "a", text: "hi" });
+    const [msg, offset] = await a.got.messages.next();
+    assert.equal(offset, String(ack.id));
+    assert.equal(msg.id, ack.id);
+  });
+
+  rtdTest("restores the session, rooms, identity and missed packets, in order, once", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    await emitAck(a, "identify", { userId: "u1", platform: "flutter" });
+    await emitAck(a, "join", { room: "room1" });
+    const b = await ctx.client();
+    await emitAck(b, "send-message", { sender: "b", text: "seen" });
+    await a.got.messages.next();
+    const id = a.id, pid = a._pid;
+    await drop(ctx, a);
+    await emitAck(b, "send-message", { sender: "b", text: "hello1" });
+    await emitAck(b, "send-message", { sender: "b", text: "hello2", room: "room1" });
+    await emitAck(b, "send-message", { sender: "b", text: "other room", room: "room2" });
+    await emitAck(b, "send-message", { sender: "b", text: "hello3" });
+    const r = await back(a);
+    assert.equal(r.recovered, true);
+    assert.equal(a.id, id);
+    assert.equal(a._pid, pid);
+    assert.deepEqual(texts(r.beforeConnect), ["hello1", "hello2", "hello3"]);
+    for (const [m, off] of r.beforeConnect) assert.equal(off, String(m.id));
+    // the room and the identity came back
+    await emitAck(b, "send-message", { sender: "b", text: "live", room: "room1" });
+    assert.equal((await a.got.messages.waitCount(5))[4][0].text, "live");
+    await emitAck(a, "send-message", { sender: "a", text: "mine" });
+    const [mine] = await b.got.messages.waitCount(4).then((items) => items[items.length - 1]);
+    assert.equal(mine.platform, "flutter");
+    await sleep(100);
+    assert.deepEqual(texts(a.got.messages.items), ["seen", "hello1", "hello2", "hello3", "live", "mine"]);
+    const m = (await metrics(ctx.rtd)).samples;
+    assert.equal(m.get("rtd_recoveries_tried_total"), 1);
+    assert.equal(m.get("rtd_recoveries_succeeded_total"), 1);
+    assert.equal(m.get("rtd_recovery_replayed_total"), 3);
+  });
+
+  rtdTest("without an offset (no event before the drop) recovers from the time it left", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    const b = await ctx.client();
+    const id = a.id;
+    await drop(ctx, a);
+    await emitAck(b, "send-message", { sender: "b", text: "while away" });
+    const r = await back(a);
+    assert.equal(r.recovered, true);
+    assert.equal(a.id, id);
+    assert.deepEqual(texts(r.beforeConnect), ["while away"]);
+  });
+
+  rtdTest("fails to restore an unknown session", { args: WINDOW }, async (ctx) => {
+    const s = makeClient(ctx.rtd, { auth: { pid: "foo", offset: "bar" } });
+    ctx.track(s);
+    await connectSocket(s);
+    assert.equal(s.recovered, false);
+    assert.notEqual(s._pid, "foo");
+  });
+
+  rtdTest("a client's own disconnect is not recoverable", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    const id = a.id;
+    a.disconnect();
+    await sleep(100);
+    const r = await back(a);
+    assert.equal(r.recovered, false);
+    assert.notEqual(a.id, id);
+  });
+
+  rtdTest("an expired window gives a fresh session", { args: ["--recovery-window", "200"] }, async (ctx) => {
+    const a = await ctx.client();
+    const id = a.id;
+    await drop(ctx, a);
+    await sleep(400);
+    const r = await back(a);
+    assert.equal(r.recovered, false);
+    assert.notEqual(a.id, id);
+  });
+
+  rtdTest("two tabs with one pid: the session is restored once", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    await emitAck(a, "send-message", { sender: "a", text: "x" });
+    const [, offset] = await a.got.messages.next();
+    const id = a.id, pid = a._pid;
+    await drop(ctx, a);
+    const t1 = makeClient(ctx.rtd, { auth: { pid, offset } });
+    const t2 = makeClient(ctx.rtd, { auth: { pid, offset } });
+    ctx.track(t1);
+    ctx.track(t2);
+    await connectSocket(t1);
+    await connectSocket(t2);
+    // a new client object never says recovered (it compares with its own pid): the CONNECT
+    // answer's sid and pid tell
+    assert.equal(t1.id, id);
+    assert.equal(t1._pid, pid);
+    assert.notEqual(t2.id, id);
+    assert.notEqual(t2._pid, pid);
+    // the first tab stays connected
+    await sleep(100);
+    assert.equal(t1.connected, true);
+  });
+
+  rtdTest("a replay longer than --recovery-max-events gives a fresh session", { args: [...WINDOW, "--recovery-max-events", "2"] }, async (ctx) => {
+    const a = await ctx.client();
+    const b = await ctx.client();
+    const id = a.id;
+    await drop(ctx, a);
+    for (const t of ["1", "2", "3"]) await emitAck(b, "send-message", { sender: "b", text: t });
+    const r = await back(a);
+    assert.equal(r.recovered, false);
+    assert.deepEqual(r.beforeConnect, []);
+    await eventually(async () => assert.equal((await metrics(ctx.rtd)).samples.get("rtd_recoveries_succeeded_total"), 0));
+    assert.equal(a.id, id); // the id is kept, the session is new
+  });
+});
