@@ -281,6 +281,7 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
     if (buf_terminate(&b) == 0) {
         sio_socket_set_data_json(s, b.data); /* other nodes' fetchSockets() see it */
         sio_emit(s, "identified", b.data);
+        recovery_live(p->rec, s);
         if (ack_id >= 0)
             sio_ack(s, ack_id, b.data, NULL, 0);
     }
@@ -429,6 +430,7 @@ static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ac
         refuse(c, ack_id, "server_busy", "out of memory");
         return;
     }
+    recovery_live(p->rec, s);
     if (ack_id >= 0)
         ack_ok(c, ack_id);
 }
@@ -447,6 +449,7 @@ static void on_leave(sio_socket *s, const char *ev, const sio_args *a, int64_t a
         return;
     }
     sio_leave(s, room);
+    recovery_live(p->rec, s);
     if (ack_id >= 0)
         ack_ok(c, ack_id);
 }
@@ -632,6 +635,8 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     presence(p, "user-connected", c->socket_id, s);
     if (p->rec && sio_socket_restoring(s))
         recovery_begin(p->rec, s);
+    else
+        recovery_live(p->rec, s);
 }
 
 static void on_disconnect(sio_socket *s, const char *reason, void *ud)

@@ -74,6 +74,7 @@ static void purge(recovery *r, int64_t now)
         struct session *ss = e->val;
         if (ss->left_ms + r->cfg.window_ms < now) {
             map_del(&r->sessions, ss->pid);
+            store_session_delete(r->st, ss->pid);
             session_free(ss);
             it = 0; /* deletion shifts entries: start over */
         }
@@ -91,6 +92,7 @@ static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
     if (!ss)
         return -1;
     map_del(&r->sessions, pid); /* one use */
+    store_session_delete(r->st, pid);
     int64_t off = ss->since;
     if (offset) {
         char *end;
@@ -123,6 +125,39 @@ static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
     return 0;
 }
 
+/* The row of s in the store: connected (left_ms < 0) or left. */
+static void save_row(recovery *r, sio_socket *s, int64_t left_ms)
+{
+    const char *rooms[256];
+    size_t n = sio_socket_rooms(s, rooms, 256);
+    if (n > 256)
+        n = 256;
+    buf b = BUF_INIT;
+    buf_putc(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&b, ',');
+        buf_putc(&b, '"');
+        buf_json_escape(&b, rooms[i], strlen(rooms[i]));
+        buf_putc(&b, '"');
+    }
+    buf_putc(&b, ']');
+    const char *user = NULL, *plat = NULL;
+    if (r->who)
+        r->who(s, &user, &plat, r->ud);
+    if (buf_terminate(&b) == 0 &&
+        store_session_save(r->st, sio_socket_pid(s), sio_socket_id(s), b.data, user, plat, left_ms,
+                           r->newest) < 0)
+        rlog(RLOG_WARN, "Store queue full: recovery session not recorded", NULL);
+    buf_free(&b);
+}
+
+void recovery_live(recovery *r, sio_socket *s)
+{
+    if (r && sio_socket_namespace(s) == r->root && sio_socket_pid(s)[0] && !sio_socket_restoring(s))
+        save_row(r, s, -1);
+}
+
 static void on_close(sio_socket *s, const char *reason, void *ud)
 {
     recovery *r = ud;
@@ -133,9 +168,14 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
         map_del(&r->claimed, cl->sid);
         session_free(cl);
     }
-    if (!sio_reason_recoverable(reason) || sio_socket_restoring(s))
+    if (sio_socket_restoring(s))
         return;
+    if (!sio_reason_recoverable(reason)) {
+        store_session_delete(r->st, sio_socket_pid(s));
+        return;
+    }
     int64_t now = util_wall_ms();
+    save_row(r, s, now);
     purge(r, now);
     struct session *ss = calloc(1, sizeof *ss);
     if (!ss)
@@ -166,6 +206,40 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
         session_free(ss);
 }
 
+/* A session the store kept from before the start. */
+static void load_one(const char *pid, const char *sid, const char *rooms_json, const char *user_id,
+                     const char *platform, int64_t left_ms, int64_t since, void *ud)
+{
+    recovery *r = ud;
+    if (left_ms + r->cfg.window_ms < util_wall_ms() || !pid || strlen(pid) > UTIL_ID_LEN || !sid ||
+        strlen(sid) > UTIL_ID_LEN || map_get(&r->sessions, pid)) {
+        if (pid)
+            store_session_delete(r->st, pid);
+        return;
+    }
+    struct session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return;
+    memcpy(ss->pid, pid, strlen(pid) + 1);
+    memcpy(ss->sid, sid, strlen(sid) + 1);
+    ss->left_ms = left_ms;
+    ss->since = since;
+    struct json_object *a = rooms_json ? json_tokener_parse(rooms_json) : NULL;
+    size_t n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+    ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
+    for (size_t i = 0; ss->rooms && i < n; i++) {
+        struct json_object *e = json_object_array_get_idx(a, i);
+        if (json_object_is_type(e, json_type_string) &&
+            (ss->rooms[ss->nrooms] = strdup(json_object_get_string(e))))
+            ss->nrooms++;
+    }
+    json_object_put(a);
+    ss->user_id = user_id ? strdup(user_id) : NULL;
+    ss->platform = platform ? strdup(platform) : NULL;
+    if (map_put(&r->sessions, ss->pid, ss) < 0)
+        session_free(ss);
+}
+
 recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
                        const struct recovery_config *cfg, recovery_who_fn *who,
                        recovery_restore_fn *restore, void *ud)
@@ -183,6 +257,7 @@ recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
     r->sessions = (map)MAP_INIT;
     r->claimed = (map)MAP_INIT;
     sio_set_recovery_hooks(srv, on_restore, on_close, r);
+    store_sessions_loaded(st, load_one, r, &r->newest);
     return r;
 }
 
@@ -286,6 +361,7 @@ static void replay_finish(struct replay *rp)
     }
     r->stats.succeeded++;
     sio_recovery_done(s, true, last);
+    save_row(r, s, -1);
     rlogf(RLOG_INFO, "Client recovered", "{\"socketId\":\"%s\",\"replayed\":%zu}", rp->sid, rp->n);
 }
 

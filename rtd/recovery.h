@@ -7,7 +7,9 @@
  * its rooms and identity, and the messages after its offset (of everyone and of its rooms,
  * read from the store, oldest first) before the CONNECT answer and live delivery. Without an
  * offset (it got no event before it dropped) it recovers from the time it left. A session
- * is used once; a replay longer than max_events becomes a fresh session. Loop thread only. */
+ * is used once; a replay longer than max_events becomes a fresh session. Sessions are also
+ * rows of recovery_sessions (written at connect, join, leave, identify and drop; loaded at
+ * start), so they survive a restart, SIGKILL included. Loop thread only. */
 #ifndef RTD_RECOVERY_H
 #define RTD_RECOVERY_H
 
@@ -38,6 +40,9 @@ recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
 void recovery_free(recovery *r);
 /* A stored message was broadcast with offset id. */
 void recovery_note(recovery *r, int64_t id);
+/* Records s (connected) in the store as it is now: at connect, and after it joined, left or
+ * identified, so that its session survives a SIGKILL. */
+void recovery_live(recovery *r, sio_socket *s);
 /* For a socket the connection callback finds restoring: rejoins its rooms, gives its
  * identity back, and starts the replay. */
 void recovery_begin(recovery *r, sio_socket *s);

@@ -6,7 +6,7 @@
 // back with socket.connect(), which sends {pid, offset} itself.
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { emitAck, eventually, makeClient, connectSocket, metrics, rtdTest, sleep } from "./lib.mjs";
+import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd } from "./lib.mjs";
 
 const WINDOW = ["--recovery-window", "5000"];
 
@@ -157,5 +157,74 @@ describe("connection-state recovery", () => {
     assert.deepEqual(r.beforeConnect, []);
     await eventually(async () => assert.equal((await metrics(ctx.rtd)).samples.get("rtd_recoveries_succeeded_total"), 0));
     assert.equal(a.id, id); // the id is kept, the session is new
+  });
+
+  // What Node.js cannot do: the session and the missed messages survive a restart of rtd.
+  for (const sig of ["SIGTERM", "SIGKILL"]) {
+    rtdTest(`rtd restarted (${sig}) while the client is away: messages before and after, once, in order`, { args: WINDOW }, async (ctx) => {
+      const first = ctx.rtd;
+      const a = await ctx.client();
+      await emitAck(a, "identify", { userId: "u1", platform: "flutter" });
+      await emitAck(a, "join", { room: "room1" });
+      const b = await ctx.client();
+      await emitAck(b, "send-message", { sender: "b", text: "seen" });
+      await a.got.messages.next();
+      const id = a.id, pid = a._pid;
+      await drop(ctx, a);
+      await emitAck(b, "send-message", { sender: "b", text: "before" });
+      await emitAck(b, "send-message", { sender: "b", text: "before room1", room: "room1" });
+      await sleep(200); // committed
+      if (sig === "SIGTERM") await first.stop();
+      else {
+        first.signal("SIGKILL");
+        await first.waitExit();
+      }
+      b.disconnect();
+      ctx.rtd = await startRtd({ dir: first.dir, db: first.db, port: first.port, args: WINDOW });
+      const b2 = await ctx.client();
+      await emitAck(b2, "send-message", { sender: "b", text: "after" });
+      await emitAck(b2, "send-message", { sender: "b", text: "after room2", room: "room2" });
+      await emitAck(b2, "send-message", { sender: "b", text: "after room1", room: "room1" });
+      const r = await back(a);
+      assert.equal(r.recovered, true);
+      assert.equal(a.id, id);
+      assert.equal(a._pid, pid);
+      assert.deepEqual(texts(r.beforeConnect), ["before", "before room1", "after", "after room1"]);
+      await emitAck(a, "send-message", { sender: "a", text: "mine" });
+      const items = await b2.got.messages.waitCount(2); // "after", "mine"
+      assert.equal(items[1][0].text, "mine");
+      assert.equal(items[1][0].platform, "flutter");
+      await sleep(100);
+      assert.deepEqual(texts(a.got.messages.items), ["seen", "before", "before room1", "after", "after room1", "mine"]);
+    });
+  }
+
+  rtdTest("SIGKILL while the client is connected: its session was stored as it joined", { args: WINDOW }, async (ctx) => {
+    const first = ctx.rtd;
+    const a = await ctx.client();
+    await emitAck(a, "join", { room: "room1" });
+    await emitAck(a, "send-message", { sender: "a", text: "seen" });
+    await a.got.messages.next();
+    const id = a.id;
+    await sleep(200);
+    const gone = new Promise((resolve) => a.once("disconnect", resolve));
+    first.signal("SIGKILL");
+    await first.waitExit();
+    await gone;
+    ctx.rtd = await startRtd({ dir: first.dir, db: first.db, port: first.port, args: WINDOW });
+    const b = await ctx.client();
+    await emitAck(b, "send-message", { sender: "b", text: "after room1", room: "room1" });
+    const r = await back(a);
+    assert.equal(r.recovered, true);
+    assert.equal(a.id, id);
+    assert.deepEqual(texts(r.beforeConnect), ["after room1"]);
+  });
+
+  rtdTest("a client's own disconnect removes its stored session", { args: WINDOW }, async (ctx) => {
+    const a = await ctx.client();
+    await emitAck(a, "join", { room: "room1" });
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions"), 1));
+    a.disconnect();
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions"), 0));
   });
 });
