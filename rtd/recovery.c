@@ -37,10 +37,16 @@ struct recovery {
     void *ud;
     map sessions;  /* pid -> struct session */
     map claimed;   /* sid -> struct session, taken by a restoring socket */
+    map live;      /* pid -> struct live_pid, of the connected sockets */
     int64_t newest;
     struct recovery_stats stats;
     unsigned outstanding;
     bool dead;
+};
+
+struct live_pid {
+    char pid[UTIL_ID_LEN + 1]; /* the key */
+    char sid[UTIL_ID_LEN + 1];
 };
 
 struct replay {
@@ -81,6 +87,41 @@ static void purge(recovery *r, int64_t now)
     }
 }
 
+static void save_row(recovery *r, sio_socket *s, int64_t left_ms);
+
+/* The pid is still attached to a connected socket (its transport died unnoticed, or another
+ * tab has the same pid): the newest connection takes the session, the old socket is closed
+ * without being saved (Node.js's race, socketio/socket.io#4880). */
+static struct session *take_live(recovery *r, const char *pid)
+{
+    struct live_pid *lp = map_get(&r->live, pid);
+    sio_socket *old = lp ? sio_socket_find(r->root, lp->sid) : NULL;
+    if (!old || sio_socket_restoring(old) || strcmp(sio_socket_pid(old), pid) != 0)
+        return NULL;
+    struct session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return NULL;
+    memcpy(ss->pid, pid, strlen(pid) + 1);
+    memcpy(ss->sid, lp->sid, sizeof ss->sid);
+    ss->left_ms = util_wall_ms();
+    ss->since = r->newest;
+    const char *rooms[256];
+    size_t n = sio_socket_rooms(old, rooms, 256);
+    if (n > 256)
+        n = 256;
+    ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
+    for (size_t i = 0; ss->rooms && i < n; i++)
+        if ((ss->rooms[ss->nrooms] = strdup(rooms[i])))
+            ss->nrooms++;
+    const char *user = NULL, *plat = NULL;
+    if (r->who)
+        r->who(old, &user, &plat, r->ud);
+    ss->user_id = user ? strdup(user) : NULL;
+    ss->platform = plat ? strdup(plat) : NULL;
+    sio_disconnect(old, true); /* not recoverable: on_close saves nothing */
+    return ss;
+}
+
 static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
                       char sid[UTIL_ID_LEN + 1], void *ud)
 {
@@ -89,9 +130,10 @@ static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
         return -1;
     r->stats.tried++;
     struct session *ss = map_get(&r->sessions, pid);
-    if (!ss)
+    if (ss)
+        map_del(&r->sessions, pid); /* one use */
+    else if (!(ss = take_live(r, pid)))
         return -1;
-    map_del(&r->sessions, pid); /* one use */
     store_session_delete(r->st, pid);
     int64_t off = ss->since;
     if (offset) {
@@ -154,8 +196,20 @@ static void save_row(recovery *r, sio_socket *s, int64_t left_ms)
 
 void recovery_live(recovery *r, sio_socket *s)
 {
-    if (r && sio_socket_namespace(s) == r->root && sio_socket_pid(s)[0] && !sio_socket_restoring(s))
-        save_row(r, s, -1);
+    if (!r || sio_socket_namespace(s) != r->root || !sio_socket_pid(s)[0] ||
+        sio_socket_restoring(s))
+        return;
+    struct live_pid *lp = map_get(&r->live, sio_socket_pid(s));
+    if (!lp && (lp = calloc(1, sizeof *lp))) {
+        memcpy(lp->pid, sio_socket_pid(s), sizeof lp->pid);
+        if (map_put(&r->live, lp->pid, lp) < 0) {
+            free(lp);
+            lp = NULL;
+        }
+    }
+    if (lp)
+        memcpy(lp->sid, sio_socket_id(s), sizeof lp->sid);
+    save_row(r, s, -1);
 }
 
 static void on_close(sio_socket *s, const char *reason, void *ud)
@@ -163,6 +217,11 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
     recovery *r = ud;
     if (sio_socket_namespace(s) != r->root || !sio_socket_pid(s)[0])
         return;
+    struct live_pid *lp = map_get(&r->live, sio_socket_pid(s));
+    if (lp && strcmp(lp->sid, sio_socket_id(s)) == 0) {
+        map_del(&r->live, lp->pid);
+        free(lp);
+    }
     struct session *cl = map_get(&r->claimed, sio_socket_id(s));
     if (cl) { /* closed while restoring */
         map_del(&r->claimed, cl->sid);
@@ -256,6 +315,7 @@ recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
     r->ud = ud;
     r->sessions = (map)MAP_INIT;
     r->claimed = (map)MAP_INIT;
+    r->live = (map)MAP_INIT;
     sio_set_recovery_hooks(srv, on_restore, on_close, r);
     store_sessions_loaded(st, load_one, r, &r->newest);
     return r;
@@ -274,6 +334,11 @@ static void really_free(recovery *r)
 {
     drop_all(&r->sessions);
     drop_all(&r->claimed);
+    size_t it = 0;
+    map_entry *e;
+    while (map_next(&r->live, &it, &e))
+        free(e->val);
+    map_free(&r->live);
     free(r);
 }
 
@@ -336,6 +401,7 @@ static void replay_finish(struct replay *rp)
             sio_leave(s, ss->rooms[i]);
         session_free(ss);
         sio_recovery_done(s, false, 0);
+        recovery_live(r, s);
         return;
     }
     session_free(ss);
@@ -361,7 +427,7 @@ static void replay_finish(struct replay *rp)
     }
     r->stats.succeeded++;
     sio_recovery_done(s, true, last);
-    save_row(r, s, -1);
+    recovery_live(r, s);
     rlogf(RLOG_INFO, "Client recovered", "{\"socketId\":\"%s\",\"replayed\":%zu}", rp->sid, rp->n);
 }
 
