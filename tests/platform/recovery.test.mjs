@@ -6,6 +6,7 @@
 // back with socket.connect(), which sends {pid, offset} itself.
 import assert from "node:assert/strict";
 import { describe } from "node:test";
+import { Polling } from "../js/lib/http.mjs";
 import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd } from "./lib.mjs";
 
 const WINDOW = ["--recovery-window", "5000"];
@@ -81,6 +82,41 @@ describe("connection-state recovery", () => {
     assert.equal(m.get("rtd_recoveries_tried_total"), 1);
     assert.equal(m.get("rtd_recoveries_succeeded_total"), 1);
     assert.equal(m.get("rtd_recovery_replayed_total"), 3);
+  });
+
+  // The official "should restore session and missed packets", on the wire: the missed
+  // events come first, then the CONNECT answer with the same sid and pid, in one poll.
+  rtdTest("on the wire: missed events, then 40{sid, pid}, in one poll", { args: [...WINDOW, "--presence", "off"] }, async (ctx) => {
+    const p1 = new Polling(ctx.rtd.port, "/socket.io/");
+    await p1.handshake();
+    await p1.send("40");
+    const [connect] = await p1.receive();
+    const { sid, pid } = JSON.parse(connect.slice(2));
+    assert.equal(typeof pid, "string");
+    await p1.send('42["join",{"room":"room1"}]');
+    const b = await ctx.client();
+    await emitAck(b, "send-message", { sender: "b", text: "hello" });
+    const [hello] = await p1.receive();
+    const args = JSON.parse(hello.slice(2));
+    assert.equal(args[0], "receive-message");
+    const offset = args[2];
+    assert.equal(offset, String(args[1].id));
+    await p1.send("1");
+    await sleep(100);
+    await emitAck(b, "send-message", { sender: "b", text: "hello1" });
+    await emitAck(b, "send-message", { sender: "b", text: "hello2", room: "room1" });
+    await emitAck(b, "send-message", { sender: "b", text: "hello3" });
+    const p2 = new Polling(ctx.rtd.port, "/socket.io/");
+    await p2.handshake();
+    await p2.send(`40${JSON.stringify({ pid, offset })}`);
+    await sleep(200);
+    const packets = await p2.receive();
+    assert.equal(packets.length, 4, JSON.stringify(packets));
+    const evs = packets.slice(0, 3).map((p) => JSON.parse(p.slice(2)));
+    assert.deepEqual(evs.map((e) => e[1].text), ["hello1", "hello2", "hello3"]);
+    for (const e of evs) assert.equal(e[2], String(e[1].id));
+    assert.deepEqual(JSON.parse(packets[3].slice(2)), { sid, pid });
+    await p2.send("1");
   });
 
   rtdTest("without an offset (no event before the drop) recovers from the time it left", { args: WINDOW }, async (ctx) => {
