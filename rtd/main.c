@@ -325,11 +325,14 @@ int main(int argc, char **argv)
         .allow_eio3 = o.allow_eio3,
         .send_threads = o.send_threads,
     };
-    struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms};
+    struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms,
+                             .recovery = o.recovery_window_ms > 0};
     d.sio = sio_server_new(d.l, &sioc, &ec);
     struct platform_config pc = {
         .max_message_bytes = o.max_message_bytes,
         .presence = o.presence,
+        .recovery_window_ms = o.recovery_window_ms,
+        .recovery_max_events = o.recovery_max_events,
         .rate_limit = o.rate_limit,
         .rate_burst = o.rate_burst,
         .max_rooms = o.max_rooms,

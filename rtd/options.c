@@ -45,6 +45,8 @@ enum {
     OPT_NODE_ID,
     OPT_REDIS,
     OPT_REDIS_KEY,
+    OPT_RECOVERY_WINDOW,
+    OPT_RECOVERY_MAX,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -60,6 +62,8 @@ static const struct option long_opts[] = {
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE},
     {"presence", required_argument, NULL, OPT_PRESENCE},
+    {"recovery-window", required_argument, NULL, OPT_RECOVERY_WINDOW},
+    {"recovery-max-events", required_argument, NULL, OPT_RECOVERY_MAX},
     {"sync", required_argument, NULL, OPT_SYNC},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-file", required_argument, NULL, OPT_LOG_FILE},
@@ -107,6 +111,9 @@ static const char usage_text[] =
     "  --connect-timeout MS      close sessions that join no namespace by then (45000)\n"
     "  --max-message-bytes N     longest send-message text in bytes (10000)\n"
     "  --presence on|off         user-connected/user-disconnected broadcasts (on)\n"
+    "  --recovery-window MS      connection-state recovery: pid in CONNECT, offset as the\n"
+    "                            last argument of receive-message (0: off, the default)\n"
+    "  --recovery-max-events N   longest replay; beyond it a fresh session (1000)\n"
     "  --sync normal|full        SQLite synchronous level (normal)\n"
     "  --log-level LEVEL         error, warn, info or debug (info)\n"
     "  --log-file PATH           log to PATH instead of stderr; SIGHUP reopens it\n"
@@ -309,6 +316,14 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_PING_INTERVAL:
             r = num(err, "ping-interval", a, 10, 3600000, &v);
             o->ping_interval_ms = (unsigned)v;
+            break;
+        case OPT_RECOVERY_WINDOW:
+            r = num(err, "recovery-window", a, 0, 86400000, &v);
+            o->recovery_window_ms = (unsigned)v;
+            break;
+        case OPT_RECOVERY_MAX:
+            r = num(err, "recovery-max-events", a, 1, 100000, &v);
+            o->recovery_max_events = (unsigned)v;
             break;
         case OPT_PING_TIMEOUT:
             r = num(err, "ping-timeout", a, 10, 3600000, &v);

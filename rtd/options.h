@@ -26,6 +26,8 @@ struct rtd_options {
     unsigned connect_timeout_ms;
     size_t max_message_bytes;
     bool presence;
+    unsigned recovery_window_ms; /* --recovery-window; 0: off */
+    unsigned recovery_max_events; /* --recovery-max-events; 0: 1000 */
     bool sync_full;
     enum rlog_level log_level;
     const char *log_file;

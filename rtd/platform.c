@@ -20,6 +20,7 @@
 #include "rtd/lib/util.h"
 #include "rtd/net/loop.h"
 #include "rtd/platform.h"
+#include "rtd/recovery.h"
 #include "rtd/validate.h"
 
 #define MAX_PLATFORMS 64
@@ -80,6 +81,7 @@ struct platform {
     platform_count_fn *count;
     void *count_ud;
     bool dead;
+    recovery *rec; /* --recovery-window, or NULL */
 };
 
 /* ---- small helpers ---- */
@@ -279,6 +281,7 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
     if (buf_terminate(&b) == 0) {
         sio_socket_set_data_json(s, b.data); /* other nodes' fetchSockets() see it */
         sio_emit(s, "identified", b.data);
+        recovery_live(p->rec, s);
         if (ack_id >= 0)
             sio_ack(s, ack_id, b.data, NULL, 0);
     }
@@ -321,9 +324,17 @@ static void message_stored(void *ud, bool ok, int64_t id, const char *error)
         buf_puts(&b, "null");
     }
     buf_printf(&b, ",\"createdAt\":\"%s\"}", iso);
+    /* Connection-state recovery: the offset (the row's id, a string as Node's are) is the
+     * event's last argument, where socket.io-client looks for it. */
+    if (p->cfg.recovery_window_ms)
+        buf_printf(&b, ",\"%lld\"", (long long)id);
     sio_packet *pkt = b.data ? sio_event_packet(p->root, "receive-message", b.data, b.len, NULL, 0)
                              : NULL;
     if (pkt) {
+        if (p->rec) {
+            pkt->offset = id;
+            recovery_note(p->rec, id);
+        }
         p->stats.messages_out += sio_broadcast(p->root, pd->room, NULL, pkt);
         sio_packet_unref(pkt);
     }
@@ -419,6 +430,7 @@ static void on_join(sio_socket *s, const char *ev, const sio_args *a, int64_t ac
         refuse(c, ack_id, "server_busy", "out of memory");
         return;
     }
+    recovery_live(p->rec, s);
     if (ack_id >= 0)
         ack_ok(c, ack_id);
 }
@@ -437,6 +449,7 @@ static void on_leave(sio_socket *s, const char *ev, const sio_args *a, int64_t a
         return;
     }
     sio_leave(s, room);
+    recovery_live(p->rec, s);
     if (ack_id >= 0)
         ack_ok(c, ack_id);
 }
@@ -620,6 +633,10 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     rlogf(RLOG_INFO, "Client connected", "{\"socketId\":\"%s\",\"connectedAt\":%lld}",
           c->socket_id, (long long)c->connected_ms);
     presence(p, "user-connected", c->socket_id, s);
+    if (p->rec && sio_socket_restoring(s))
+        recovery_begin(p->rec, s);
+    else
+        recovery_live(p->rec, s);
 }
 
 static void on_disconnect(sio_socket *s, const char *reason, void *ud)
@@ -652,6 +669,45 @@ static void on_upgrade(sio_socket *s, void *ud)
         store_connection_transport(p->st, c->socket_id, transport_name(s));
 }
 
+/* ---- recovery's view of the identity ---- */
+
+static void rec_who(sio_socket *s, const char **user_id, const char **platform_name, void *ud)
+{
+    (void)ud;
+    client *c = sio_socket_user(s);
+    if (c) {
+        *user_id = c->user_id;
+        *platform_name = c->platform;
+    }
+}
+
+static void rec_restore(sio_socket *s, const char *user_id, const char *platform_name, void *ud)
+{
+    platform *p = ud;
+    client *c = sio_socket_user(s);
+    if (!c)
+        return;
+    if (user_id && !c->user_id)
+        c->user_id = strdup(user_id);
+    if (platform_name && validate_platform_token(platform_name))
+        set_platform(c, platform_name);
+    store_connection_identify(p->st, c->socket_id, c->user_id,
+                              strcmp(c->platform, "unknown") ? c->platform : NULL, NULL);
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
+    if (c->user_id) {
+        buf_putc(&b, '"');
+        buf_json_escape(&b, c->user_id, strlen(c->user_id));
+        buf_putc(&b, '"');
+    } else {
+        buf_puts(&b, "null");
+    }
+    buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
+    if (buf_terminate(&b) == 0)
+        sio_socket_set_data_json(s, b.data);
+    buf_free(&b);
+}
+
 /* ---- setup ---- */
 
 platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg)
@@ -681,6 +737,13 @@ platform *platform_new(loop *l, sio_server *srv, store *st, const struct platfor
     sio_on(p->root, "get-messages", on_get_messages, p);
     sio_on(p->root, "*", on_unknown, p);
     sio_on_upgrade(srv, on_upgrade, p);
+    if (cfg->recovery_window_ms) {
+        struct recovery_config rc = {.window_ms = cfg->recovery_window_ms,
+                                     .max_events = cfg->recovery_max_events
+                                                       ? cfg->recovery_max_events
+                                                       : 1000};
+        p->rec = recovery_new(srv, p->root, st, &rc, rec_who, rec_restore, p);
+    }
     return p;
 }
 
@@ -698,6 +761,8 @@ void platform_free(platform *p)
 {
     if (!p)
         return;
+    recovery_free(p->rec);
+    p->rec = NULL;
     if (p->outstanding > 0) {
         p->dead = true; /* the store's last completion for it frees it */
         return;
@@ -708,6 +773,11 @@ void platform_free(platform *p)
 void platform_get_stats(const platform *p, struct platform_stats *out)
 {
     *out = p->stats;
+    struct recovery_stats rs;
+    recovery_get_stats(p->rec, &rs);
+    out->recoveries_tried = rs.tried;
+    out->recoveries_succeeded = rs.succeeded;
+    out->recovery_replayed = rs.replayed;
 }
 
 void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),

@@ -20,6 +20,8 @@ typedef struct platform platform;
 struct platform_config {
     size_t max_message_bytes; /* send-message text, in bytes */
     bool presence;            /* user-connected / user-disconnected broadcasts */
+    unsigned recovery_window_ms; /* connection-state recovery (offsets on receive-message); 0: off */
+    unsigned recovery_max_events; /* longest replay, 0: 1000 */
     double rate_limit;        /* events per second per socket, 0: unlimited */
     unsigned rate_burst;
     unsigned max_rooms;       /* rooms per socket */
@@ -34,6 +36,9 @@ struct platform_stats {
     uint64_t messages_out;    /* receive-message deliveries */
     uint64_t rejected;        /* events refused: invalid, rate limited, store full */
     uint64_t rate_limited;
+    uint64_t recoveries_tried;     /* CONNECTs with a pid (--recovery-window) */
+    uint64_t recoveries_succeeded;
+    uint64_t recovery_replayed;    /* missed events replayed */
 };
 
 platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg);

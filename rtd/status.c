@@ -108,6 +108,18 @@ void status_metrics(http_request *req, void *ud)
                (unsigned long long)ps.messages_out, (unsigned long long)bytes_in,
                (unsigned long long)bytes_out, st.queue_depth, st.queue_bytes,
                (unsigned long long)st.errors);
+    buf_printf(&b,
+               "# HELP rtd_recoveries_tried_total Reconnections that asked for their session back.\n"
+               "# TYPE rtd_recoveries_tried_total counter\n"
+               "rtd_recoveries_tried_total %llu\n"
+               "# HELP rtd_recoveries_succeeded_total Sessions recovered (recovered: true).\n"
+               "# TYPE rtd_recoveries_succeeded_total counter\n"
+               "rtd_recoveries_succeeded_total %llu\n"
+               "# HELP rtd_recovery_replayed_total Missed events replayed to recovered sockets.\n"
+               "# TYPE rtd_recovery_replayed_total counter\n"
+               "rtd_recovery_replayed_total %llu\n",
+               (unsigned long long)ps.recoveries_tried, (unsigned long long)ps.recoveries_succeeded,
+               (unsigned long long)ps.recovery_replayed);
     for (int i = 0; i < 8; i++)
         buf_printf(&b, "rtd_store_commit_seconds_bucket{le=\"%g\"} %llu\n",
                    store_commit_buckets_ms[i] / 1000.0, (unsigned long long)st.commit_le[i]);

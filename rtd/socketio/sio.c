@@ -24,6 +24,7 @@
 #include "rtd/socketio/sio_internal.h"
 
 static void socket_close(sio_socket *s, const char *reason);
+static int send_simple(sio_socket *s, enum sio_type type, const char *json, int64_t id);
 static void client_fail(sio_client *c, const char *reason);
 
 /* ---- packets ---- */
@@ -66,6 +67,7 @@ static sio_packet *build(enum sio_type type, const char *nsp, int64_t id, const 
     }
     p->refs = 1;
     p->n = 0;
+    p->offset = 0;
     p->parts[p->n] = eio_packet_new(EIO_MESSAGE, false, b.data, b.len);
     buf_free(&b);
     if (!p->parts[p->n]) {
@@ -99,6 +101,13 @@ sio_packet *sio_event_packet(const sio_namespace *nsp, const char *event, const 
     return p;
 }
 
+int sio_send_connect(sio_socket *s)
+{
+    char data[96];
+    snprintf(data, sizeof data, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
+    return send_simple(s, SIO_CONNECT, data, -1);
+}
+
 static int send_simple(sio_socket *s, enum sio_type type, const char *json, int64_t id)
 {
     sio_packet *p = build(type, s->nsp->name, id, NULL, json, json ? strlen(json) : 0, NULL, 0,
@@ -112,6 +121,8 @@ static int send_simple(sio_socket *s, enum sio_type type, const char *json, int6
 
 int sio_send(sio_socket *s, sio_packet *p)
 {
+    if (s->restoring)
+        return sio_recovery_hold(s, p);
     eio_session *es = s->client->es;
     for (uint32_t i = 0; i < p->n; i++)
         if (eio_send(es, p->parts[i]) < 0)
@@ -322,6 +333,11 @@ const char *sio_socket_id(const sio_socket *s)
     return s->id;
 }
 
+const char *sio_socket_pid(const sio_socket *s)
+{
+    return s->pid;
+}
+
 sio_namespace *sio_socket_namespace(const sio_socket *s)
 {
     return s->nsp;
@@ -364,6 +380,7 @@ static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
 
 static void free_socket(sio_socket *s)
 {
+    sio_recovery_free(s);
     free(s->auth_json);
     free(s->data_json);
     if (s->id != s->idbuf)
@@ -375,6 +392,8 @@ static void socket_close(sio_socket *s, const char *reason)
 {
     sio_namespace *nsp = s->nsp;
     sio_client *c = s->client;
+    if (c->srv->close_hook)
+        c->srv->close_hook(s, reason, c->srv->recovery_ud);
     sio_rooms_leave_all(s);
     /* out of the namespace */
     sio_socket *last = nsp->sockets[--nsp->nsockets];
@@ -521,7 +540,26 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         return;
     }
     sio_socket *s = calloc(1, sizeof *s);
-    if (!s || socket_id(s, c, name) < 0) {
+    if (s && !v3 && srv->cfg.recovery && srv->restore && auth &&
+        json_object_is_type(auth, json_type_object)) {
+        struct json_object *jp = NULL, *jo = NULL;
+        char sid[UTIL_ID_LEN + 1];
+        if (json_object_object_get_ex(auth, "pid", &jp) && json_object_is_type(jp, json_type_string) &&
+            json_object_get_string_len(jp) <= UTIL_ID_LEN) {
+            const char *off = json_object_object_get_ex(auth, "offset", &jo) &&
+                                      json_object_is_type(jo, json_type_string)
+                                  ? json_object_get_string(jo)
+                                  : NULL;
+            if (srv->restore(nsp, json_object_get_string(jp), off, sid, srv->recovery_ud) == 0 &&
+                !map_get(&nsp->by_id, sid)) {
+                s->id = s->idbuf;
+                memcpy(s->idbuf, sid, sizeof s->idbuf);
+                memcpy(s->pid, json_object_get_string(jp), json_object_get_string_len(jp) + 1);
+                s->restoring = true;
+            }
+        }
+    }
+    if (!s || (!s->restoring && socket_id(s, c, name) < 0)) {
         free(s);
         connect_error(c, h->nsp, h->nsp_len, "Server error", false);
         return;
@@ -571,11 +609,16 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     nsp->sockets[nsp->nsockets++] = s;
     srv->nsockets++;
     loop_timer_stop(srv->l, &c->connect_timer);
-    if (v3) {
+    if (s->restoring) {
+        /* the CONNECT answer waits for the replay (sio_recovery_done) */
+    } else if (v3) {
         send_simple(s, SIO_CONNECT, NULL, -1);
     } else {
-        char data[64];
-        snprintf(data, sizeof data, "{\"sid\":\"%s\"}", s->id);
+        char data[96];
+        if (srv->cfg.recovery && util_random_id(s->pid) == 0)
+            snprintf(data, sizeof data, "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid);
+        else
+            snprintf(data, sizeof data, "{\"sid\":\"%s\"}", s->id);
         send_simple(s, SIO_CONNECT, data, -1);
     }
     if (nsp->on_connection)

@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "rtd/engine/eio.h"
+#include "rtd/lib/util.h"
 
 typedef struct sio_server sio_server;
 typedef struct sio_namespace sio_namespace;
@@ -32,6 +33,8 @@ struct sio_config {
     unsigned max_namespaces;     /* namespaces one session may join: 32 */
     unsigned max_json_depth;     /* nesting of event payloads: 32 */
     size_t max_binary_bytes;     /* attachment bytes of one packet: 4 * maxPayload */
+    bool recovery;               /* connection-state recovery: v5 sockets get a pid, sent in
+                                  * the CONNECT answer as Node.js does */
 };
 
 /* A binary attachment. */
@@ -61,6 +64,7 @@ int sio_args_json(const sio_args *a, buf *out);
 typedef struct sio_packet {
     uint32_t refs;
     uint32_t n;          /* 1 + number of attachments */
+    int64_t offset;      /* recovery: the store log id it carries as last argument, or 0 */
     eio_packet *parts[]; /* parts[0] holds the JSON; parts[1..] the attachments */
 } sio_packet;
 
@@ -165,10 +169,34 @@ int sio_socket_set_data_json(sio_socket *s, const char *json);
 const char *sio_socket_data_json(const sio_socket *s);
 
 const char *sio_socket_id(const sio_socket *s);
+/* The private id of connection-state recovery ("" when recovery is off or for v3). */
+const char *sio_socket_pid(const sio_socket *s);
 sio_namespace *sio_socket_namespace(const sio_socket *s);
 eio_session *sio_socket_session(const sio_socket *s);
 sio_socket *sio_socket_find(sio_namespace *nsp, const char *id);
 void sio_socket_set_user(sio_socket *s, void *user);
 void *sio_socket_user(const sio_socket *s);
+
+/* ---- connection-state recovery (sio_recovery.c; rtd/recovery.c drives it) ----
+ * With cfg.recovery, a CONNECT whose auth carries a string pid asks the restore hook. The
+ * hook returns 0 and fills sid (the socket id to give back) when it will restore the
+ * session; the socket is then "restoring": it joins the namespace under that id, the
+ * connection callback runs, but the CONNECT answer waits and everything sent to it is held
+ * until sio_recovery_done. offset is the auth's offset, or NULL when it sent none. */
+typedef int sio_restore_fn(sio_namespace *nsp, const char *pid, const char *offset,
+                           char sid[UTIL_ID_LEN + 1], void *ud);
+/* Runs as a socket closes, before it leaves its rooms (reason as the disconnect callback's). */
+typedef void sio_close_hook(sio_socket *s, const char *reason, void *ud);
+void sio_set_recovery_hooks(sio_server *srv, sio_restore_fn *restore, sio_close_hook *close,
+                            void *ud);
+bool sio_socket_restoring(const sio_socket *s);
+/* Sends p to a restoring socket now (a missed event), ahead of what is held. */
+int sio_recovery_replay(sio_socket *s, sio_packet *p);
+/* Ends the restore: recovered true sends CONNECT {sid, pid}; false gives the socket a new
+ * pid first (a fresh session, the client sees recovered false). Then the held packets go,
+ * except events whose offset is at most last_offset (the replay had them). */
+void sio_recovery_done(sio_socket *s, bool recovered, int64_t last_offset);
+/* Whether a disconnect reason lets the session be recovered (Node.js's list). */
+bool sio_reason_recoverable(const char *reason);
 
 #endif

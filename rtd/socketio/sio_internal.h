@@ -61,6 +61,7 @@ struct sio_socket {
     sio_namespace *nsp;
     char *id;              /* idbuf, or for v3 sockets of other namespaces "<nsp>#<sid>" */
     char idbuf[UTIL_ID_LEN + 1];
+    char pid[UTIL_ID_LEN + 1];    /* the private id of recovery, "" when off */
     size_t idx;            /* position in nsp->sockets */
     struct membership *rooms;
     uint32_t nrooms, caprooms;
@@ -71,6 +72,9 @@ struct sio_socket {
     char *auth_json;
     char *data_json;
     int64_t connected_ms;
+    bool restoring;        /* recovery: CONNECT not answered yet, sends are held */
+    sio_packet **held;
+    size_t nheld, capheld;
 };
 
 /* A binary packet waiting for its attachments. */
@@ -105,7 +109,15 @@ struct sio_server {
     sio_broadcast_hook *bcast_hook;
     void *bcast_ud;
     uint32_t mark_gen;
+    sio_restore_fn *restore;
+    sio_close_hook *close_hook;
+    void *recovery_ud;
 };
+
+/* sio_recovery.c; sio_send_connect (sio.c) answers CONNECT with {sid, pid} */
+int sio_send_connect(sio_socket *s);
+int sio_recovery_hold(sio_socket *s, sio_packet *p);
+void sio_recovery_free(sio_socket *s);
 
 /* sio_rooms.c: a leaving socket's memberships all go (sio.c calls it when a socket closes). */
 void sio_rooms_leave_all(sio_socket *s);

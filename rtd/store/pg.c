@@ -61,10 +61,19 @@ enum pstmt {
     P_HEARTBEAT,
     P_STARTED,
     P_IDS,
+    P_SESS_SAVE,
+    P_SESS_DEL,
     P_COUNT
 };
 
 static const char *const pstmt_sql[P_COUNT] = {
+    [P_SESS_SAVE] = "INSERT INTO recovery_sessions(pid, node_id, socket_id, rooms, user_id,"
+                    " platform, left_at_ms, since_id) VALUES($1, $2, $3, $4, $5, $6, $7, $8)"
+                    " ON CONFLICT (pid) DO UPDATE SET node_id = excluded.node_id,"
+                    " socket_id = excluded.socket_id, rooms = excluded.rooms,"
+                    " user_id = excluded.user_id, platform = excluded.platform,"
+                    " left_at_ms = excluded.left_at_ms, since_id = excluded.since_id",
+    [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1",
     [P_CONN_OPEN] = "INSERT INTO connections(socket_id, platform, status, connected_at, created_at,"
                     " transport, remote_addr, user_agent, node_id)"
                     " VALUES($1, 'unknown', 'active', $2, $2, $3, $4, $5, $6)"
@@ -408,9 +417,68 @@ static int apply_message(store *st, struct item *it)
     return 0;
 }
 
+static int apply_session(store *st, struct item *it)
+{
+    if (it->num[2]) {
+        const char *v[] = {it->s[0]};
+        return wrun(pg_be(st), P_SESS_DEL, 1, v);
+    }
+    char left[24], since[24];
+    snprintf(left, sizeof left, "%lld", (long long)it->num[0]);
+    snprintf(since, sizeof since, "%lld", (long long)it->num[1]);
+    const char *v[] = {it->s[0], st->node_id, it->s[1], it->s[2], it->s[3], it->s[4],
+                       it->num[0] >= 0 ? left : NULL, since};
+    return wrun(pg_be(st), P_SESS_SAVE, 8, v);
+}
+
+/* At open: as sqlite.c's load_sessions, for this node's rows. */
+static int load_sessions(store *st, char **err)
+{
+    struct pg_be *b = pg_be(st);
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)util_wall_ms());
+    const char *v[] = {now, st->node_id};
+    PGresult *r = PQexecParams(b->w, "UPDATE recovery_sessions SET left_at_ms = $1"
+                                     " WHERE left_at_ms IS NULL AND node_id = $2",
+                               2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        goto fail;
+    PQclear(r);
+    r = PQexecParams(b->w, "SELECT pid, socket_id, rooms, user_id, platform, left_at_ms, since_id"
+                           " FROM recovery_sessions WHERE node_id = $1 ORDER BY left_at_ms",
+                     1, NULL, v + 1, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        goto fail;
+    struct item **tail = &st->sessions;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *s[5];
+        for (int k = 0; k < 5; k++)
+            s[k] = PQgetisnull(r, i, k) ? NULL : PQgetvalue(r, i, k);
+        struct item *it = store_session_item(s, strtoll(PQgetvalue(r, i, 5), NULL, 10),
+                                             strtoll(PQgetvalue(r, i, 6), NULL, 10));
+        if (!it)
+            goto fail;
+        *tail = it;
+        tail = &it->next;
+    }
+    PQclear(r);
+    r = PQexec(b->w, "SELECT coalesce(max(id), 0) FROM messages");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        goto fail;
+    st->sessions_newest = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+fail:
+    set_err(err, "cannot load the recovery sessions", PQerrorMessage(b->w));
+    PQclear(r);
+    return -1;
+}
+
 static int pg_apply(store *st, struct item *it)
 {
     switch (it->kind) {
+    case K_SESSION:
+        return apply_session(st, it);
     case K_OPEN:
         return apply_open(st, it);
     case K_IDENTIFY:
@@ -901,7 +969,7 @@ static int pg_open(store *st, const struct store_config *cfg, char **err)
         set_err(err, "cannot set synchronous_commit", b->err);
         return -1;
     }
-    if (store_startup_txn(st, err) < 0)
+    if (store_startup_txn(st, err) < 0 || load_sessions(st, err) < 0)
         return -1;
     if (!(b->r = pg_connect(b->conninfo, e, sizeof e))) {
         set_err(err, e, NULL);

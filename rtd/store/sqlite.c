@@ -106,6 +106,10 @@ static int prepare_writer(store *st, char **err)
          "  max(0, CAST(round((julianday(?1) - julianday(connected_at)) * 86400000.0)"
          "  AS INTEGER)) END"
          " WHERE status = 'active' RETURNING duration_ms"},
+        {&w->sess_save,
+         "INSERT OR REPLACE INTO recovery_sessions(pid, node_id, socket_id, rooms, user_id,"
+         " platform, left_at_ms, since_id) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"},
+        {&w->sess_del, "DELETE FROM recovery_sessions WHERE pid = ?1"},
         {&w->stopped, "UPDATE daemon_status SET updated_at = ?1, stopped_at = ?1 WHERE id = 1"},
     };
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
@@ -275,9 +279,77 @@ static int apply_message(store *st, struct item *it)
     return store_agg_add(&st->msg_agg, hour, plat, plen, 1);
 }
 
+static int apply_session(store *st, struct item *it)
+{
+    union wstmts *w = &sqlite_be(st)->ws;
+    sqlite3_stmt *s = it->num[2] ? w->sess_del : w->sess_save;
+    bind_str(s, 1, it->s[0], it->len[0]);
+    if (!it->num[2]) {
+        bind_str(s, 2, st->node_id, strlen(st->node_id));
+        for (int i = 1; i < 5; i++)
+            if (it->s[i])
+                bind_str(s, i + 2, it->s[i], it->len[i]);
+        if (it->num[0] >= 0)
+            sqlite3_bind_int64(s, 7, it->num[0]);
+        sqlite3_bind_int64(s, 8, it->num[1]);
+    }
+    int r = item_result(st, it, sqlite3_step(s));
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return r;
+}
+
+/* At open: this node's connected sessions were cut by the stop or crash before; they are
+ * loaded, with the newest message id, for the recovery to take (store_sessions_loaded). */
+static int load_sessions(store *st, char **err)
+{
+    sqlite3 *db = sqlite_be(st)->wdb;
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "UPDATE recovery_sessions SET left_at_ms = ?1"
+                               " WHERE left_at_ms IS NULL AND node_id = ?2", -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(s, 1, util_wall_ms());
+    bind_str(s, 2, st->node_id, strlen(st->node_id));
+    if (sqlite3_step(s) != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(db, "SELECT pid, socket_id, rooms, user_id, platform, left_at_ms,"
+                               " since_id FROM recovery_sessions WHERE node_id = ?1 ORDER BY rowid",
+                           -1, &s, NULL) != SQLITE_OK)
+        goto fail;
+    bind_str(s, 1, st->node_id, strlen(st->node_id));
+    struct item **tail = &st->sessions;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *v[5];
+        for (int i = 0; i < 5; i++)
+            v[i] = (const char *)sqlite3_column_text(s, i);
+        struct item *it = store_session_item(v, sqlite3_column_int64(s, 5), sqlite3_column_int64(s, 6));
+        if (!it)
+            goto fail;
+        *tail = it;
+        tail = &it->next;
+    }
+    if (rc != SQLITE_DONE)
+        goto fail;
+    sqlite3_finalize(s);
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM messages", -1, &s, NULL) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW)
+        goto fail;
+    st->sessions_newest = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return 0;
+fail:
+    set_err(err, "cannot load the recovery sessions", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return -1;
+}
+
 static int sq_apply(store *st, struct item *it)
 {
     switch (it->kind) {
+    case K_SESSION:
+        return apply_session(st, it);
     case K_OPEN:
         return apply_open(st, it);
     case K_IDENTIFY:
@@ -633,7 +705,7 @@ static int sq_open(store *st, const struct store_config *cfg, char **err)
         exec_sql(b->wdb, "PRAGMA wal_autocheckpoint=0", err) < 0 ||
         exec_sql(b->wdb, "PRAGMA journal_size_limit=" WAL_SIZE_LIMIT_STR, err) < 0 ||
         migrate_apply(b->wdb, err) < 0 || prepare_writer(st, err) < 0 ||
-        store_startup_txn(st, err) < 0)
+        store_startup_txn(st, err) < 0 || load_sessions(st, err) < 0)
         return -1;
     if (open_db(cfg->path, SQLITE_OPEN_READONLY, &b->rdb, err) < 0 || prepare_reader(st, err) < 0)
         return -1;

@@ -7,14 +7,14 @@
 #include "rtd/store/store_internal.h"
 
 /* The writer's prepared statements, by name and as an array (to clear or finalize all). */
-#define WSTMT_COUNT 19
+#define WSTMT_COUNT 21
 union wstmts {
     struct {
         sqlite3_stmt *begin, *commit, *rollback;
         sqlite3_stmt *conn_open, *conn_get, *conn_identify, *conn_transport, *conn_close;
         sqlite3_stmt *msg_insert, *status;
         sqlite3_stmt *mc_add, *mc_prune, *cc_add, *cc_prune, *tot_add, *tot_max;
-        sqlite3_stmt *retention, *close_active, *stopped;
+        sqlite3_stmt *retention, *close_active, *sess_save, *sess_del, *stopped;
     };
     sqlite3_stmt *all[WSTMT_COUNT];
 };

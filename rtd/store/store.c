@@ -167,6 +167,53 @@ int store_connection_identify(store *st, const char *socket_id, const char *user
     return push_write(st, item_new(K_IDENTIFY, 4, s, len));
 }
 
+int store_session_save(store *st, const char *pid, const char *socket_id, const char *rooms_json,
+                       const char *user_id, const char *platform, int64_t left_ms, int64_t since)
+{
+    const char *s[] = {pid, socket_id, rooms_json, user_id, platform};
+    size_t len[] = {slen(pid), slen(socket_id), slen(rooms_json), slen(user_id), slen(platform)};
+    struct item *it = item_new(K_SESSION, 5, s, len);
+    if (it) {
+        it->num[0] = left_ms;
+        it->num[1] = since;
+    }
+    return push_write(st, it);
+}
+
+int store_session_delete(store *st, const char *pid)
+{
+    const char *s[] = {pid};
+    size_t len[] = {slen(pid)};
+    struct item *it = item_new(K_SESSION, 1, s, len);
+    if (it)
+        it->num[2] = 1;
+    return push_write(st, it);
+}
+
+struct item *store_session_item(const char *const *s, int64_t left_ms, int64_t since)
+{
+    size_t len[5];
+    for (int i = 0; i < 5; i++)
+        len[i] = slen(s[i]);
+    struct item *it = item_new(K_SESSION, 5, s, len);
+    if (it) {
+        it->num[0] = left_ms;
+        it->num[1] = since;
+    }
+    return it;
+}
+
+void store_sessions_loaded(store *st, store_session_fn *fn, void *ud, int64_t *newest)
+{
+    *newest = st->sessions_newest;
+    while (st->sessions) {
+        struct item *it = st->sessions;
+        st->sessions = it->next;
+        fn(it->s[0], it->s[1], it->s[2], it->s[3], it->s[4], it->num[0], it->num[1], ud);
+        free(it);
+    }
+}
+
 int store_connection_transport(store *st, const char *socket_id, const char *transport)
 {
     const char *s[] = {socket_id, transport};
@@ -301,6 +348,7 @@ static void store_free(store *st)
     store_agg_free(&st->conn_agg);
     free_list(st->qhead);
     free_list(st->rhead);
+    free_list(st->sessions);
     free_list(st->dhead);
     if (st->sync_inited) {
         pthread_mutex_destroy(&st->qmu);

@@ -73,6 +73,19 @@ typedef void store_query_done_fn(void *ud, bool ok, const char *json, size_t len
 int store_query_messages(store *st, int limit, int64_t before, const char *room,
                          store_query_done_fn *done, void *ud);
 
+/* Connection-state recovery sessions (recovery_sessions, rtd/recovery.c). rooms_json is a
+ * JSON array; left_ms < 0: the socket is connected (a restart marks it left then). Save
+ * inserts or replaces the pid's row; delete removes it. */
+int store_session_save(store *st, const char *pid, const char *socket_id, const char *rooms_json,
+                       const char *user_id, const char *platform, int64_t left_ms, int64_t since);
+int store_session_delete(store *st, const char *pid);
+/* The sessions of this node found at open (after marking the connected ones left at the
+ * open time), each once, and the newest message id then (*newest). Loop thread. */
+typedef void store_session_fn(const char *pid, const char *socket_id, const char *rooms_json,
+                              const char *user_id, const char *platform, int64_t left_ms,
+                              int64_t since, void *ud);
+void store_sessions_loaded(store *st, store_session_fn *fn, void *ud, int64_t *newest);
+
 /* Heartbeat for the dashboard: rewritten into daemon_status by the writer. */
 int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t messages_out);
 

@@ -36,7 +36,7 @@ enum {
     ITEM_FAIL_LOG_MS = 10000,
 };
 
-enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, K_QUERY };
+enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, K_QUERY, K_SESSION };
 
 /* String slots per kind:
  *   K_OPEN      socket_id, transport, remote_addr, user_agent
@@ -44,7 +44,8 @@ enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, 
  *   K_TRANSPORT socket_id, transport
  *   K_CLOSE     socket_id
  *   K_MESSAGE   socket_id, sender, text, platform, room
- *   K_QUERY     room */
+ *   K_QUERY     room
+ *   K_SESSION   pid, socket_id, rooms, user_id, platform (num: left_ms, since, 1 = delete) */
 #define NSTR 5
 
 struct item {
@@ -124,6 +125,9 @@ struct store {
     const struct store_backend *be;
     void *bs;
     const char *node_id; /* copied at open */
+    /* Recovery sessions the backend's open loaded (store_sessions_loaded hands them out). */
+    struct item *sessions;
+    int64_t sessions_newest;
 
     /* Writer-thread state. */
     struct agg msg_agg, conn_agg;
@@ -237,5 +241,9 @@ void store_post_done(store *st, struct item *head, struct item *tail);
 
 /* sqlite.c: --backup of a SQLite file. */
 int store_sqlite_backup(const char *src_path, const char *dest_path, char **err);
+
+/* store.c: a K_SESSION item from a loaded row (s: pid, socket_id, rooms, user_id, platform),
+ * for the backends' open to chain on st->sessions. */
+struct item *store_session_item(const char *const *s, int64_t left_ms, int64_t since);
 
 #endif
