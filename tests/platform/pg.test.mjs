@@ -151,7 +151,7 @@ describe("PostgreSQL: several nodes on one database", { skip }, () => {
     ca.disconnect();
     const a2 = await ctx.startExtra({ db, dir: a.dir, args: ["--node-id", "node-a"] });
     void a2;
-    const rows = await query(db, "SELECT socket_id, node_id, status, disconnected_at FROM connections ORDER BY id");
+    const rows = await query(db, "SELECT socket_id, node_id, status, disconnected_at FROM connections ORDER BY node_id");
     assert.deepEqual(rows.map((r) => [r.socket_id, r.node_id, r.status]), [
       [ida, "node-a", "disconnected"],
       [idb, "node-b", "active"],
