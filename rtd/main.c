@@ -20,6 +20,7 @@
 
 #include "rtd/auth.h"
 #include "rtd/cluster/cluster.h"
+#include "rtd/laravel/laravel_config.h"
 #include "rtd/lib/log.h"
 #include "rtd/lib/util.h"
 #include "rtd/net/http.h"
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
     char *secret = NULL;
     size_t secret_len = 0;
     struct file_blob client_js = {0};
+    struct laravel_config lc = {0};
     d.l = loop_new((int)files + 16);
     if (!d.l) {
         fprintf(stderr, "rtd: cannot create the event loop\n");
@@ -261,6 +263,17 @@ int main(int argc, char **argv)
     if (o.auth_secret_file && !(secret = auth_load_secret(o.auth_secret_file, &secret_len, &err))) {
         rlog(RLOG_ERROR, err, NULL);
         goto out;
+    }
+    if (o.laravel_config) { /* its host and port, unless --bind / --port say otherwise */
+        if (laravel_config_load(o.laravel_config, &lc, &err) < 0) {
+            rlogf(RLOG_ERROR, "Bad --laravel-config", "{\"path\":\"%s\"}", o.laravel_config);
+            fprintf(stderr, "rtd: --laravel-config %s: %s\n", o.laravel_config, err ? err : "");
+            goto out;
+        }
+        if (!o.port_given)
+            o.port = lc.port;
+        if (!o.bind_given && lc.host)
+            o.bind = lc.host;
     }
     char node_id[300], dblog[600];
     if (o.node_id) {
@@ -390,6 +403,7 @@ out:
     loop_free(d.l);
     free(secret);
     free(client_js.data);
+    laravel_config_free(&lc);
     free(err);
     options_free(&o);
     rlog_close();
