@@ -20,6 +20,7 @@
 
 #include "rtd/auth.h"
 #include "rtd/cluster/cluster.h"
+#include "rtd/laravel/laravel.h"
 #include "rtd/laravel/laravel_config.h"
 #include "rtd/lib/log.h"
 #include "rtd/lib/util.h"
@@ -251,6 +252,7 @@ int main(int argc, char **argv)
     size_t secret_len = 0;
     struct file_blob client_js = {0};
     struct laravel_config lc = {0};
+    laravel *lv = NULL;
     d.l = loop_new((int)files + 16);
     if (!d.l) {
         fprintf(stderr, "rtd: cannot create the event loop\n");
@@ -366,6 +368,13 @@ int main(int argc, char **argv)
         cluster_on_server_event(d.cluster, on_server_event, &d);
         platform_set_counter(d.plat, count_cluster, d.cluster);
     }
+    if (o.laravel_config) {
+        const char *lerr = NULL;
+        if (!(lv = laravel_new(d.l, d.sio, &lc, &lerr))) {
+            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", lerr);
+            goto out;
+        }
+    }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
@@ -392,6 +401,7 @@ out:
      * grace) run in store_close and only free their state (platform_free). */
     if (d.sio)
         sio_server_free(d.sio);
+    laravel_free(lv);
     cluster_free(d.cluster); /* after sio: the acks it waited for are gone with the sockets */
     platform_free(d.plat);
     if (d.http)

@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { runRtd, startRtd, withTempDir } from "./lib.mjs";
+import io2 from "sio2";
+import { connectSocket, eventually, makeClient, runRtd, sleep, startRtd, withTempDir } from "./lib.mjs";
+import { startRedis } from "./redis.mjs";
 
 function config(dir, obj, name = "laravel-echo-server.json") {
   const f = path.join(dir, name);
@@ -60,3 +62,68 @@ describe("--laravel-config", () => {
   }));
 });
 
+// Everything a client gets, in order, as [event, ...args].
+function record(s) {
+  s.all = [];
+  // rtd's own presence events (--presence) are not Laravel's
+  s.onAny((...a) => { if (!/^user-(dis)?connected$/.test(a[0])) s.all.push(a); });
+  return s;
+}
+
+describe("Laravel channels and the Redis subscriber", () => {
+  it("public channels: subscribe, events as (event, channel, data), toOthers, unsubscribe, bad messages", async () => {
+    const redis = await startRedis();
+    const cleanups = [() => redis.stop()];
+    try {
+      const prefix = "laravel_database_";
+      const f = config(redis.dir, { clients: [], databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: prefix } } });
+      const rtd = await startRtd({ args: ["--laravel-config", f, "--allow-eio3"] });
+      cleanups.unshift(() => rtd.stop());
+      // rtd's PSUBSCRIBE laravel_database_*
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000, what: "rtd's PSUBSCRIBE" });
+      const a = record(await connectSocket(makeClient(rtd)));
+      const b = record(await connectSocket(makeClient(rtd, { kind: "polling" })));
+      // socket.io-client 2.x, as laravel-echo-server's users have it, on the same port
+      const c2 = io2(rtd.url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+      cleanups.unshift(() => c2.close());
+      c2.all = [];
+      const realOnevent = c2.onevent;
+      c2.onevent = function (packet) { c2.all.push(packet.data); return realOnevent.call(this, packet); };
+      await new Promise((res, rej) => { c2.once("connect", res); c2.once("connect_error", rej); });
+      cleanups.unshift(() => { a.close(); b.close(); });
+      for (const s of [a, b, c2]) s.emit("subscribe", { channel: "orders", auth: { headers: {} } });
+      a.emit("subscribe", { channel: "other" });
+      await sleep(200);
+      const pub = (ch, msg) => redis.command(["PUBLISH", prefix + ch, typeof msg === "string" ? msg : JSON.stringify(msg)]);
+      await pub("orders", { event: "App\\Events\\OrderShipped", data: { id: 1, name: "é" }, socket: null });
+      await eventually(() => {
+        for (const s of [a, b, c2]) assert.deepEqual(s.all.at(-1), ["App\\Events\\OrderShipped", "orders", { id: 1, name: "é" }]);
+      }, { what: "the event on every subscriber" });
+      // toOthers: the socket named by "socket" is left out
+      await pub("orders", { event: "Two", data: [1], socket: a.id });
+      await eventually(() => {
+        assert.deepEqual(b.all.at(-1), ["Two", "orders", [1]]);
+        assert.deepEqual(c2.all.at(-1), ["Two", "orders", [1]]);
+      });
+      // bad messages are dropped; nothing else is affected; other channels don't leak
+      await pub("orders", "not json");
+      await pub("orders", { data: 1 });
+      await pub("orders", '{"event":"x"');
+      await pub("nobody", { event: "Lost", data: {} });
+      await pub("other", { event: "OnlyA", data: {} });
+      b.emit("unsubscribe", { channel: "orders" });
+      await sleep(200);
+      await pub("orders", { event: "Three", data: null });
+      await eventually(() => assert.deepEqual(c2.all.at(-1), ["Three", "orders", null]));
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["Three", "orders", null]));
+      assert.deepEqual(a.all.map((e) => e[0]), ["App\\Events\\OrderShipped", "OnlyA", "Three"]);
+      assert.deepEqual(b.all.map((e) => e[0]), ["App\\Events\\OrderShipped", "Two"]);
+      // a private channel without the auth callout is refused with subscription_error
+      a.emit("subscribe", { channel: "private-orders.1", auth: { headers: {} } });
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["subscription_error", "private-orders.1", 0]));
+      assert.equal(rtd.exit, null, "rtd still runs");
+    } finally {
+      for (const f of cleanups) await f();
+    }
+  });
+});

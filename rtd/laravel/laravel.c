@@ -1,0 +1,216 @@
+/* laravel.c: laravel-echo-server's channels and Redis subscriber (see laravel.h). */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "rtd/cluster/redis_link.h"
+#include "rtd/laravel/laravel.h"
+#include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
+
+#define MAX_CHANNEL 200      /* bytes of a channel name */
+#define MAX_CHANNELS 100     /* channels one socket may be in */
+
+struct laravel {
+    loop *l;
+    sio_namespace *nsp;
+    const struct laravel_config *cfg;
+    redis_link *redis;
+    size_t prefix_len;
+    struct laravel_stats stats;
+};
+
+/* laravel-echo-server's regexes (src/channels/channel.ts), unanchored as there. */
+static bool is_private(const char *ch)
+{
+    return strstr(ch, "private-") || strstr(ch, "presence-");
+}
+
+/* The channel of a subscribe/unsubscribe payload, or NULL. */
+static const char *channel_of(const sio_args *a)
+{
+    json_object *o = sio_arg(a, 0), *ch;
+    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "channel", &ch) ||
+        !json_object_is_type(ch, json_type_string))
+        return NULL;
+    const char *s = json_object_get_string(ch);
+    size_t n = strlen(s);
+    if (n == 0 || n > MAX_CHANNEL || (size_t)json_object_get_string_len(ch) != n)
+        return NULL;
+    return s;
+}
+
+static void emit_error(sio_socket *s, const char *channel, int status)
+{
+    buf b = BUF_INIT;
+    if (buf_putc(&b, '"') == 0 && buf_json_escape(&b, channel, strlen(channel)) == 0 &&
+        buf_printf(&b, "\",%d", status) == 0 && buf_terminate(&b) == 0)
+        sio_emit(s, "subscription_error", b.data);
+    buf_free(&b);
+}
+
+static void on_subscribe(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
+                         void *ud)
+{
+    (void)event, (void)ack_id;
+    laravel *lv = ud;
+    const char *ch = channel_of(a);
+    if (!ch) {
+        lv->stats.refused++;
+        return;
+    }
+    if (sio_in_room(s, ch))
+        return;
+    if (is_private(ch)) {
+        /* The auth callout to authHost + authEndpoint is not built yet: refused as the
+         * reference does when the request cannot be made. */
+        lv->stats.refused++;
+        emit_error(s, ch, 0);
+        return;
+    }
+    if (sio_socket_room_count(s) >= MAX_CHANNELS || !strcmp(ch, sio_socket_id(s)) ||
+        sio_socket_find(lv->nsp, ch)) {
+        lv->stats.refused++;
+        emit_error(s, ch, 0);
+        return;
+    }
+    if (sio_join(s, ch) == 0)
+        lv->stats.subscribes++;
+    if (lv->cfg->dev_mode)
+        rlogf(RLOG_INFO, "Laravel channel joined", "{\"socketId\":\"%s\",\"channel\":\"%s\"}",
+              sio_socket_id(s), is_private(ch) ? "(private)" : "(public)");
+}
+
+static void on_unsubscribe(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
+                           void *ud)
+{
+    (void)event, (void)ack_id;
+    laravel *lv = ud;
+    const char *ch = channel_of(a);
+    if (!ch) {
+        lv->stats.refused++;
+        return;
+    }
+    if (strcmp(ch, sio_socket_id(s)) != 0)
+        sio_leave(s, ch);
+}
+
+/* PUBLISH <keyPrefix><channel> {"event": name, "data": {...}, "socket": id|null}. */
+static void on_message(const char *pattern, const char *channel, size_t channel_len,
+                       const unsigned char *data, size_t len, void *ud)
+{
+    (void)pattern;
+    laravel *lv = ud;
+    lv->stats.received++;
+    if (channel_len < lv->prefix_len || channel_len - lv->prefix_len > MAX_CHANNEL) {
+        lv->stats.dropped++;
+        return;
+    }
+    char room[MAX_CHANNEL + 1];
+    memcpy(room, channel + lv->prefix_len, channel_len - lv->prefix_len);
+    room[channel_len - lv->prefix_len] = '\0';
+    if (strlen(room) != channel_len - lv->prefix_len || !room[0]) {
+        lv->stats.dropped++;
+        return;
+    }
+    json_tokener *tok = json_tokener_new_ex(32);
+    json_object *msg = tok ? json_tokener_parse_ex(tok, (const char *)data, (int)len) : NULL;
+    bool complete = tok && json_tokener_get_error(tok) == json_tokener_success &&
+                    json_tokener_get_parse_end(tok) == len;
+    json_tokener_free(tok);
+    json_object *ev, *d = NULL, *sock = NULL;
+    if (!complete || !json_object_is_type(msg, json_type_object) ||
+        !json_object_object_get_ex(msg, "event", &ev) || !json_object_is_type(ev, json_type_string) ||
+        !json_object_get_string_len(ev)) {
+        lv->stats.dropped++;
+        json_object_put(msg);
+        if (lv->cfg->dev_mode)
+            rlog(RLOG_WARN, "Laravel message dropped: not JSON or no event name", NULL);
+        return;
+    }
+    json_object_object_get_ex(msg, "data", &d);
+    json_object_object_get_ex(msg, "socket", &sock);
+    buf args = BUF_INIT;
+    const char *dj = d ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN) : "null";
+    if (buf_putc(&args, '"') == 0 && buf_json_escape(&args, room, strlen(room)) == 0 &&
+        buf_puts(&args, "\",") == 0 && buf_puts(&args, dj) == 0) {
+        const char *rooms[1] = {room};
+        const char *except[1] = {NULL};
+        struct sio_target t = {rooms, 1, except, 0};
+        if (json_object_is_type(sock, json_type_string) && json_object_get_string_len(sock)) {
+            except[0] = json_object_get_string(sock);
+            t.nexcept = 1;
+        }
+        sio_packet *p = sio_event_packet(lv->nsp, json_object_get_string(ev), (const char *)args.data,
+                                         args.len, NULL, 0);
+        if (p) {
+            /* local only: every rtd node runs its own subscriber */
+            lv->stats.delivered += sio_broadcast_local(lv->nsp, &t, p);
+            lv->stats.broadcasts++;
+            sio_packet_unref(p);
+        }
+    }
+    buf_free(&args);
+    json_object_put(msg);
+}
+
+static void on_state(enum redis_link_state state, void *ud)
+{
+    laravel *lv = ud;
+    rlogf(state == REDIS_LINK_UP ? RLOG_INFO : RLOG_WARN, "Laravel Redis subscriber",
+          "{\"state\":\"%s\",\"host\":\"%s\",\"port\":%d}", redis_link_state_name(state),
+          lv->cfg->redis_host, lv->cfg->redis_port);
+}
+
+laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, const char **err)
+{
+    laravel *lv = calloc(1, sizeof *lv);
+    if (!lv) {
+        *err = "out of memory";
+        return NULL;
+    }
+    lv->l = l;
+    lv->cfg = c;
+    lv->nsp = sio_namespace_find(srv, "/");
+    if (!lv->nsp)
+        lv->nsp = sio_namespace_add(srv, "/");
+    if (!lv->nsp || sio_on(lv->nsp, "subscribe", on_subscribe, lv) < 0 ||
+        sio_on(lv->nsp, "unsubscribe", on_unsubscribe, lv) < 0) {
+        *err = "cannot add the subscribe handlers";
+        free(lv);
+        return NULL;
+    }
+    lv->prefix_len = strlen(c->key_prefix);
+    if (c->sub_redis && !strcmp(c->database, "redis")) {
+        struct redis_url u = {.host = c->redis_host, .port = c->redis_port,
+                              .password = c->redis_password, .db = c->redis_db};
+        lv->redis = redis_link_new(l, &u, on_message, on_state, lv);
+        buf pat = BUF_INIT;
+        if (!lv->redis || buf_puts(&pat, c->key_prefix) < 0 || buf_putc(&pat, '*') < 0 ||
+            buf_terminate(&pat) < 0 || redis_link_psubscribe(lv->redis, pat.data) < 0) {
+            buf_free(&pat);
+            laravel_free(lv);
+            *err = "cannot start the Redis subscriber";
+            return NULL;
+        }
+        buf_free(&pat);
+    }
+    return lv;
+}
+
+void laravel_free(laravel *lv)
+{
+    if (!lv)
+        return;
+    redis_link_free(lv->redis);
+    free(lv);
+}
+
+void laravel_get_stats(const laravel *lv, struct laravel_stats *out)
+{
+    *out = lv->stats;
+}
