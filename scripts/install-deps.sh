@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential autoconf automake libtool autoconf-archive pkg-config
   libmicrohttpd-dev libjson-c-dev libsqlite3-dev libpq-dev libssl-dev libcmocka-dev
   libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev libhiredis-dev libmsgpack-dev
+  libcurl4-openssl-dev
   sqlite3 nginx curl ca-certificates
 )
 # Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind,

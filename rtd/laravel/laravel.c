@@ -2,18 +2,33 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
 #include "rtd/cluster/redis_link.h"
 #include "rtd/laravel/laravel.h"
+#include "rtd/laravel/laravel_http.h"
 #include "rtd/lib/buf.h"
 #include "rtd/lib/log.h"
 
 #define MAX_CHANNEL 200      /* bytes of a channel name */
 #define MAX_CHANNELS 100     /* channels one socket may be in */
+#define MAX_PENDING 1000     /* auth callouts under way */
+#define AUTH_TIMEOUT_MS 10000
+#define AUTH_MAX_BODY 65536
+#define MAX_HEADERS 32
+
+/* An auth callout under way; the socket is found again by its id when it ends. */
+struct pending {
+    struct pending *next, **prev;
+    struct laravel *lv;
+    char socket_id[32];
+    char channel[MAX_CHANNEL + 1];
+};
 
 struct laravel {
     loop *l;
@@ -22,6 +37,9 @@ struct laravel {
     redis_link *redis;
     size_t prefix_len;
     struct laravel_stats stats;
+    lhttp *http;
+    struct pending *pending;
+    size_t npending;
 };
 
 /* laravel-echo-server's regexes (src/channels/channel.ts), unanchored as there. */
@@ -53,6 +71,153 @@ static void emit_error(sio_socket *s, const char *channel, int status)
     buf_free(&b);
 }
 
+static void pending_free(struct pending *p)
+{
+    if (p->next)
+        p->next->prev = p->prev;
+    *p->prev = p->next;
+    p->lv->npending--;
+    free(p);
+}
+
+/* laravel-echo-server: only a 200 counts; the body is ignored for private channels. */
+static void auth_done(long status, const char *body, size_t len, void *ud)
+{
+    (void)body, (void)len;
+    struct pending *p = ud;
+    laravel *lv = p->lv;
+    sio_socket *s = sio_socket_find(lv->nsp, p->socket_id);
+    if (s) {
+        if (status == 200 && sio_socket_room_count(s) < MAX_CHANNELS) {
+            if (sio_join(s, p->channel) == 0)
+                lv->stats.subscribes++;
+        } else {
+            lv->stats.refused++;
+            emit_error(s, p->channel, (int)status);
+        }
+    }
+    pending_free(p);
+}
+
+static bool header_name_ok(const char *k)
+{
+    if (!*k || strlen(k) > 100)
+        return false;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+              *k == '-' || *k == '_'))
+            return false;
+    return true;
+}
+
+/* POST authHost+authEndpoint, form channel_name=<channel>, with the client's auth.headers
+ * and X-Requested-With: XMLHttpRequest, as laravel-echo-server does (private-channel.ts). */
+static int auth_callout(laravel *lv, sio_socket *s, const char *ch, json_object *headers)
+{
+    if (!lv->http || lv->npending >= MAX_PENDING)
+        return -1;
+    buf url = BUF_INIT, form = BUF_INIT, hb[MAX_HEADERS];
+    const char *hv[MAX_HEADERS + 3];
+    size_t nh = 0;
+    int r = -1;
+    if (buf_puts(&url, lv->cfg->auth_hosts[0]) < 0 || buf_puts(&url, lv->cfg->auth_endpoint) < 0 ||
+        buf_terminate(&url) < 0 || buf_puts(&form, "channel_name=") < 0)
+        goto out;
+    for (const unsigned char *c = (const unsigned char *)ch; *c; c++) {
+        int ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                 *c == '-' || *c == '_' || *c == '.' || *c == '~';
+        if ((ok ? buf_putc(&form, *c) : buf_printf(&form, "%%%02X", *c)) < 0)
+            goto out;
+    }
+    if (buf_terminate(&form) < 0)
+        goto out;
+    if (json_object_is_type(headers, json_type_object)) {
+        json_object_object_foreach(headers, k, v)
+        {
+            if (nh >= MAX_HEADERS || !header_name_ok(k) || !strcasecmp(k, "X-Requested-With") ||
+                !strcasecmp(k, "Host") || !strcasecmp(k, "Content-Length") ||
+                !strcasecmp(k, "Content-Type") || !json_object_is_type(v, json_type_string))
+                continue;
+            const char *val = json_object_get_string(v);
+            if (strpbrk(val, "\r\n") || strlen(val) > 8192)
+                continue;
+            hb[nh] = (buf)BUF_INIT;
+            if (buf_printf(&hb[nh], "%s: %s", k, val) < 0 || buf_terminate(&hb[nh]) < 0) {
+                buf_free(&hb[nh]);
+                goto out;
+            }
+            hv[nh] = (const char *)hb[nh].data;
+            nh++;
+        }
+    }
+    size_t n = nh;
+    hv[n++] = "X-Requested-With: XMLHttpRequest";
+    hv[n++] = "Accept:"; /* the reference sends none */
+    hv[n] = NULL;
+    struct pending *p = calloc(1, sizeof *p);
+    if (!p)
+        goto out;
+    p->lv = lv;
+    snprintf(p->socket_id, sizeof p->socket_id, "%s", sio_socket_id(s));
+    snprintf(p->channel, sizeof p->channel, "%s", ch);
+    if (lhttp_post(lv->http, (const char *)url.data, hv, (const char *)form.data, AUTH_TIMEOUT_MS,
+                   AUTH_MAX_BODY, auth_done, p) < 0) {
+        free(p);
+        goto out;
+    }
+    p->next = lv->pending;
+    if (p->next)
+        p->next->prev = &p->next;
+    p->prev = &lv->pending;
+    lv->pending = p;
+    lv->npending++;
+    r = 0;
+out:
+    for (size_t i = 0; i < nh; i++)
+        buf_free(&hb[i]);
+    buf_free(&url);
+    buf_free(&form);
+    return r;
+}
+
+/* Whisper: `client event` {channel, event, data} on a private channel the socket is in, to
+ * the others, when the event matches /client-.*\/ (channel.ts clientEvent). */
+static void on_client_event(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
+                            void *ud)
+{
+    (void)event, (void)ack_id;
+    laravel *lv = ud;
+    json_object *o = sio_arg(a, 0), *parsed = NULL, *ch, *ev, *d = NULL;
+    if (json_object_is_type(o, json_type_string))
+        o = parsed = json_tokener_parse(json_object_get_string(o));
+    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "channel", &ch) ||
+        !json_object_object_get_ex(o, "event", &ev) || !json_object_is_type(ch, json_type_string) ||
+        !json_object_is_type(ev, json_type_string) || !strstr(json_object_get_string(ev), "client-") ||
+        !is_private(json_object_get_string(ch)) || !sio_in_room(s, json_object_get_string(ch))) {
+        lv->stats.refused++;
+        json_object_put(parsed);
+        return;
+    }
+    json_object_object_get_ex(o, "data", &d);
+    const char *room = json_object_get_string(ch);
+    buf args = BUF_INIT;
+    if (buf_putc(&args, '"') == 0 && buf_json_escape(&args, room, strlen(room)) == 0 &&
+        buf_puts(&args, "\",") == 0 &&
+        buf_puts(&args, d ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN) : "null") == 0) {
+        const char *rooms[1] = {room};
+        const char *except[1] = {sio_socket_id(s)};
+        struct sio_target t = {rooms, 1, except, 1};
+        sio_packet *p = sio_event_packet(lv->nsp, json_object_get_string(ev), (const char *)args.data,
+                                         args.len, NULL, 0);
+        if (p) {
+            lv->stats.delivered += sio_broadcast_local(lv->nsp, &t, p);
+            sio_packet_unref(p);
+        }
+    }
+    buf_free(&args);
+    json_object_put(parsed);
+}
+
 static void on_subscribe(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
                          void *ud)
 {
@@ -65,11 +230,20 @@ static void on_subscribe(sio_socket *s, const char *event, const sio_args *a, in
     }
     if (sio_in_room(s, ch))
         return;
-    if (is_private(ch)) {
-        /* The auth callout to authHost + authEndpoint is not built yet: refused as the
-         * reference does when the request cannot be made. */
+    if (!strncmp(ch, "presence-", 9)) {
+        /* presence members are not built yet: refused as when the callout cannot be made */
         lv->stats.refused++;
         emit_error(s, ch, 0);
+        return;
+    }
+    if (is_private(ch)) {
+        json_object *o = sio_arg(a, 0), *auth = NULL, *headers = NULL;
+        if (json_object_object_get_ex(o, "auth", &auth) && json_object_is_type(auth, json_type_object))
+            json_object_object_get_ex(auth, "headers", &headers);
+        if (sio_socket_room_count(s) >= MAX_CHANNELS || auth_callout(lv, s, ch, headers) < 0) {
+            lv->stats.refused++;
+            emit_error(s, ch, 0);
+        }
         return;
     }
     if (sio_socket_room_count(s) >= MAX_CHANNELS || !strcmp(ch, sio_socket_id(s)) ||
@@ -179,8 +353,10 @@ laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, c
     if (!lv->nsp)
         lv->nsp = sio_namespace_add(srv, "/");
     if (!lv->nsp || sio_on(lv->nsp, "subscribe", on_subscribe, lv) < 0 ||
-        sio_on(lv->nsp, "unsubscribe", on_unsubscribe, lv) < 0) {
+        sio_on(lv->nsp, "unsubscribe", on_unsubscribe, lv) < 0 ||
+        sio_on(lv->nsp, "client event", on_client_event, lv) < 0 || !(lv->http = lhttp_new(l))) {
         *err = "cannot add the subscribe handlers";
+        lhttp_free(lv->http);
         free(lv);
         return NULL;
     }
@@ -207,6 +383,9 @@ void laravel_free(laravel *lv)
     if (!lv)
         return;
     redis_link_free(lv->redis);
+    lhttp_free(lv->http); /* cancels the callouts: their pending states go here */
+    while (lv->pending)
+        pending_free(lv->pending);
     free(lv);
 }
 

@@ -3,6 +3,7 @@
 // Laravel's RedisBroadcaster messages from Redis.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import path from "node:path";
 import { describe, it } from "node:test";
 import io2 from "sio2";
@@ -124,6 +125,77 @@ describe("Laravel channels and the Redis subscriber", () => {
       assert.equal(rtd.exit, null, "rtd still runs");
     } finally {
       for (const f of cleanups) await f();
+    }
+  });
+});
+
+describe("Laravel private channels and whisper", () => {
+  it("the auth callout (POST authHost+authEndpoint), 200 joins, others answer subscription_error; client events", async () => {
+    const seen = [];
+    // a stand-in for Laravel's /broadcasting/auth: 200 for private-ok.*, 403 otherwise; one slow
+    const auth = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        seen.push({ method: req.method, url: req.url, headers: req.headers, body });
+        const ch = new URLSearchParams(body).get("channel_name");
+        if (ch === "private-slow") return setTimeout(() => res.writeHead(200).end("{}"), 300);
+        if (ch === "private-redirect") return res.writeHead(302, { Location: "/login" }).end();
+        res.writeHead(ch?.startsWith("private-ok") ? 200 : 403, { "Content-Type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { authHost: `http://127.0.0.1:${auth.address().port}`, authEndpoint: "/broadcasting/auth", subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const a = record(await connectSocket(makeClient(rtd)));
+    const b = record(await connectSocket(makeClient(rtd, { kind: "polling" })));
+    try {
+      a.emit("subscribe", { channel: "private-ok.1", auth: { headers: { "X-CSRF-TOKEN": "tok", Authorization: "Bearer abc", Cookie: "laravel_session=s1" } } });
+      b.emit("subscribe", { channel: "private-ok.1", auth: { headers: {} } });
+      a.emit("subscribe", { channel: "private-denied", auth: { headers: {} } });
+      a.emit("subscribe", { channel: "private-redirect", auth: { headers: {} } });
+      // the loop is not blocked while a callout is slow: a public subscribe still works
+      b.emit("subscribe", { channel: "private-slow", auth: { headers: {} } });
+      await eventually(() => {
+        assert.ok(a.all.some((e) => e[0] === "subscription_error" && e[1] === "private-denied" && e[2] === 403), JSON.stringify(a.all));
+        assert.ok(a.all.some((e) => e[0] === "subscription_error" && e[1] === "private-redirect" && e[2] === 302), JSON.stringify(a.all));
+      }, { timeout: 5000 });
+      await eventually(() => assert.equal(seen.length, 5));
+      const first = seen.find((r) => r.body === "channel_name=private-ok.1" && r.headers["x-csrf-token"]);
+      assert.equal(first.method, "POST");
+      assert.equal(first.url, "/broadcasting/auth");
+      assert.equal(first.headers["content-type"], "application/x-www-form-urlencoded");
+      assert.equal(first.headers["x-requested-with"], "XMLHttpRequest");
+      assert.equal(first.headers.authorization, "Bearer abc");
+      assert.equal(first.headers.cookie, "laravel_session=s1");
+      assert.equal(first.headers.accept, undefined);
+      await sleep(500); // the slow one answered 200 meanwhile
+      // whisper: to the others in the channel, only client-* events on private channels
+      a.emit("client event", { channel: "private-ok.1", event: "client-typing", data: { name: "ann" } });
+      await eventually(() => assert.deepEqual(b.all.at(-1), ["client-typing", "private-ok.1", { name: "ann" }]));
+      a.emit("client event", { channel: "private-ok.1", event: "typing", data: {} });
+      a.emit("client event", { channel: "private-slow", event: "client-x", data: {} }); // not a member
+      b.emit("client event", JSON.stringify({ channel: "private-slow", event: "client-y", data: 2 }));
+      await sleep(200);
+      assert.ok(!a.all.some((e) => e[0] === "client-y"), "the sender is not in private-slow... and b has no one else");
+      assert.deepEqual(b.all.filter((e) => e[0].startsWith("client-") || e[0] === "typing").map((e) => e[0]), ["client-typing"]);
+      assert.ok(!a.all.some((e) => e[0] === "client-typing"), "not back to the sender");
+      // presence channels are refused for now
+      a.emit("subscribe", { channel: "presence-room", auth: { headers: {} } });
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["subscription_error", "presence-room", 0]));
+      // an auth host that is down: status 0
+      auth.close();
+      auth.closeAllConnections();
+      await new Promise((r) => setTimeout(r, 100));
+      a.emit("subscribe", { channel: "private-ok.2", auth: { headers: {} } });
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["subscription_error", "private-ok.2", 0]), { timeout: 12000 });
+      assert.equal(rtd.exit, null);
+    } finally {
+      a.close();
+      b.close();
+      await rtd.stop();
+      auth.close();
     }
   });
 });
