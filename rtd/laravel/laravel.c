@@ -40,7 +40,26 @@ struct laravel {
     lhttp *http;
     struct pending *pending;
     size_t npending;
+    struct presence *presences; /* presence channels with members on this node */
+    sio_disconnect_fn *next_disconnect; /* the platform's, called after ours */
+    void *next_disconnect_ud;
 };
+
+/* A presence channel's members, one entry per socket, as laravel-echo-server keeps them
+ * (presence-channel.ts): the member is channel_data plus socketId. */
+struct member {
+    char socket_id[32];
+    char *user_id;       /* user_id as text: 1 and "1" are one user (the original's ==) */
+    json_object *member; /* channel_data with socketId */
+};
+
+struct presence {
+    struct presence *next;
+    char name[MAX_CHANNEL + 1];
+    struct member *m;
+    size_t n, cap;
+};
+
 
 /* laravel-echo-server's regexes (src/channels/channel.ts), unanchored as there. */
 static bool is_private(const char *ch)
@@ -71,6 +90,179 @@ static void emit_error(sio_socket *s, const char *channel, int status)
     buf_free(&b);
 }
 
+static struct presence *presence_find(laravel *lv, const char *name, bool create)
+{
+    for (struct presence *p = lv->presences; p; p = p->next)
+        if (!strcmp(p->name, name))
+            return p;
+    if (!create)
+        return NULL;
+    struct presence *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->next = lv->presences;
+    lv->presences = p;
+    return p;
+}
+
+static void presence_drop_if_empty(laravel *lv, struct presence *p)
+{
+    if (p->n)
+        return;
+    for (struct presence **pp = &lv->presences; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p->m);
+    free(p);
+}
+
+static int grow(struct presence *p)
+{
+    size_t cap = p->cap ? 2 * p->cap : 4;
+    struct member *m = reallocarray(p->m, cap, sizeof *m);
+    if (!m)
+        return -1;
+    p->m = m;
+    p->cap = cap;
+    return 0;
+}
+
+static bool has_user(const struct presence *p, const char *uid)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (!strcmp(p->m[i].user_id, uid))
+            return true;
+    return false;
+}
+
+/* "channel",<json> as event arguments. */
+static int args_channel_json(buf *b, const char *channel, json_object *o)
+{
+    return buf_putc(b, '"') == 0 && buf_json_escape(b, channel, strlen(channel)) == 0 &&
+                   buf_puts(b, "\",") == 0 &&
+                   buf_puts(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) == 0 &&
+                   buf_terminate(b) == 0
+               ? 0
+               : -1;
+}
+
+static void room_emit(laravel *lv, const char *room, const char *except_id, const char *event,
+                      const buf *args)
+{
+    const char *rooms[1] = {room};
+    const char *except[1] = {except_id};
+    struct sio_target t = {rooms, 1, except, except_id ? 1 : 0};
+    sio_packet *p = sio_event_packet(lv->nsp, event, (const char *)args->data, args->len, NULL, 0);
+    if (p) {
+        lv->stats.delivered += sio_broadcast_local(lv->nsp, &t, p);
+        sio_packet_unref(p);
+    }
+}
+
+/* After a 200 with channel_data: join, presence:subscribed to the socket (uniqBy(reverse),
+ * each entry with socketId), presence:joining to the others if the user is new. */
+static void presence_join(laravel *lv, sio_socket *s, const char *channel, const char *body,
+                          size_t len)
+{
+    json_object *res = json_tokener_parse(body), *cd = NULL, *uid, *parsed = NULL;
+    (void)len;
+    if (json_object_is_type(res, json_type_object))
+        json_object_object_get_ex(res, "channel_data", &cd);
+    if (json_object_is_type(cd, json_type_string))
+        cd = parsed = json_tokener_parse(json_object_get_string(cd));
+    if (!json_object_is_type(cd, json_type_object) || !json_object_object_get_ex(cd, "user_id", &uid) ||
+        !(json_object_is_type(uid, json_type_string) || json_object_is_type(uid, json_type_int))) {
+        rlog(RLOG_WARN, "Member data for presence channel missing", NULL);
+        lv->stats.refused++;
+        emit_error(s, channel, 0);
+        json_object_put(parsed);
+        json_object_put(res);
+        return;
+    }
+    struct presence *p = presence_find(lv, channel, true);
+    struct member m = {0};
+    snprintf(m.socket_id, sizeof m.socket_id, "%s", sio_socket_id(s));
+    m.user_id = strdup(json_object_get_string(uid));
+    json_object_deep_copy(cd, &m.member, NULL);
+    if (!p || !m.user_id || !m.member ||
+        json_object_object_add(m.member, "socketId", json_object_new_string(m.socket_id)) < 0 ||
+        (p->n == p->cap && grow(p) < 0) ||
+        sio_join(s, channel) < 0) {
+        free(m.user_id);
+        json_object_put(m.member);
+        if (p)
+            presence_drop_if_empty(lv, p);
+        emit_error(s, channel, 0);
+        json_object_put(parsed);
+        json_object_put(res);
+        return;
+    }
+    lv->stats.subscribes++;
+    bool was = has_user(p, m.user_id);
+    p->m[p->n++] = m;
+    json_object *list = json_object_new_array();
+    for (size_t i = p->n; i-- > 0;) {
+        bool dup = false;
+        for (size_t j = p->n; j-- > i + 1;)
+            if (!strcmp(p->m[j].user_id, p->m[i].user_id))
+                dup = true;
+        if (!dup)
+            json_object_array_add(list, json_object_get(p->m[i].member));
+    }
+    buf a = BUF_INIT;
+    if (args_channel_json(&a, channel, list) == 0)
+        sio_emit(s, "presence:subscribed", (const char *)a.data);
+    buf_free(&a);
+    json_object_put(list);
+    if (!was) {
+        buf j = BUF_INIT;
+        if (args_channel_json(&j, channel, m.member) == 0)
+            room_emit(lv, channel, m.socket_id, "presence:joining", &j);
+        buf_free(&j);
+    }
+    json_object_put(parsed);
+    json_object_put(res);
+}
+
+/* The socket's entry goes; presence:leaving (without socketId) to the room when it was the
+ * user's last socket. */
+static void presence_leave(laravel *lv, struct presence *p, const char *socket_id)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        if (strcmp(p->m[i].socket_id, socket_id))
+            continue;
+        struct member m = p->m[i];
+        memmove(&p->m[i], &p->m[i + 1], (p->n - i - 1) * sizeof *p->m);
+        p->n--;
+        if (!has_user(p, m.user_id)) {
+            json_object_object_del(m.member, "socketId");
+            buf a = BUF_INIT;
+            if (args_channel_json(&a, p->name, m.member) == 0)
+                room_emit(lv, p->name, NULL, "presence:leaving", &a);
+            buf_free(&a);
+        }
+        free(m.user_id);
+        json_object_put(m.member);
+        break;
+    }
+    presence_drop_if_empty(lv, p);
+}
+
+static void on_disconnect(sio_socket *s, const char *reason, void *ud)
+{
+    laravel *lv = ud;
+    const char *id = sio_socket_id(s);
+    for (struct presence *p = lv->presences, *next; p; p = next) {
+        next = p->next;
+        presence_leave(lv, p, id);
+    }
+    if (lv->next_disconnect)
+        lv->next_disconnect(s, reason, lv->next_disconnect_ud);
+}
+
 static void pending_free(struct pending *p)
 {
     if (p->next)
@@ -83,11 +275,16 @@ static void pending_free(struct pending *p)
 /* laravel-echo-server: only a 200 counts; the body is ignored for private channels. */
 static void auth_done(long status, const char *body, size_t len, void *ud)
 {
-    (void)body, (void)len;
     struct pending *p = ud;
     laravel *lv = p->lv;
     sio_socket *s = sio_socket_find(lv->nsp, p->socket_id);
-    if (s) {
+    /* a socket that left meanwhile, or is already in, is not joined (the original crashes) */
+    if (s && sio_in_room(s, p->channel))
+        s = NULL;
+    if (s && status == 200 && !strncmp(p->channel, "presence-", 9) &&
+        sio_socket_room_count(s) < MAX_CHANNELS) {
+        presence_join(lv, s, p->channel, body, len);
+    } else if (s) {
         if (status == 200 && sio_socket_room_count(s) < MAX_CHANNELS) {
             if (sio_join(s, p->channel) == 0)
                 lv->stats.subscribes++;
@@ -230,12 +427,6 @@ static void on_subscribe(sio_socket *s, const char *event, const sio_args *a, in
     }
     if (sio_in_room(s, ch))
         return;
-    if (!strncmp(ch, "presence-", 9)) {
-        /* presence members are not built yet: refused as when the callout cannot be made */
-        lv->stats.refused++;
-        emit_error(s, ch, 0);
-        return;
-    }
     if (is_private(ch)) {
         json_object *o = sio_arg(a, 0), *auth = NULL, *headers = NULL;
         if (json_object_object_get_ex(o, "auth", &auth) && json_object_is_type(auth, json_type_object))
@@ -269,8 +460,12 @@ static void on_unsubscribe(sio_socket *s, const char *event, const sio_args *a, 
         lv->stats.refused++;
         return;
     }
-    if (strcmp(ch, sio_socket_id(s)) != 0)
+    if (strcmp(ch, sio_socket_id(s)) != 0 && sio_in_room(s, ch)) {
         sio_leave(s, ch);
+        struct presence *p = presence_find(lv, ch, false);
+        if (p)
+            presence_leave(lv, p, sio_socket_id(s));
+    }
 }
 
 /* PUBLISH <keyPrefix><channel> {"event": name, "data": {...}, "socket": id|null}. */
@@ -360,6 +555,8 @@ laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, c
         free(lv);
         return NULL;
     }
+    lv->next_disconnect = sio_disconnect_handler(lv->nsp, &lv->next_disconnect_ud);
+    sio_on_disconnect(lv->nsp, on_disconnect, lv);
     lv->prefix_len = strlen(c->key_prefix);
     if (c->sub_redis && !strcmp(c->database, "redis")) {
         struct redis_url u = {.host = c->redis_host, .port = c->redis_port,
@@ -386,6 +583,16 @@ void laravel_free(laravel *lv)
     lhttp_free(lv->http); /* cancels the callouts: their pending states go here */
     while (lv->pending)
         pending_free(lv->pending);
+    while (lv->presences) {
+        struct presence *p = lv->presences;
+        lv->presences = p->next;
+        for (size_t i = 0; i < p->n; i++) {
+            free(p->m[i].user_id);
+            json_object_put(p->m[i].member);
+        }
+        free(p->m);
+        free(p);
+    }
     free(lv);
 }
 

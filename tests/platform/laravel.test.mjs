@@ -129,7 +129,7 @@ describe("Laravel channels and the Redis subscriber", () => {
   });
 });
 
-describe("Laravel private channels and whisper", () => {
+describe("Laravel private and presence channels, whisper", () => {
   it("the auth callout (POST authHost+authEndpoint), 200 joins, others answer subscription_error; client events", async () => {
     const seen = [];
     // a stand-in for Laravel's /broadcasting/auth: 200 for private-ok.*, 403 otherwise; one slow
@@ -141,6 +141,14 @@ describe("Laravel private channels and whisper", () => {
         const ch = new URLSearchParams(body).get("channel_name");
         if (ch === "private-slow") return setTimeout(() => res.writeHead(200).end("{}"), 300);
         if (ch === "private-redirect") return res.writeHead(302, { Location: "/login" }).end();
+        if (ch?.startsWith("presence-")) {
+          const who = req.headers.authorization; // "Bearer <id>": Laravel's answer for that user
+          if (!who) return res.writeHead(403).end();
+          const id = Number(who.slice(7));
+          const channel_data = { user_id: id, user_info: { name: `u${id}` } };
+          // Laravel's RedisBroadcaster answers channel_data as an object; Pusher's as a string
+          return res.writeHead(200).end(JSON.stringify({ channel_data: id === 2 ? JSON.stringify(channel_data) : channel_data }));
+        }
         res.writeHead(ch?.startsWith("private-ok") ? 200 : 403, { "Content-Type": "application/json" }).end("{}");
       });
     });
@@ -181,9 +189,35 @@ describe("Laravel private channels and whisper", () => {
       assert.ok(!a.all.some((e) => e[0] === "client-y"), "the sender is not in private-slow... and b has no one else");
       assert.deepEqual(b.all.filter((e) => e[0].startsWith("client-") || e[0] === "typing").map((e) => e[0]), ["client-typing"]);
       assert.ok(!a.all.some((e) => e[0] === "client-typing"), "not back to the sender");
-      // presence channels are refused for now
-      a.emit("subscribe", { channel: "presence-room", auth: { headers: {} } });
-      await eventually(() => assert.deepEqual(a.all.at(-1), ["subscription_error", "presence-room", 0]));
+      // presence: two tabs of user 1 (a, a2) and user 2 (b)
+      const a2 = record(await connectSocket(makeClient(rtd)));
+      const join = async (s, id) => {
+        s.emit("subscribe", { channel: "presence-room", auth: { headers: { Authorization: `Bearer ${id}` } } });
+        await eventually(() => assert.ok(s.all.some((e) => e[0] === "presence:subscribed"), JSON.stringify(s.all)));
+        return s.all.find((e) => e[0] === "presence:subscribed")[2];
+      };
+      const m1 = { user_id: 1, user_info: { name: "u1" } };
+      const m2 = { user_id: 2, user_info: { name: "u2" } };
+      assert.deepEqual(await join(a, 1), [{ ...m1, socketId: a.id }]);
+      assert.deepEqual(await join(b, 2), [{ ...m2, socketId: b.id }, { ...m1, socketId: a.id }]);
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["presence:joining", "presence-room", { ...m2, socketId: b.id }]));
+      // the second tab: the newest entry per user, no joining for the others
+      assert.deepEqual(await join(a2, 1), [{ ...m1, socketId: a2.id }, { ...m2, socketId: b.id }]);
+      await sleep(200);
+      assert.equal(b.all.filter((e) => e[0] === "presence:joining").length, 0);
+      assert.equal(a.all.filter((e) => e[0] === "presence:joining").length, 1);
+      // one tab goes: nothing; the last tab goes: leaving, without socketId
+      a2.close();
+      await sleep(200);
+      assert.ok(!b.all.some((e) => e[0] === "presence:leaving"));
+      a.emit("unsubscribe", { channel: "presence-room" });
+      await eventually(() => assert.deepEqual(b.all.at(-1), ["presence:leaving", "presence-room", m1]));
+      assert.ok(!a.all.some((e) => e[0] === "presence:leaving"), "not to the one who left");
+      // denied (no Authorization): subscription_error with Laravel's status
+      const c = record(await connectSocket(makeClient(rtd)));
+      c.emit("subscribe", { channel: "presence-room", auth: { headers: {} } });
+      await eventually(() => assert.deepEqual(c.all.at(-1), ["subscription_error", "presence-room", 403]));
+      c.close();
       // an auth host that is down: status 0
       auth.close();
       auth.closeAllConnections();
