@@ -374,6 +374,8 @@ int main(int argc, char **argv)
             rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", lerr);
             goto out;
         }
+        if (laravel_serve(lv, d.http, o.max_payload) < 0)
+            goto out;
     }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {

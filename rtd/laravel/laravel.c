@@ -32,6 +32,8 @@ struct pending {
 
 struct laravel {
     loop *l;
+    sio_server *srv;
+    uint64_t started_ms;
     sio_namespace *nsp;
     const struct laravel_config *cfg;
     redis_link *redis;
@@ -468,6 +470,29 @@ static void on_unsubscribe(sio_socket *s, const char *event, const sio_args *a, 
     }
 }
 
+/* echo-server.ts broadcast(): (event, channel, data) to the channel's sockets on this node,
+ * except socket_id (toOthers) when given. */
+static void publish(laravel *lv, const char *room, const char *event, json_object *d,
+                    const char *socket_id)
+{
+    buf args = BUF_INIT;
+    const char *dj = d ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN) : "null";
+    if (buf_putc(&args, '"') == 0 && buf_json_escape(&args, room, strlen(room)) == 0 &&
+        buf_puts(&args, "\",") == 0 && buf_puts(&args, dj) == 0) {
+        const char *rooms[1] = {room};
+        const char *except[1] = {socket_id};
+        struct sio_target t = {rooms, 1, except, socket_id && *socket_id ? 1 : 0};
+        sio_packet *p = sio_event_packet(lv->nsp, event, (const char *)args.data, args.len, NULL, 0);
+        if (p) {
+            /* local only: every rtd node runs its own subscriber */
+            lv->stats.delivered += sio_broadcast_local(lv->nsp, &t, p);
+            lv->stats.broadcasts++;
+            sio_packet_unref(p);
+        }
+    }
+    buf_free(&args);
+}
+
 /* PUBLISH <keyPrefix><channel> {"event": name, "data": {...}, "socket": id|null}. */
 static void on_message(const char *pattern, const char *channel, size_t channel_len,
                        const unsigned char *data, size_t len, void *ud)
@@ -503,27 +528,8 @@ static void on_message(const char *pattern, const char *channel, size_t channel_
     }
     json_object_object_get_ex(msg, "data", &d);
     json_object_object_get_ex(msg, "socket", &sock);
-    buf args = BUF_INIT;
-    const char *dj = d ? json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN) : "null";
-    if (buf_putc(&args, '"') == 0 && buf_json_escape(&args, room, strlen(room)) == 0 &&
-        buf_puts(&args, "\",") == 0 && buf_puts(&args, dj) == 0) {
-        const char *rooms[1] = {room};
-        const char *except[1] = {NULL};
-        struct sio_target t = {rooms, 1, except, 0};
-        if (json_object_is_type(sock, json_type_string) && json_object_get_string_len(sock)) {
-            except[0] = json_object_get_string(sock);
-            t.nexcept = 1;
-        }
-        sio_packet *p = sio_event_packet(lv->nsp, json_object_get_string(ev), (const char *)args.data,
-                                         args.len, NULL, 0);
-        if (p) {
-            /* local only: every rtd node runs its own subscriber */
-            lv->stats.delivered += sio_broadcast_local(lv->nsp, &t, p);
-            lv->stats.broadcasts++;
-            sio_packet_unref(p);
-        }
-    }
-    buf_free(&args);
+    publish(lv, room, json_object_get_string(ev), d,
+            json_object_is_type(sock, json_type_string) ? json_object_get_string(sock) : NULL);
     json_object_put(msg);
 }
 
@@ -535,6 +541,237 @@ static void on_state(enum redis_link_state state, void *ud)
           lv->cfg->redis_host, lv->cfg->redis_port);
 }
 
+/* ---- the HTTP API and the HTTP subscriber (http-api.ts, http-subscriber.ts) ---- */
+
+static void api_answer(laravel *lv, http_request *r, unsigned status, const char *json)
+{
+    const struct laravel_config *c = lv->cfg;
+    if (c->allow_cors) {
+        http_add_header(r, "Access-Control-Allow-Origin", c->allow_origin);
+        http_add_header(r, "Access-Control-Allow-Methods", c->allow_methods);
+        http_add_header(r, "Access-Control-Allow-Headers", c->allow_headers);
+    }
+    if (c->headers_json) {
+        json_object *h = json_tokener_parse(c->headers_json);
+        if (json_object_is_type(h, json_type_object)) {
+            json_object_object_foreach(h, k, v)
+            {
+                if (json_object_is_type(v, json_type_string) &&
+                    !strpbrk(json_object_get_string(v), "\r\n") && header_name_ok(k))
+                    http_add_header(r, k, json_object_get_string(v));
+            }
+        }
+        json_object_put(h);
+    }
+    http_respond(r, status, "application/json; charset=utf-8", json, strlen(json));
+}
+
+/* Authorization with "Bearer " removed (any Authorization header), else ?auth_key=. */
+static bool api_allowed(laravel *lv, http_request *r, const char *app_id, size_t id_len)
+{
+    const char *key = http_request_header(r, "Authorization");
+    char kb[512];
+    if (key) {
+        const char *b = strstr(key, "Bearer ");
+        if (b) {
+            snprintf(kb, sizeof kb, "%.*s%s", (int)(b - key), key, b + 7);
+            key = kb;
+        }
+    } else {
+        key = http_request_query(r, "auth_key");
+    }
+    if (!key)
+        return false;
+    for (size_t i = 0; i < lv->cfg->n_clients; i++) {
+        const struct laravel_client *cl = &lv->cfg->clients[i];
+        if (strlen(cl->app_id) == id_len && !memcmp(cl->app_id, app_id, id_len) &&
+            !strcmp(cl->key, key))
+            return true;
+    }
+    return false;
+}
+
+struct list_ctx {
+    laravel *lv;
+    const char *prefix;
+    json_object *out;
+};
+
+static void list_room(const char *room, void *ud)
+{
+    struct list_ctx *x = ud;
+    if (sio_socket_find(x->lv->nsp, room))
+        return; /* a socket's own room */
+    if (x->prefix && strncmp(room, x->prefix, strlen(x->prefix)))
+        return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "subscription_count",
+                           json_object_new_int64((int64_t)sio_room_size(x->lv->nsp, room)));
+    json_object_object_add(o, "occupied", json_object_new_boolean(1));
+    json_object_object_add(x->out, room, o);
+}
+
+static json_object *unique_users(const struct presence *p)
+{
+    json_object *users = json_object_new_array();
+    for (size_t i = 0; p && i < p->n; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(p->m[j].user_id, p->m[i].user_id))
+                dup = true;
+        if (dup)
+            continue;
+        json_object *u = json_object_new_object(), *id = NULL, *info = NULL;
+        json_object_object_get_ex(p->m[i].member, "user_id", &id);
+        json_object_object_get_ex(p->m[i].member, "user_info", &info);
+        json_object_object_add(u, "id", json_object_get(id));
+        json_object_object_add(u, "user_info", json_object_get(info));
+        json_object_array_add(users, u);
+    }
+    return users;
+}
+
+static void api_events(laravel *lv, http_request *r)
+{
+    size_t len;
+    const unsigned char *body = http_request_body(r, &len);
+    if (http_request_too_large(r)) {
+        lv->stats.api_refused++;
+        api_answer(lv, r, 413, "{\"error\":\"Payload too large\"}");
+        return;
+    }
+    json_tokener *tok = json_tokener_new_ex(32);
+    json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)len) : NULL;
+    bool ok = tok && json_tokener_get_error(tok) == json_tokener_success;
+    json_tokener_free(tok);
+    json_object *chs = NULL, *ch = NULL, *name = NULL, *data = NULL, *sock = NULL, *parsed = NULL;
+    if (!ok || !json_object_is_type(o, json_type_object)) {
+        lv->stats.api_refused++;
+        json_object_put(o);
+        api_answer(lv, r, 400, "{\"error\":\"Body must be a JSON object\"}");
+        return;
+    }
+    json_object_object_get_ex(o, "channels", &chs);
+    json_object_object_get_ex(o, "channel", &ch);
+    json_object_object_get_ex(o, "name", &name);
+    json_object_object_get_ex(o, "data", &data);
+    json_object_object_get_ex(o, "socket_id", &sock);
+    bool has_ch = json_object_is_type(chs, json_type_array) || json_object_is_type(ch, json_type_string);
+    bool has_data = data && !(json_object_is_type(data, json_type_string) && !json_object_get_string_len(data)) &&
+                    !(json_object_is_type(data, json_type_boolean) && !json_object_get_boolean(data)) &&
+                    !(json_object_is_type(data, json_type_int) && !json_object_get_int64(data));
+    if (!has_ch || !json_object_is_type(name, json_type_string) || !json_object_get_string_len(name) ||
+        !has_data) {
+        lv->stats.api_refused++;
+        json_object_put(o);
+        api_answer(lv, r, 400, "{\"error\":\"Event must include channel, event name and data\"}");
+        return;
+    }
+    if (json_object_is_type(data, json_type_string)) /* Pusher SDKs send data as JSON text */
+        parsed = json_tokener_parse(json_object_get_string(data));
+    const char *sid = json_object_is_type(sock, json_type_string) ? json_object_get_string(sock) : NULL;
+    const char *ev = json_object_get_string(name);
+    if (json_object_is_type(chs, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(chs); i++) {
+            json_object *c = json_object_array_get_idx(chs, i);
+            if (json_object_is_type(c, json_type_string) && json_object_get_string_len(c))
+                publish(lv, json_object_get_string(c), ev, parsed ? parsed : data, sid);
+        }
+    } else {
+        publish(lv, json_object_get_string(ch), ev, parsed ? parsed : data, sid);
+    }
+    json_object_put(parsed);
+    json_object_put(o);
+    api_answer(lv, r, 200, "{\"message\":\"ok\"}");
+}
+
+static void route_apps(http_request *r, void *ud)
+{
+    laravel *lv = ud;
+    const char *path = http_request_path(r) + strlen("/apps/");
+    const char *slash = strchr(path, '/');
+    size_t id_len = slash ? (size_t)(slash - path) : strlen(path);
+    const char *rest = slash ? slash : "";
+    const char *method = http_request_method(r);
+    lv->stats.api_requests++;
+    if (!api_allowed(lv, r, path, id_len)) {
+        lv->stats.api_refused++;
+        api_answer(lv, r, 403, "{\"error\":\"Unauthorized\"}");
+        return;
+    }
+    bool get = !strcmp(method, "GET");
+    json_object *out = NULL;
+    if (!strcmp(method, "POST") && !strcmp(rest, "/events") && lv->cfg->sub_http) {
+        api_events(lv, r);
+        return;
+    } else if (get && !strcmp(rest, "/status")) {
+        out = json_object_new_object();
+        long rss_pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f) {
+            if (fscanf(f, "%*d %ld", &rss_pages) != 1)
+                rss_pages = 0;
+            fclose(f);
+        }
+        json_object_object_add(out, "subscription_count",
+                               json_object_new_int64((int64_t)sio_server_socket_count(lv->srv)));
+        json_object_object_add(out, "uptime",
+                               json_object_new_double((double)(loop_now(lv->l) - lv->started_ms) / 1000.0));
+        json_object *mem = json_object_new_object();
+        json_object_object_add(mem, "rss", json_object_new_int64((int64_t)rss_pages * 4096));
+        json_object_object_add(out, "memory_usage", mem);
+    } else if (get && !strcmp(rest, "/channels")) {
+        json_object *chans = json_object_new_object();
+        struct list_ctx x = {lv, http_request_query(r, "filter_by_prefix"), chans};
+        sio_each_room(lv->nsp, list_room, &x);
+        out = json_object_new_object();
+        json_object_object_add(out, "channels", chans);
+    } else if (get && !strncmp(rest, "/channels/", 10) && rest[10]) {
+        char name[MAX_CHANNEL + 1];
+        const char *n = rest + 10;
+        const char *users = strstr(n, "/users");
+        size_t nl = users && !users[6] ? (size_t)(users - n) : strlen(n);
+        if (nl > MAX_CHANNEL) {
+            api_answer(lv, r, 404, "{\"error\":\"Not found\"}");
+            return;
+        }
+        memcpy(name, n, nl);
+        name[nl] = '\0';
+        bool presence = !strncmp(name, "presence-", 9);
+        struct presence *p = presence_find(lv, name, false);
+        if (users && !users[6]) {
+            if (!presence) {
+                api_answer(lv, r, 400, "{\"error\":\"User list is only possible for Presence Channels\"}");
+                return;
+            }
+            out = json_object_new_object();
+            json_object_object_add(out, "users", unique_users(p));
+        } else {
+            size_t count = sio_room_size(lv->nsp, name);
+            out = json_object_new_object();
+            json_object_object_add(out, "subscription_count", json_object_new_int64((int64_t)count));
+            json_object_object_add(out, "occupied", json_object_new_boolean(count > 0));
+            if (presence) {
+                json_object *u = unique_users(p);
+                json_object_object_add(out, "user_count",
+                                       json_object_new_int64((int64_t)json_object_array_length(u)));
+                json_object_put(u);
+            }
+        }
+    }
+    if (!out) {
+        api_answer(lv, r, 404, "{\"error\":\"Not found\"}");
+        return;
+    }
+    api_answer(lv, r, 200, json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
+    json_object_put(out);
+}
+
+int laravel_serve(laravel *lv, http_server *h, size_t max_body)
+{
+    return http_route(h, "/apps/", route_apps, lv, max_body);
+}
+
 laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, const char **err)
 {
     laravel *lv = calloc(1, sizeof *lv);
@@ -544,6 +781,8 @@ laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, c
     }
     lv->l = l;
     lv->cfg = c;
+    lv->srv = srv;
+    lv->started_ms = loop_now(l);
     lv->nsp = sio_namespace_find(srv, "/");
     if (!lv->nsp)
         lv->nsp = sio_namespace_add(srv, "/");

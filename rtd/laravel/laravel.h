@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rtd/laravel/laravel_config.h"
+#include "rtd/net/http.h"
 #include "rtd/net/loop.h"
 #include "rtd/socketio/sio.h"
 
@@ -24,11 +25,16 @@ struct laravel_stats {
     uint64_t broadcasts;  /* of them, sent to a channel */
     uint64_t delivered;   /* packets sent to sockets */
     uint64_t dropped;     /* Redis messages not JSON or without an event name */
+    uint64_t api_requests; /* HTTP API and subscriber requests */
+    uint64_t api_refused;  /* of them, refused: 403, 400, 413 */
 };
 
 /* c must outlive the result. NULL with *err (static text) on failure. */
 laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, const char **err);
 void laravel_free(laravel *lv);
+/* The HTTP API (GET /apps/:appId/status, /channels, /channels/:name, /channels/:name/users)
+ * and the HTTP subscriber (POST /apps/:appId/events), with the clients' keys. */
+int laravel_serve(laravel *lv, http_server *h, size_t max_body);
 void laravel_get_stats(const laravel *lv, struct laravel_stats *out);
 
 #endif

@@ -233,3 +233,73 @@ describe("Laravel private and presence channels, whisper", () => {
     }
   });
 });
+
+describe("Laravel HTTP API and HTTP subscriber", () => {
+  it("apps/:appId status, channels, users, events with the clients' keys; 400/403 bodies", async () => {
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, {
+      clients: [{ appId: "app1", key: "k1" }], subscribers: { redis: false },
+      apiOriginAllow: { allowCors: true, allowOrigin: "http://app.test", allowMethods: "GET, POST", allowHeaders: "Authorization" },
+      headers: { "X-Extra": "1" },
+    });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const a = record(await connectSocket(makeClient(rtd)));
+    const b = record(await connectSocket(makeClient(rtd)));
+    try {
+      a.emit("subscribe", { channel: "orders" });
+      b.emit("subscribe", { channel: "orders" });
+      b.emit("subscribe", { channel: "news" });
+      await sleep(200);
+      const api = async (p, { method = "GET", key = "k1", body, bearer = true } = {}) => {
+        const url = `${rtd.url}/apps/${p}${!bearer && key ? (p.includes("?") ? "&" : "?") + "auth_key=" + key : ""}`;
+        const r = await fetch(url, { method, headers: bearer && key ? { Authorization: `Bearer ${key}` } : {}, body });
+        return { status: r.status, body: await r.text(), headers: r.headers };
+      };
+      const unauth = await api("app1/channels", { key: "bad" });
+      assert.equal(unauth.status, 403);
+      assert.equal(unauth.body, '{"error":"Unauthorized"}');
+      assert.equal((await api("nope/channels")).status, 403);
+      assert.equal((await api("app1/channels", { key: null })).status, 403);
+      const ch = await api("app1/channels");
+      assert.equal(ch.status, 200);
+      assert.deepEqual(JSON.parse(ch.body), { channels: { orders: { subscription_count: 2, occupied: true }, news: { subscription_count: 1, occupied: true } } });
+      assert.equal(ch.headers.get("access-control-allow-origin"), "http://app.test");
+      assert.equal(ch.headers.get("x-extra"), "1");
+      assert.deepEqual(JSON.parse((await api("app1/channels?filter_by_prefix=ne", { bearer: false })).body), { channels: { news: { subscription_count: 1, occupied: true } } });
+      assert.deepEqual(JSON.parse((await api("app1/channels/orders")).body), { subscription_count: 2, occupied: true });
+      assert.deepEqual(JSON.parse((await api("app1/channels/none")).body), { subscription_count: 0, occupied: false });
+      assert.deepEqual(JSON.parse((await api("app1/channels/presence-x")).body), { subscription_count: 0, occupied: false, user_count: 0 });
+      assert.deepEqual(JSON.parse((await api("app1/channels/presence-x/users")).body), { users: [] });
+      const nu = await api("app1/channels/orders/users");
+      assert.equal(nu.status, 400);
+      assert.equal(nu.body, '{"error":"User list is only possible for Presence Channels"}');
+      const st = JSON.parse((await api("app1/status")).body);
+      assert.equal(st.subscription_count, 2);
+      assert.equal(typeof st.uptime, "number");
+      assert.ok(st.memory_usage.rss > 0);
+      // the HTTP subscriber: data as JSON text (Pusher SDKs) or object; socket_id excluded
+      const ev = await api("app1/events", { method: "POST", body: JSON.stringify({ channels: ["orders", "news"], name: "Shipped", data: '{"id":7}', socket_id: b.id }) });
+      assert.equal(ev.status, 200);
+      assert.equal(ev.body, '{"message":"ok"}');
+      await eventually(() => {
+        assert.deepEqual(a.all.at(-1), ["Shipped", "orders", { id: 7 }]);
+        assert.ok(!b.all.some((e) => e[0] === "Shipped"));
+      });
+      await api("app1/events", { method: "POST", body: JSON.stringify({ channel: "news", name: "N", data: { x: 1 } }) });
+      await eventually(() => assert.deepEqual(b.all.at(-1), ["N", "news", { x: 1 }]));
+      for (const body of [JSON.stringify({ channel: "news", name: "N" }), JSON.stringify({ channel: "news", name: "N", data: "" }), JSON.stringify({ name: "N", data: 1 })]) {
+        const r = await api("app1/events", { method: "POST", body });
+        assert.equal(r.status, 400, body);
+        assert.equal(r.body, '{"error":"Event must include channel, event name and data"}');
+      }
+      const bad = await api("app1/events", { method: "POST", body: "{nope" });
+      assert.equal(bad.status, 400);
+      assert.equal((await api("app1/events", { method: "POST", key: "bad", body: "{}" })).status, 403);
+      assert.equal(rtd.exit, null, "malformed JSON does not crash rtd");
+    } finally {
+      a.close();
+      b.close();
+      await rtd.stop();
+    }
+  });
+});
