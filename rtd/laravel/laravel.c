@@ -8,6 +8,10 @@
 #include <strings.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <time.h>
 
 #include "rtd/cluster/redis_link.h"
 #include "rtd/laravel/laravel.h"
@@ -43,6 +47,8 @@ struct laravel {
     struct pending *pending;
     size_t npending;
     struct presence *presences; /* presence channels with members on this node */
+    char seen_sigs[256][65]; /* Pusher signatures accepted lately: a replay is refused */
+    unsigned seen_next;
     sio_disconnect_fn *next_disconnect; /* the platform's, called after ours */
     void *next_disconnect_ud;
 };
@@ -566,9 +572,107 @@ static void api_answer(laravel *lv, http_request *r, unsigned status, const char
     http_respond(r, status, "application/json; charset=utf-8", json, strlen(json));
 }
 
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char x[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = x[d[i] >> 4];
+        out[2 * i + 1] = x[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+struct qparam {
+    const char *k, *v;
+};
+
+static int cmp_param(const void *a, const void *b)
+{
+    return strcmp(((const struct qparam *)a)->k, ((const struct qparam *)b)->k);
+}
+
+/* Pusher's signed requests (pusher-http-php, Reverb's verifySignature): auth_key of a client
+ * with a secret, auth_timestamp within 600 s, auth_version 1.0, body_md5 of the body, and
+ * auth_signature = hex HMAC-SHA256(secret, METHOD\nPATH\nsorted k=v&...), compared in
+ * constant time; a signature seen lately is a replay. */
+static bool pusher_allowed(laravel *lv, http_request *r, const char *app_id, size_t id_len,
+                           const char *sig)
+{
+    const char *key = http_request_query(r, "auth_key");
+    const char *ts = http_request_query(r, "auth_timestamp");
+    const char *ver = http_request_query(r, "auth_version");
+    const struct laravel_client *cl = NULL;
+    for (size_t i = 0; key && i < lv->cfg->n_clients; i++) {
+        const struct laravel_client *c = &lv->cfg->clients[i];
+        if (c->secret && strlen(c->app_id) == id_len && !memcmp(c->app_id, app_id, id_len) &&
+            !strcmp(c->key, key))
+            cl = c;
+    }
+    if (!cl || !ts || (ver && strcmp(ver, "1.0")) || strlen(sig) != 64)
+        return false;
+    char *end;
+    long long t = strtoll(ts, &end, 10);
+    long long now = (long long)time(NULL);
+    if (*end || t < now - 600 || t > now + 600)
+        return false;
+    size_t blen;
+    const unsigned char *body = http_request_body(r, &blen);
+    const char *md5 = http_request_query(r, "body_md5");
+    if (blen || md5) {
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned dl = 0;
+        char hx[2 * EVP_MAX_MD_SIZE + 1];
+        if (!md5 || !EVP_Digest(body, blen, d, &dl, EVP_md5(), NULL))
+            return false;
+        hex(d, dl, hx);
+        if (strcmp(hx, md5))
+            return false;
+    }
+    buf q = BUF_INIT, msg = BUF_INIT;
+    struct qparam ps[64];
+    size_t np = 0;
+    bool ok = false;
+    if (http_request_copy_query(r, &q) < 0)
+        goto out;
+    for (const char *p = (const char *)q.data; p && *p && np < 64;) {
+        const char *k = p, *v = p + strlen(p) + 1;
+        p = v + strlen(v) + 1;
+        if (strcmp(k, "auth_signature"))
+            ps[np++] = (struct qparam){k, v};
+    }
+    qsort(ps, np, sizeof *ps, cmp_param);
+    if (buf_printf(&msg, "%s\n%s\n", http_request_method(r), http_request_path(r)) < 0)
+        goto out;
+    for (size_t i = 0; i < np; i++)
+        if (buf_printf(&msg, "%s%s=%s", i ? "&" : "", ps[i].k, ps[i].v) < 0)
+            goto out;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned ml = 0;
+    char want[2 * EVP_MAX_MD_SIZE + 1];
+    if (!HMAC(EVP_sha256(), cl->secret, (int)strlen(cl->secret), (const unsigned char *)msg.data, msg.len, mac,
+              &ml))
+        goto out;
+    hex(mac, ml, want);
+    ok = strlen(want) == 64 && CRYPTO_memcmp(want, sig, 64) == 0;
+    for (unsigned i = 0; ok && i < 256; i++)
+        if (!strcmp(lv->seen_sigs[i], sig))
+            ok = false; /* replayed */
+    if (ok) {
+        memcpy(lv->seen_sigs[lv->seen_next], sig, 65);
+        lv->seen_next = (lv->seen_next + 1) % 256;
+    }
+out:
+    buf_free(&q);
+    buf_free(&msg);
+    return ok;
+}
+
 /* Authorization with "Bearer " removed (any Authorization header), else ?auth_key=. */
 static bool api_allowed(laravel *lv, http_request *r, const char *app_id, size_t id_len)
 {
+    const char *sig = http_request_query(r, "auth_signature");
+    if (sig)
+        return pusher_allowed(lv, r, app_id, id_len, sig);
     const char *key = http_request_header(r, "Authorization");
     char kb[512];
     if (key) {
@@ -631,6 +735,63 @@ static json_object *unique_users(const struct presence *p)
     return users;
 }
 
+/* (channels || channel) && name && data, data truthy as in http-subscriber.ts. */
+static bool event_valid(json_object *o)
+{
+    json_object *chs = NULL, *ch = NULL, *name = NULL, *data = NULL;
+    if (!json_object_is_type(o, json_type_object))
+        return false;
+    json_object_object_get_ex(o, "channels", &chs);
+    json_object_object_get_ex(o, "channel", &ch);
+    json_object_object_get_ex(o, "name", &name);
+    json_object_object_get_ex(o, "data", &data);
+    bool has_ch = json_object_is_type(chs, json_type_array) || json_object_is_type(ch, json_type_string);
+    bool has_data = data && !(json_object_is_type(data, json_type_string) && !json_object_get_string_len(data)) &&
+                    !(json_object_is_type(data, json_type_boolean) && !json_object_get_boolean(data)) &&
+                    !(json_object_is_type(data, json_type_int) && !json_object_get_int64(data));
+    return has_ch && json_object_is_type(name, json_type_string) && json_object_get_string_len(name) &&
+           has_data;
+}
+
+static void event_publish(laravel *lv, json_object *o)
+{
+    json_object *chs = NULL, *ch = NULL, *name = NULL, *data = NULL, *sock = NULL, *parsed = NULL;
+    json_object_object_get_ex(o, "channels", &chs);
+    json_object_object_get_ex(o, "channel", &ch);
+    json_object_object_get_ex(o, "name", &name);
+    json_object_object_get_ex(o, "data", &data);
+    json_object_object_get_ex(o, "socket_id", &sock);
+    if (json_object_is_type(data, json_type_string)) /* Pusher SDKs send data as JSON text */
+        parsed = json_tokener_parse(json_object_get_string(data));
+    const char *sid = json_object_is_type(sock, json_type_string) ? json_object_get_string(sock) : NULL;
+    const char *ev = json_object_get_string(name);
+    if (json_object_is_type(chs, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(chs) && i < 100; i++) {
+            json_object *c = json_object_array_get_idx(chs, i);
+            if (json_object_is_type(c, json_type_string) && json_object_get_string_len(c) &&
+                json_object_get_string_len(c) <= MAX_CHANNEL)
+                publish(lv, json_object_get_string(c), ev, parsed ? parsed : data, sid);
+        }
+    } else if (json_object_get_string_len(ch) <= MAX_CHANNEL) {
+        publish(lv, json_object_get_string(ch), ev, parsed ? parsed : data, sid);
+    }
+    json_object_put(parsed);
+}
+
+static json_object *parse_body(const unsigned char *p, size_t len)
+{
+    json_tokener *tok = json_tokener_new_ex(32);
+    json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)p, (int)len) : NULL;
+    if (tok && json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+static void api_batch(laravel *lv, http_request *r);
+
 static void api_events(laravel *lv, http_request *r)
 {
     size_t len;
@@ -644,45 +805,44 @@ static void api_events(laravel *lv, http_request *r)
     json_object *o = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)len) : NULL;
     bool ok = tok && json_tokener_get_error(tok) == json_tokener_success;
     json_tokener_free(tok);
-    json_object *chs = NULL, *ch = NULL, *name = NULL, *data = NULL, *sock = NULL, *parsed = NULL;
     if (!ok || !json_object_is_type(o, json_type_object)) {
         lv->stats.api_refused++;
         json_object_put(o);
         api_answer(lv, r, 400, "{\"error\":\"Body must be a JSON object\"}");
         return;
     }
-    json_object_object_get_ex(o, "channels", &chs);
-    json_object_object_get_ex(o, "channel", &ch);
-    json_object_object_get_ex(o, "name", &name);
-    json_object_object_get_ex(o, "data", &data);
-    json_object_object_get_ex(o, "socket_id", &sock);
-    bool has_ch = json_object_is_type(chs, json_type_array) || json_object_is_type(ch, json_type_string);
-    bool has_data = data && !(json_object_is_type(data, json_type_string) && !json_object_get_string_len(data)) &&
-                    !(json_object_is_type(data, json_type_boolean) && !json_object_get_boolean(data)) &&
-                    !(json_object_is_type(data, json_type_int) && !json_object_get_int64(data));
-    if (!has_ch || !json_object_is_type(name, json_type_string) || !json_object_get_string_len(name) ||
-        !has_data) {
+    if (!event_valid(o)) {
         lv->stats.api_refused++;
         json_object_put(o);
         api_answer(lv, r, 400, "{\"error\":\"Event must include channel, event name and data\"}");
         return;
     }
-    if (json_object_is_type(data, json_type_string)) /* Pusher SDKs send data as JSON text */
-        parsed = json_tokener_parse(json_object_get_string(data));
-    const char *sid = json_object_is_type(sock, json_type_string) ? json_object_get_string(sock) : NULL;
-    const char *ev = json_object_get_string(name);
-    if (json_object_is_type(chs, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(chs); i++) {
-            json_object *c = json_object_array_get_idx(chs, i);
-            if (json_object_is_type(c, json_type_string) && json_object_get_string_len(c))
-                publish(lv, json_object_get_string(c), ev, parsed ? parsed : data, sid);
-        }
-    } else {
-        publish(lv, json_object_get_string(ch), ev, parsed ? parsed : data, sid);
-    }
-    json_object_put(parsed);
+    event_publish(lv, o);
     json_object_put(o);
-    api_answer(lv, r, 200, "{\"message\":\"ok\"}");
+    api_answer(lv, r, 200, http_request_query(r, "auth_signature") ? "{}" : "{\"message\":\"ok\"}");
+}
+
+/* Pusher's POST /apps/:id/batch_events {"batch": [event, ...]}: all valid, or none sent. */
+static void api_batch(laravel *lv, http_request *r)
+{
+    size_t len;
+    const unsigned char *body = http_request_body(r, &len);
+    json_object *o = http_request_too_large(r) ? NULL : parse_body(body, len);
+    json_object *batch = NULL;
+    bool ok = json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "batch", &batch) &&
+              json_object_is_type(batch, json_type_array) && json_object_array_length(batch) <= 10;
+    for (size_t i = 0; ok && i < json_object_array_length(batch); i++)
+        ok = event_valid(json_object_array_get_idx(batch, i));
+    if (!ok) {
+        lv->stats.api_refused++;
+        json_object_put(o);
+        api_answer(lv, r, 400, "{\"error\":\"Batch must hold up to 10 events with channel, event name and data\"}");
+        return;
+    }
+    for (size_t i = 0; i < json_object_array_length(batch); i++)
+        event_publish(lv, json_object_array_get_idx(batch, i));
+    json_object_put(o);
+    api_answer(lv, r, 200, "{}");
 }
 
 static void route_apps(http_request *r, void *ud)
@@ -703,6 +863,9 @@ static void route_apps(http_request *r, void *ud)
     json_object *out = NULL;
     if (!strcmp(method, "POST") && !strcmp(rest, "/events") && lv->cfg->sub_http) {
         api_events(lv, r);
+        return;
+    } else if (!strcmp(method, "POST") && !strcmp(rest, "/batch_events") && lv->cfg->sub_http) {
+        api_batch(lv, r);
         return;
     } else if (get && !strcmp(rest, "/status")) {
         out = json_object_new_object();

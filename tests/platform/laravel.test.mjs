@@ -303,3 +303,52 @@ describe("Laravel HTTP API and HTTP subscriber", () => {
     }
   });
 });
+
+describe("Pusher's signed HTTP publish API", () => {
+  it("POST /apps/:id/events and batch_events signed with the client's secret; bad, stale and replayed signatures refused", async () => {
+    const crypto = await import("node:crypto");
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { clients: [{ appId: "42", key: "pk", secret: "s3cret" }, { appId: "43", key: "nosecret" }], subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const a = record(await connectSocket(makeClient(rtd)));
+    // what pusher-http-php / pusher-http-node do
+    const signed = (method, p, body, { key = "pk", secret = "s3cret", ts = Math.floor(Date.now() / 1000), extra = {} } = {}) => {
+      const q = { auth_key: key, auth_timestamp: String(ts), auth_version: "1.0", ...extra };
+      if (body) q.body_md5 = crypto.createHash("md5").update(body).digest("hex");
+      const s = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join("&");
+      q.auth_signature = crypto.createHmac("sha256", secret).update(`${method}\n${p}\n${s}`).digest("hex");
+      return `${rtd.url}${p}?${new URLSearchParams(q)}`;
+    };
+    try {
+      a.emit("subscribe", { channel: "orders" });
+      await sleep(200);
+      const body = JSON.stringify({ name: "App\\Events\\Paid", data: JSON.stringify({ n: 1 }), channels: ["orders"] });
+      const url = signed("POST", "/apps/42/events", body);
+      let r = await fetch(url, { method: "POST", body, headers: { "Content-Type": "application/json" } });
+      assert.equal(r.status, 200);
+      assert.equal(await r.text(), "{}");
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["App\\Events\\Paid", "orders", { n: 1 }]));
+      // the same request again is a replay
+      assert.equal((await fetch(url, { method: "POST", body })).status, 403);
+      // wrong secret, body changed after signing, stale timestamp, client without a secret
+      assert.equal((await fetch(signed("POST", "/apps/42/events", body, { secret: "x" }), { method: "POST", body })).status, 403);
+      assert.equal((await fetch(signed("POST", "/apps/42/events", body), { method: "POST", body: body.replace("Paid", "Pai") })).status, 403);
+      assert.equal((await fetch(signed("POST", "/apps/42/events", body, { ts: Math.floor(Date.now() / 1000) - 3600 }), { method: "POST", body })).status, 403);
+      assert.equal((await fetch(signed("POST", "/apps/43/events", body, { key: "nosecret" }), { method: "POST", body })).status, 403);
+      // batch_events
+      const batch = JSON.stringify({ batch: [{ channel: "orders", name: "B1", data: "{}" }, { channel: "orders", name: "B2", data: "[2]" }] });
+      r = await fetch(signed("POST", "/apps/42/batch_events", batch), { method: "POST", body: batch });
+      assert.equal(r.status, 200);
+      await eventually(() => assert.deepEqual(a.all.slice(-2), [["B1", "orders", {}], ["B2", "orders", [2]]]));
+      const badBatch = JSON.stringify({ batch: [{ channel: "orders", name: "B3" }] });
+      assert.equal((await fetch(signed("POST", "/apps/42/batch_events", badBatch), { method: "POST", body: badBatch })).status, 400);
+      // a signed GET
+      r = await fetch(signed("GET", "/apps/42/channels", null, { extra: { filter_by_prefix: "ord" } }));
+      assert.equal(r.status, 200);
+      assert.deepEqual(await r.json(), { channels: { orders: { subscription_count: 1, occupied: true } } });
+    } finally {
+      a.close();
+      await rtd.stop();
+    }
+  });
+});
