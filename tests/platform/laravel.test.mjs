@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { describe, it } from "node:test";
 import io2 from "sio2";
-import { connectSocket, eventually, makeClient, runRtd, sleep, startRtd, withTempDir } from "./lib.mjs";
+import { connectSocket, eventually, makeClient, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
 import { startRedis } from "./redis.mjs";
 
 function config(dir, obj, name = "laravel-echo-server.json") {
@@ -349,6 +349,41 @@ describe("Pusher's signed HTTP publish API", () => {
     } finally {
       a.close();
       await rtd.stop();
+    }
+  });
+});
+
+describe("Laravel's own RedisBroadcaster (PHP, Debian's php-illuminate-broadcasting)", () => {
+  it("broadcast() from PHP reaches Echo subscribers as (event, channel, data); socket excluded", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const redis = await startRedis();
+    const dir = redis.dir;
+    const prefix = "laravel_database_";
+    const f = config(dir, { databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: prefix } } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir: (await import("./lib.mjs")).tempDir() });
+    const a = record(await connectSocket(makeClient(rtd)));
+    const b = record(await connectSocket(makeClient(rtd)));
+    try {
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000 });
+      a.emit("subscribe", { channel: "orders.1" });
+      b.emit("subscribe", { channel: "orders.1" });
+      await sleep(200);
+      const php = (event, payload) => execFileSync("php", [path.join(TESTS_DIR, "laravel/publish.php"), "127.0.0.1", String(redis.port), prefix, "orders.1", event, JSON.stringify(payload)], { encoding: "utf8" });
+      assert.equal(php("App\\Events\\OrderShipped", { order: { id: 1 } }).trim(), "ok");
+      await eventually(() => {
+        for (const s of [a, b]) assert.deepEqual(s.all.at(-1), ["App\\Events\\OrderShipped", "orders.1", { order: { id: 1 } }]);
+      });
+      // toOthers(): Laravel puts the X-Socket-ID in "socket"
+      php("Again", { n: 2, socket: a.id });
+      await eventually(() => assert.equal(b.all.at(-1)[0], "Again"));
+      assert.deepEqual(b.all.at(-1)[2].n, 2);
+      await sleep(200);
+      assert.ok(!a.all.some((e) => e[0] === "Again"));
+    } finally {
+      a.close();
+      b.close();
+      await rtd.stop();
+      await redis.stop();
     }
   });
 });
