@@ -57,6 +57,8 @@ static void check_done(lhttp *h)
         buf body = r->body;
         r->body = (buf)BUF_INIT;
         req_free(h, r);
+        if (buf_terminate(&body) < 0) /* the body is NUL-ended for the callback */
+            status = 0;
         fn(status, body.data ? (const char *)body.data : "", body.len, ud);
         buf_free(&body);
     }

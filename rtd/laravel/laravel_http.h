@@ -11,7 +11,7 @@
 typedef struct lhttp lhttp;
 
 /* status: the HTTP status, or 0 when no answer came (refused, timed out, too big). The body
- * lives only during the call. */
+ * is NUL-ended and lives only during the call. */
 typedef void lhttp_done_fn(long status, const char *body, size_t len, void *ud);
 
 lhttp *lhttp_new(loop *l);

@@ -228,7 +228,7 @@ describe("Laravel private and presence channels, whisper", () => {
     } finally {
       a.close();
       b.close();
-      await rtd.stop();
+      try { await rtd.stop(); } catch (e) { rtd.printStderr(); throw e; }
       auth.close();
     }
   });
