@@ -30,8 +30,8 @@ clang_links_fuzzers() {
 }
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium clang valgrind postgresql postgresql-client redis-server)
-  # Laravel mode's tests: Laravel's own RedisBroadcaster in PHP (tests/laravel/)
-  PACKAGES+=(php8.2-cli php-illuminate-broadcasting php-illuminate-redis php-predis)
+  # Laravel mode's tests: Laravel's own RedisBroadcaster publishing and authorising (tests/laravel/)
+  PACKAGES+=(php8.2-cli php-illuminate-broadcasting php-illuminate-redis php-illuminate-http php-predis)
   command -v clang >/dev/null 2>&1 && clang_links_fuzzers || PACKAGES+=("$(clang_rt_package)")
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

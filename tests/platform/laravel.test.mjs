@@ -387,3 +387,56 @@ describe("Laravel's own RedisBroadcaster (PHP, Debian's php-illuminate-broadcast
     }
   });
 });
+
+describe("Laravel's own /broadcasting/auth (php -S, RedisBroadcaster::auth)", () => {
+  it("private allowed and denied, presence here/joining/leaving from Laravel's channel_data", async () => {
+    const { spawn } = await import("node:child_process");
+    const { freePort } = await import("../js/lib/server.mjs");
+    const { tryConnect } = await import("./lib.mjs");
+    const port = await freePort();
+    const php = spawn("php", ["-S", `127.0.0.1:${port}`, path.join(TESTS_DIR, "laravel/auth.php")], { stdio: ["ignore", "ignore", "pipe"] });
+    let phpLog = "";
+    php.stderr.setEncoding("utf8").on("data", (d) => (phpLog = (phpLog + d).slice(-5000)));
+    const phpExit = new Promise((r) => php.once("exit", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    let rtd;
+    const socks = [];
+    try {
+      await eventually(async () => assert.ok(await tryConnect(port)), { timeout: 10000, what: "php -S" });
+      const f = config(dir, { authHost: `http://127.0.0.1:${port}`, subscribers: { redis: false } });
+      rtd = await startRtd({ args: ["--laravel-config", f], dir });
+      const sock = async (id) => {
+        const s = record(await connectSocket(makeClient(rtd)));
+        s.bearer = { Authorization: `Bearer ${id}` };
+        socks.push(s);
+        return s;
+      };
+      const u3 = await sock(3);
+      const guest = record(await connectSocket(makeClient(rtd)));
+      socks.push(guest);
+      u3.emit("subscribe", { channel: "private-orders.1", auth: { headers: u3.bearer } });
+      u3.emit("subscribe", { channel: "private-orders.2", auth: { headers: u3.bearer } });
+      guest.emit("subscribe", { channel: "private-orders.1", auth: { headers: {} } });
+      await eventually(() => {
+        assert.ok(u3.all.some((e) => e[0] === "subscription_error" && e[1] === "private-orders.2" && e[2] === 403), JSON.stringify(u3.all));
+        assert.ok(guest.all.some((e) => e[0] === "subscription_error" && e[1] === "private-orders.1" && e[2] === 403), JSON.stringify(guest.all));
+      }, { timeout: 10000 });
+      const ch = await (await fetch(`${rtd.url}/apps/x/channels`)).status;
+      assert.equal(ch, 403); // no clients configured
+      // presence from Laravel's {"channel_data":{"user_id","user_info"}}
+      u3.emit("subscribe", { channel: "presence-room", auth: { headers: u3.bearer } });
+      await eventually(() => assert.deepEqual(u3.all.find((e) => e[0] === "presence:subscribed"),
+        ["presence:subscribed", "presence-room", [{ user_id: 3, user_info: { name: "u3" }, socketId: u3.id }]]), { timeout: 10000 });
+      const u4 = await sock(4);
+      u4.emit("subscribe", { channel: "presence-room", auth: { headers: u4.bearer } });
+      await eventually(() => assert.deepEqual(u3.all.at(-1), ["presence:joining", "presence-room", { user_id: 4, user_info: { name: "u4" }, socketId: u4.id }]), { timeout: 10000 });
+      u4.close();
+      await eventually(() => assert.deepEqual(u3.all.at(-1), ["presence:leaving", "presence-room", { user_id: 4, user_info: { name: "u4" } }]));
+    } finally {
+      for (const s of socks) s.close();
+      if (rtd) await rtd.stop();
+      php.kill("SIGKILL");
+      await phpExit;
+    }
+  });
+});
