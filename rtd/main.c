@@ -20,6 +20,8 @@
 
 #include "rtd/auth.h"
 #include "rtd/cluster/cluster.h"
+#include "rtd/laravel/laravel.h"
+#include "rtd/laravel/laravel_config.h"
 #include "rtd/lib/log.h"
 #include "rtd/lib/util.h"
 #include "rtd/net/http.h"
@@ -249,6 +251,8 @@ int main(int argc, char **argv)
     char *secret = NULL;
     size_t secret_len = 0;
     struct file_blob client_js = {0};
+    struct laravel_config lc = {0};
+    laravel *lv = NULL;
     d.l = loop_new((int)files + 16);
     if (!d.l) {
         fprintf(stderr, "rtd: cannot create the event loop\n");
@@ -261,6 +265,17 @@ int main(int argc, char **argv)
     if (o.auth_secret_file && !(secret = auth_load_secret(o.auth_secret_file, &secret_len, &err))) {
         rlog(RLOG_ERROR, err, NULL);
         goto out;
+    }
+    if (o.laravel_config) { /* its host and port, unless --bind / --port say otherwise */
+        if (laravel_config_load(o.laravel_config, &lc, &err) < 0) {
+            rlogf(RLOG_ERROR, "Bad --laravel-config", "{\"path\":\"%s\"}", o.laravel_config);
+            fprintf(stderr, "rtd: --laravel-config %s: %s\n", o.laravel_config, err ? err : "");
+            goto out;
+        }
+        if (!o.port_given)
+            o.port = lc.port;
+        if (!o.bind_given && lc.host)
+            o.bind = lc.host;
     }
     char node_id[300], dblog[600];
     if (o.node_id) {
@@ -356,6 +371,15 @@ int main(int argc, char **argv)
         cluster_on_server_event(d.cluster, on_server_event, &d);
         platform_set_counter(d.plat, count_cluster, d.cluster);
     }
+    if (o.laravel_config) {
+        const char *lerr = NULL;
+        if (!(lv = laravel_new(d.l, d.sio, &lc, &lerr))) {
+            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", lerr);
+            goto out;
+        }
+        if (laravel_serve(lv, d.http, o.max_payload) < 0)
+            goto out;
+    }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
@@ -382,6 +406,7 @@ out:
      * grace) run in store_close and only free their state (platform_free). */
     if (d.sio)
         sio_server_free(d.sio);
+    laravel_free(lv);
     cluster_free(d.cluster); /* after sio: the acks it waited for are gone with the sockets */
     platform_free(d.plat);
     if (d.http)
@@ -393,6 +418,7 @@ out:
     loop_free(d.l);
     free(secret);
     free(client_js.data);
+    laravel_config_free(&lc);
     free(err);
     options_free(&o);
     rlog_close();

@@ -47,6 +47,7 @@ enum {
     OPT_REDIS_KEY,
     OPT_RECOVERY_WINDOW,
     OPT_RECOVERY_MAX,
+    OPT_LARAVEL_CONFIG,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -86,6 +87,7 @@ static const struct option long_opts[] = {
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-key", required_argument, NULL, OPT_REDIS_KEY},
+    {"laravel-config", required_argument, NULL, OPT_LARAVEL_CONFIG},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -140,6 +142,8 @@ static const char usage_text[] =
     "                            unix:///path (none; env REDIS_URL)\n"
     "  --redis-key PREFIX        the Redis adapter's channel prefix (socket.io;\n"
     "                            env REDIS_KEY)\n"
+    "  --laravel-config FILE     serve Laravel Echo as laravel-echo-server does, with\n"
+    "                            the settings of its laravel-echo-server.json (none)\n"
     "  --backup DEST             copy the SQLite database to DEST (online, consistent)\n"
     "                            and exit (PostgreSQL: use pg_dump)\n"
     "  --version                 print the version and exit\n"
@@ -285,12 +289,14 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_PORT:
             r = num(err, "port", a, 0, 65535, &v);
             o->port = (unsigned)v;
+            o->port_given = true;
             break;
         case OPT_BIND: {
             unsigned char addr[16];
             if (inet_pton(AF_INET, a, addr) != 1 && inet_pton(AF_INET6, a, addr) != 1)
                 r = bad(err, "bind", a, "expected an IPv4 or IPv6 address");
             o->bind = a;
+            o->bind_given = true;
             break;
         }
         case OPT_DB:
@@ -459,6 +465,11 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_REDIS_KEY:
             r = check_redis_key(err, "--redis-key", a);
             o->redis_key = a;
+            break;
+        case OPT_LARAVEL_CONFIG:
+            if (!*a)
+                r = bad(err, "laravel-config", a, "empty path");
+            o->laravel_config = a;
             break;
         case OPT_VERSION:
             fprintf(out, "rtd %s\n", PACKAGE_VERSION);

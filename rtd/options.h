@@ -49,6 +49,8 @@ struct rtd_options {
     const char *backup_dest;  /* --backup: copy the database and exit */
     const char *redis_url;    /* --redis: join a cluster over this Redis; NULL: alone */
     const char *redis_key;    /* --redis-key: the adapter's channel prefix (socket.io) */
+    const char *laravel_config; /* --laravel-config: laravel-echo-server.json, or NULL */
+    bool port_given, bind_given; /* --port / --bind on the command line (they win over it) */
 };
 
 enum options_result { OPTIONS_RUN = 0, OPTIONS_EXIT_OK = 1, OPTIONS_EXIT_USAGE = 2 };

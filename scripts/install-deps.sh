@@ -9,6 +9,7 @@ PACKAGES=(
   build-essential autoconf automake libtool autoconf-archive pkg-config
   libmicrohttpd-dev libjson-c-dev libsqlite3-dev libpq-dev libssl-dev libcmocka-dev
   libfcgi-dev libctemplate-dev libcrypt-dev libjwt-dev libhiredis-dev libmsgpack-dev
+  libcurl4-openssl-dev
   sqlite3 nginx curl ca-certificates
 )
 # Test-only tools: a browser for the admin pages, clang for the fuzz targets, valgrind,
@@ -29,6 +30,8 @@ clang_links_fuzzers() {
 }
 if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium clang valgrind postgresql postgresql-client redis-server)
+  # Laravel mode's tests: Laravel's own RedisBroadcaster publishing and authorising (tests/laravel/)
+  PACKAGES+=(php8.2-cli php-illuminate-broadcasting php-illuminate-redis php-illuminate-http php-predis)
   command -v clang >/dev/null 2>&1 && clang_links_fuzzers || PACKAGES+=("$(clang_rt_package)")
 fi
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

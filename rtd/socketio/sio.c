@@ -296,6 +296,12 @@ void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud)
     nsp->disconnect_ud = ud;
 }
 
+sio_disconnect_fn *sio_disconnect_handler(const sio_namespace *nsp, void **ud)
+{
+    *ud = nsp->disconnect_ud;
+    return nsp->on_disconnect;
+}
+
 int sio_on(sio_namespace *nsp, const char *event, sio_event_fn *fn, void *ud)
 {
     struct handler *h = calloc(1, sizeof *h);

@@ -94,6 +94,8 @@ size_t sio_namespace_size(const sio_namespace *nsp);
 void sio_use(sio_namespace *nsp, sio_authorize_fn *fn, void *ud);
 void sio_on_connection(sio_namespace *nsp, sio_connection_fn *fn, void *ud);
 void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud);
+/* The disconnect handler set now (NULL: none) and its ud, for a layer that chains to it. */
+sio_disconnect_fn *sio_disconnect_handler(const sio_namespace *nsp, void **ud);
 /* Handler for one event name; event "*" catches every event without its own handler. */
 int sio_on(sio_namespace *nsp, const char *event, sio_event_fn *fn, void *ud);
 

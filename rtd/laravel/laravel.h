@@ -1,0 +1,40 @@
+/* laravel.h: laravel-echo-server's protocol on rtd's "/" namespace (--laravel-config).
+ *
+ * Clients (Laravel Echo with broadcaster 'socket.io') send `subscribe {channel, auth}` and
+ * `unsubscribe {channel}`; a public channel is the room of that name. Laravel publishes
+ * through its RedisBroadcaster: PUBLISH <keyPrefix><channel> {"event", "data", "socket"},
+ * which this module receives with PSUBSCRIBE <keyPrefix>* on its own Redis link and sends
+ * to the room's sockets on this node as (event, channel, data), except the socket named
+ * by "socket" (Laravel's toOthers()). Everything runs on the loop thread. */
+#ifndef RTD_LARAVEL_H
+#define RTD_LARAVEL_H
+
+#include <stdint.h>
+
+#include "rtd/laravel/laravel_config.h"
+#include "rtd/net/http.h"
+#include "rtd/net/loop.h"
+#include "rtd/socketio/sio.h"
+
+typedef struct laravel laravel;
+
+struct laravel_stats {
+    uint64_t subscribes;  /* channels joined */
+    uint64_t refused;     /* subscribe/unsubscribe with a bad payload, private channels refused */
+    uint64_t received;    /* Redis messages received */
+    uint64_t broadcasts;  /* of them, sent to a channel */
+    uint64_t delivered;   /* packets sent to sockets */
+    uint64_t dropped;     /* Redis messages not JSON or without an event name */
+    uint64_t api_requests; /* HTTP API and subscriber requests */
+    uint64_t api_refused;  /* of them, refused: 403, 400, 413 */
+};
+
+/* c must outlive the result. NULL with *err (static text) on failure. */
+laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, const char **err);
+void laravel_free(laravel *lv);
+/* The HTTP API (GET /apps/:appId/status, /channels, /channels/:name, /channels/:name/users)
+ * and the HTTP subscriber (POST /apps/:appId/events), with the clients' keys. */
+int laravel_serve(laravel *lv, http_server *h, size_t max_body);
+void laravel_get_stats(const laravel *lv, struct laravel_stats *out);
+
+#endif
