@@ -45,6 +45,8 @@ enum {
     OPT_NODE_ID,
     OPT_REDIS,
     OPT_REDIS_KEY,
+    OPT_ADMIN_UI,
+    OPT_ADMIN_UI_RO,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -82,6 +84,8 @@ static const struct option long_opts[] = {
     {"node-id", required_argument, NULL, OPT_NODE_ID},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-key", required_argument, NULL, OPT_REDIS_KEY},
+    {"admin-ui", required_argument, NULL, OPT_ADMIN_UI},
+    {"admin-ui-readonly", no_argument, NULL, OPT_ADMIN_UI_RO},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -133,6 +137,9 @@ static const char usage_text[] =
     "                            unix:///path (none; env REDIS_URL)\n"
     "  --redis-key PREFIX        the Redis adapter's channel prefix (socket.io;\n"
     "                            env REDIS_KEY)\n"
+    "  --admin-ui MODE           the Socket.IO Admin UI's /admin namespace, logins being\n"
+    "                            admin-fcgi's admins: production, development or off (off)\n"
+    "  --admin-ui-readonly       the Admin UI may look but not act (no commands)\n"
     "  --backup DEST             copy the SQLite database to DEST (online, consistent)\n"
     "                            and exit (PostgreSQL: use pg_dump)\n"
     "  --version                 print the version and exit\n"
@@ -444,6 +451,19 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
         case OPT_REDIS_KEY:
             r = check_redis_key(err, "--redis-key", a);
             o->redis_key = a;
+            break;
+        case OPT_ADMIN_UI:
+            if (!strcmp(a, "off"))
+                o->admin_ui = 0;
+            else if (!strcmp(a, "production"))
+                o->admin_ui = 1;
+            else if (!strcmp(a, "development"))
+                o->admin_ui = 2;
+            else
+                r = bad(err, "admin-ui", a, "expected production, development or off");
+            break;
+        case OPT_ADMIN_UI_RO:
+            o->admin_ui_readonly = true;
             break;
         case OPT_VERSION:
             fprintf(out, "rtd %s\n", PACKAGE_VERSION);

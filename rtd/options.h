@@ -47,6 +47,8 @@ struct rtd_options {
     const char *backup_dest;  /* --backup: copy the database and exit */
     const char *redis_url;    /* --redis: join a cluster over this Redis; NULL: alone */
     const char *redis_key;    /* --redis-key: the adapter's channel prefix (socket.io) */
+    int admin_ui;             /* --admin-ui: 0 off, 1 production, 2 development (adminui.h) */
+    bool admin_ui_readonly;   /* --admin-ui-readonly */
 };
 
 enum options_result { OPTIONS_RUN = 0, OPTIONS_EXIT_OK = 1, OPTIONS_EXIT_USAGE = 2 };

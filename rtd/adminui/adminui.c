@@ -1,0 +1,377 @@
+/* adminui.c: the Admin UI's /admin namespace (see adminui.h and
+ * ../shared/reference/recovery-and-admin-ui.md part B for the protocol).
+ *
+ * Password checks run on the loop thread: a yescrypt check costs tens of ms, so at most
+ * CHECKS_PER_SEC of them run each second (a token bucket over every address), and an
+ * address with MAX_FAILURES failed logins within FAIL_WINDOW_MS is refused without a check
+ * until its window ends. Unknown names are hashed against a dummy setting, so they cost
+ * the same time as known ones. */
+#define _GNU_SOURCE
+#include "rtd/adminui/adminui.h"
+
+#include <crypt.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
+#include "rtd/store/store.h"
+
+#define STATS_INTERVAL_MS 2000
+#define CHECKS_PER_SEC 5
+#define MAX_FAILURES 5
+#define FAIL_WINDOW_MS (15 * 60 * 1000)
+#define MAX_ADDRS 256
+#define MAX_SESSIONS 64
+#define SESSION_TTL_MS (24LL * 3600 * 1000)
+#define SESSION_HEX 16
+
+static const char dummy_setting[] = "$y$j9T$8K2ytoMLMYSpw7FsEBd5h1$";
+
+struct failures {
+    char addr[64];
+    int count;
+    int64_t window_start;
+};
+
+struct session {
+    char id[SESSION_HEX + 1];
+    int64_t expires;
+};
+
+struct adminui {
+    loop *l;
+    sio_server *srv;
+    sio_namespace *nsp;
+    struct adminui_config cfg;
+    char hostname[256];
+    char server_id[256];
+    int64_t started_ms;
+    loop_timer stats_timer;
+    sqlite3 *lite;      /* SQLite: a read-only connection */
+    PGconn *pg;         /* PostgreSQL: opened at the first login */
+    const char *pg_url;
+    double tokens;      /* password checks allowed now */
+    int64_t tokens_at;
+    struct failures fails[MAX_ADDRS];
+    struct session sessions[MAX_SESSIONS];
+    struct crypt_data cd;
+};
+
+/* ---- the admins ---- */
+
+/* The yescrypt hash of name into out; 1 found, 0 unknown, -1 database error. */
+static int lookup_hash(adminui *a, const char *name, char *out, size_t outlen)
+{
+    if (a->lite) {
+        sqlite3_stmt *st = NULL;
+        int found = -1;
+        if (sqlite3_prepare_v2(a->lite, "SELECT password_hash FROM admin_users WHERE username = ?1",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK) {
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) {
+                const char *h = (const char *)sqlite3_column_text(st, 0);
+                snprintf(out, outlen, "%s", h ? h : "");
+                found = 1;
+            } else if (rc == SQLITE_DONE)
+                found = 0;
+        }
+        if (found < 0)
+            rlogf(RLOG_WARN, "Admin UI: cannot read admin_users", "{\"error\":\"%s\"}",
+                  sqlite3_errmsg(a->lite));
+        sqlite3_finalize(st);
+        return found;
+    }
+    if (!a->pg || PQstatus(a->pg) != CONNECTION_OK) {
+        if (a->pg)
+            PQfinish(a->pg);
+        a->pg = PQconnectdb(a->pg_url);
+        if (PQstatus(a->pg) != CONNECTION_OK) {
+            rlog(RLOG_WARN, "Admin UI: cannot connect to PostgreSQL", NULL);
+            return -1;
+        }
+    }
+    const char *params[1] = {name};
+    PGresult *r = PQexecParams(a->pg, "SELECT password_hash FROM admin_users WHERE username = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    int found = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        found = PQntuples(r) > 0;
+        if (found)
+            snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    } else
+        rlog(RLOG_WARN, "Admin UI: cannot read admin_users", NULL);
+    PQclear(r);
+    return found;
+}
+
+static struct failures *failures_of(adminui *a, const char *addr, int64_t now, bool create)
+{
+    struct failures *free_slot = NULL, *oldest = &a->fails[0];
+    for (size_t i = 0; i < MAX_ADDRS; i++) {
+        struct failures *f = &a->fails[i];
+        if (f->addr[0] && now - f->window_start >= FAIL_WINDOW_MS)
+            f->addr[0] = '\0';
+        if (!f->addr[0]) {
+            if (!free_slot)
+                free_slot = f;
+            continue;
+        }
+        if (!strcmp(f->addr, addr))
+            return f;
+        if (f->window_start < oldest->window_start)
+            oldest = f;
+    }
+    if (!create)
+        return NULL;
+    struct failures *f = free_slot ? free_slot : oldest;
+    snprintf(f->addr, sizeof f->addr, "%s", addr);
+    f->count = 0;
+    f->window_start = now;
+    return f;
+}
+
+/* 0: the password is right; otherwise *error says why not. */
+static int check_password(adminui *a, const char *addr, const char *name, const char *password,
+                          const char **error)
+{
+    int64_t now = util_wall_ms();
+    struct failures *f = failures_of(a, addr, now, false);
+    if (f && f->count >= MAX_FAILURES) {
+        *error = "too many failed logins, try again later";
+        return -1;
+    }
+    a->tokens += (double)(now - a->tokens_at) * CHECKS_PER_SEC / 1000.0;
+    if (a->tokens > CHECKS_PER_SEC)
+        a->tokens = CHECKS_PER_SEC;
+    a->tokens_at = now;
+    if (a->tokens < 1) {
+        *error = "too many logins at once, try again later";
+        return -1;
+    }
+    a->tokens -= 1;
+    char hash[512];
+    int found = lookup_hash(a, name, hash, sizeof hash);
+    if (found < 0) {
+        *error = "the admin database is unavailable";
+        return -1;
+    }
+    const char *setting = found ? hash : dummy_setting;
+    const char *h = crypt_r(password, setting, &a->cd);
+    bool ok = found && h && h[0] != '*' && strlen(h) == strlen(hash) &&
+              CRYPTO_memcmp(h, hash, strlen(hash)) == 0;
+    if (ok) {
+        if (f)
+            f->addr[0] = '\0';
+        return 0;
+    }
+    f = failures_of(a, addr, now, true);
+    f->count++;
+    rlogf(RLOG_WARN, "Admin UI: failed login", "{\"failures\":%d}", f->count);
+    *error = "invalid credentials";
+    return -1;
+}
+
+static struct session *session_find(adminui *a, const char *id)
+{
+    int64_t now = util_wall_ms();
+    for (size_t i = 0; i < MAX_SESSIONS; i++) {
+        struct session *s = &a->sessions[i];
+        if (s->id[0] && s->expires > now && strlen(id) == SESSION_HEX &&
+            CRYPTO_memcmp(s->id, id, SESSION_HEX) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static struct session *session_new(adminui *a)
+{
+    struct session *slot = &a->sessions[0];
+    for (size_t i = 0; i < MAX_SESSIONS; i++)
+        if (a->sessions[i].expires < slot->expires)
+            slot = &a->sessions[i];
+    unsigned char rnd[SESSION_HEX / 2];
+    if (util_random_bytes(rnd, sizeof rnd) < 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(slot->id + 2 * i, 3, "%02x", rnd[i]);
+    slot->expires = util_wall_ms() + SESSION_TTL_MS;
+    return slot;
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static int on_authorize(sio_socket *s, struct json_object *auth, const char **error, void *ud)
+{
+    adminui *a = ud;
+    sio_socket_set_user(s, NULL);
+    *error = "invalid credentials";
+    const char *sid = json_str(auth, "sessionId");
+    if (sid && session_find(a, sid))
+        return 0;
+    const char *name = json_str(auth, "username"), *pw = json_str(auth, "password");
+    if (!name || !pw)
+        return -1;
+    const char *addr = eio_session_remote_addr(sio_socket_session(s));
+    if (check_password(a, addr ? addr : "", name, pw, error) != 0)
+        return -1;
+    struct session *ss = session_new(a);
+    if (!ss) {
+        *error = "the random generator failed";
+        return -1;
+    }
+    sio_socket_set_user(s, ss);
+    return 0;
+}
+
+/* ---- what the admins are sent ---- */
+
+static void config_json(adminui *a, buf *b)
+{
+    /* The commands come with development mode (not yet here): only aggregated events. */
+    (void)a;
+    buf_puts(b, "{\"supportedFeatures\":[\"AGGREGATED_EVENTS\"]}");
+}
+
+struct nsp_walk {
+    buf *b;
+    bool first;
+};
+
+static void add_namespace(sio_namespace *nsp, void *ud)
+{
+    struct nsp_walk *w = ud;
+    const char *name = sio_namespace_name(nsp);
+    buf_puts(w->b, w->first ? "{\"name\":\"" : ",{\"name\":\"");
+    buf_json_escape(w->b, name, strlen(name));
+    buf_printf(w->b, "\",\"socketsCount\":%zu}", sio_namespace_size(nsp));
+    w->first = false;
+}
+
+static void stats_json(adminui *a, buf *b)
+{
+    eio_server *e = sio_server_engine(a->srv);
+    unsigned polling = 0, ws = 0;
+    eio_server_transport_counts(e, &polling, &ws);
+    buf_puts(b, "{\"serverId\":\"");
+    buf_json_escape(b, a->server_id, strlen(a->server_id));
+    buf_puts(b, "\",\"hostname\":\"");
+    buf_json_escape(b, a->hostname, strlen(a->hostname));
+    buf_printf(b,
+               "\",\"pid\":%d,\"uptime\":%.3f,\"clientsCount\":%u,\"pollingClientsCount\":%u,"
+               "\"aggregatedEvents\":[],\"namespaces\":[",
+               (int)getpid(), (double)(util_wall_ms() - a->started_ms) / 1000.0,
+               eio_server_session_count(e), polling);
+    struct nsp_walk w = {b, true};
+    sio_each_namespace(a->srv, add_namespace, &w);
+    buf_puts(b, "]}");
+}
+
+static void emit_built(sio_socket *s, adminui *a, const char *event,
+                       void (*build)(adminui *, buf *))
+{
+    buf b = BUF_INIT;
+    build(a, &b);
+    if (buf_terminate(&b) == 0)
+        sio_emit(s, event, b.data);
+    buf_free(&b);
+}
+
+static void on_stats_timer(loop *l, void *ud)
+{
+    adminui *a = ud;
+    if (sio_namespace_size(a->nsp) > 0) {
+        buf b = BUF_INIT;
+        stats_json(a, &b);
+        sio_packet *p = b.data ? sio_event_packet(a->nsp, "server_stats", b.data, b.len, NULL, 0)
+                               : NULL;
+        if (p) {
+            sio_broadcast(a->nsp, NULL, NULL, p);
+            sio_packet_unref(p);
+        }
+        buf_free(&b);
+    }
+    loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
+}
+
+static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
+{
+    adminui *a = ud;
+    (void)auth;
+    struct session *ss = sio_socket_user(s);
+    sio_socket_set_user(s, NULL);
+    if (ss) {
+        char arg[SESSION_HEX + 3];
+        snprintf(arg, sizeof arg, "\"%s\"", ss->id);
+        sio_emit(s, "session", arg);
+    }
+    emit_built(s, a, "config", config_json);
+    emit_built(s, a, "server_stats", stats_json);
+}
+
+adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg, char **err)
+{
+    *err = NULL;
+    adminui *a = calloc(1, sizeof *a);
+    if (!a) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    a->l = l;
+    a->srv = srv;
+    a->cfg = *cfg;
+    a->started_ms = util_wall_ms();
+    a->tokens = CHECKS_PER_SEC;
+    a->tokens_at = a->started_ms;
+    if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
+        strcpy(a->hostname, "localhost");
+    snprintf(a->server_id, sizeof a->server_id, "%s", cfg->server_id ? cfg->server_id : a->hostname);
+    if (store_db_is_pg(cfg->db)) {
+        a->pg_url = cfg->db;
+    } else if (sqlite3_open_v2(cfg->db, &a->lite, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        if (asprintf(err, "cannot open %s read-only: %s", cfg->db,
+                     a->lite ? sqlite3_errmsg(a->lite) : "out of memory") < 0)
+            *err = NULL;
+        adminui_free(a);
+        return NULL;
+    } else
+        sqlite3_busy_timeout(a->lite, 200);
+    a->nsp = sio_namespace_add(srv, "/admin");
+    if (!a->nsp) {
+        *err = strdup("cannot add the /admin namespace");
+        adminui_free(a);
+        return NULL;
+    }
+    sio_use(a->nsp, on_authorize, a);
+    sio_on_connection(a->nsp, on_connection, a);
+    loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
+    return a;
+}
+
+void adminui_free(adminui *a)
+{
+    if (!a)
+        return;
+    if (loop_timer_armed(&a->stats_timer))
+        loop_timer_stop(a->l, &a->stats_timer);
+    if (a->lite)
+        sqlite3_close(a->lite);
+    if (a->pg)
+        PQfinish(a->pg);
+    explicit_bzero(&a->cd, sizeof a->cd);
+    free(a);
+}
