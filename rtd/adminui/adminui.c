@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rtd/engine/eio_packet.h"
 #include "rtd/lib/buf.h"
 #include "rtd/lib/log.h"
 #include "rtd/lib/util.h"
@@ -242,9 +243,16 @@ static int on_authorize(sio_socket *s, struct json_object *auth, const char **er
 
 static void config_json(adminui *a, buf *b)
 {
-    /* The commands come with development mode (not yet here): only aggregated events. */
-    (void)a;
-    buf_puts(b, "{\"supportedFeatures\":[\"AGGREGATED_EVENTS\"]}");
+    /* as instrument(): the commands unless read-only, then AGGREGATED_EVENTS, and ALL_EVENTS
+     * in development mode */
+    buf_puts(b, "{\"supportedFeatures\":[");
+    if (!a->cfg.readonly)
+        buf_puts(b, "\"EMIT\",\"JOIN\",\"LEAVE\",\"DISCONNECT\",\"MJOIN\",\"MLEAVE\","
+                    "\"MDISCONNECT\",");
+    buf_puts(b, "\"AGGREGATED_EVENTS\"");
+    if (a->cfg.mode == ADMINUI_DEVELOPMENT)
+        buf_puts(b, ",\"ALL_EVENTS\"");
+    buf_puts(b, "]}");
 }
 
 struct nsp_walk {
@@ -308,6 +316,335 @@ static void on_stats_timer(loop *l, void *ud)
     loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
 }
 
+/* ---- development mode: every socket, room and event ---- */
+
+static void put_str(buf *b, const char *v)
+{
+    buf_putc(b, '"');
+    if (v)
+        buf_json_escape(b, v, strlen(v));
+    buf_putc(b, '"');
+}
+
+static void put_now(buf *b)
+{
+    char t[25];
+    util_format_iso_time(util_wall_ms(), t);
+    buf_printf(b, "\"%s\"", t);
+}
+
+/* A SerializedSocket (@socket.io/admin-ui lib/index.ts serialize). rtd keeps only the
+ * User-Agent of the handshake's headers. */
+static void put_socket(buf *b, sio_socket *s)
+{
+    eio_session *es = sio_socket_session(s);
+    const char *id = sio_socket_id(s), *eid = eio_session_id(es);
+    buf_puts(b, "{\"id\":");
+    put_str(b, id);
+    buf_printf(b, ",\"clientId\":\"%.12s\",\"transport\":\"%s\",\"nsp\":", eid,
+               eio_session_transport(es) == EIO_T_WEBSOCKET ? "websocket" : "polling");
+    put_str(b, sio_namespace_name(sio_socket_namespace(s)));
+    const char *data = sio_socket_data_json(s);
+    buf_printf(b, ",\"data\":%s,\"handshake\":{\"address\":", data ? data : "{}");
+    put_str(b, eio_session_remote_addr(es));
+    buf_puts(b, ",\"headers\":{");
+    const char *ua = eio_session_user_agent(es);
+    if (ua) {
+        buf_puts(b, "\"user-agent\":");
+        put_str(b, ua);
+    }
+    buf_puts(b, "},\"query\":{");
+    const char *q = eio_session_query_all(es);
+    for (bool first = true; q && *q; first = false) {
+        const char *v = q + strlen(q) + 1;
+        if (!first)
+            buf_putc(b, ',');
+        put_str(b, q);
+        buf_putc(b, ':');
+        put_str(b, v);
+        q = v + strlen(v) + 1;
+    }
+    int64_t at = sio_socket_connected_ms(s);
+    char t[25];
+    util_format_iso_time(at, t);
+    buf_printf(b, "},\"issued\":%lld,\"secure\":false,\"time\":\"%s\",\"url\":\"/socket.io/\","
+                  "\"xdomain\":false},\"rooms\":[",
+               (long long)at, t);
+    put_str(b, id);
+    const char *rooms[64];
+    size_t n = sio_socket_rooms(s, rooms, 64);
+    for (size_t i = 0; i < n && i < 64; i++) {
+        buf_putc(b, ',');
+        put_str(b, rooms[i]);
+    }
+    buf_puts(b, "]}");
+}
+
+/* Sends event with args (JSON text joined by commas) to every admin. */
+static void to_admins(adminui *a, const char *event, buf *args)
+{
+    if (!args->data || sio_namespace_size(a->nsp) == 0)
+        return;
+    sio_packet *p = sio_event_packet(a->nsp, event, args->data, args->len, NULL, 0);
+    if (p) {
+        sio_broadcast(a->nsp, NULL, NULL, p);
+        sio_packet_unref(p);
+    }
+}
+
+static bool watched(adminui *a, sio_socket *s)
+{
+    return sio_socket_namespace(s) != a->nsp;
+}
+
+static void obs_connected(sio_socket *s, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    put_socket(&b, s);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, "socket_connected", &b);
+    buf_free(&b);
+}
+
+static void obs_disconnected(sio_socket *s, const char *reason, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    put_str(&b, reason);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, "socket_disconnected", &b);
+    buf_free(&b);
+}
+
+static void room_event(adminui *a, const char *event, sio_socket *s, const char *room)
+{
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, room);
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, event, &b);
+    buf_free(&b);
+}
+
+static void obs_joined(sio_socket *s, const char *room, void *ud)
+{
+    room_event(ud, "room_joined", s, room);
+}
+
+static void obs_left(sio_socket *s, const char *room, void *ud)
+{
+    room_event(ud, "room_left", s, room);
+}
+
+static void obs_upgraded(sio_socket *s, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"id\":");
+    put_str(&b, sio_socket_id(s));
+    buf_puts(&b, ",\"nsp\":");
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_puts(&b, ",\"transport\":\"websocket\"}");
+    to_admins(a, "socket_updated", &b);
+    buf_free(&b);
+}
+
+static void event_msg(adminui *a, const char *event, sio_socket *s, const char *arr, size_t n)
+{
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    buf_append(&b, arr, n);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, event, &b);
+    buf_free(&b);
+}
+
+static void obs_event_in(sio_socket *s, struct json_object *payload, void *ud)
+{
+    adminui *a = ud;
+    if (!watched(a, s))
+        return;
+    size_t n;
+    const char *j = json_object_to_json_string_length(payload, JSON_C_TO_STRING_PLAIN, &n);
+    if (j)
+        event_msg(a, "event_received", s, j, n);
+}
+
+/* An EVENT or BINARY_EVENT packet's [name, ...args] (placeholders left as they are). */
+static void obs_packet_out(sio_socket *s, const sio_packet *p, void *ud)
+{
+    adminui *a = ud;
+    if (!watched(a, s) || p->n < 1)
+        return;
+    const eio_packet *e = p->parts[0];
+    const char *d = (const char *)e->raw + EIO_PACKET_HEADROOM + 1, *end = d + e->len;
+    if (d == end || (*d != '2' && *d != '5'))
+        return;
+    d++;
+    if (d[-1] == '5') {
+        while (d < end && *d >= '0' && *d <= '9')
+            d++;
+        if (d == end || *d++ != '-')
+            return;
+    }
+    if (d < end && *d == '/') {
+        while (d < end && *d != ',')
+            d++;
+        if (d++ == end)
+            return;
+    }
+    while (d < end && *d >= '0' && *d <= '9')
+        d++;
+    if (d < end && *d == '[')
+        event_msg(a, "event_sent", s, d, (size_t)(end - d));
+}
+
+static const struct sio_observer observer = {
+    .connected = obs_connected,
+    .disconnected = obs_disconnected,
+    .joined = obs_joined,
+    .left = obs_left,
+    .upgraded = obs_upgraded,
+    .event_in = obs_event_in,
+    .packet_out = obs_packet_out,
+};
+
+struct all_walk {
+    buf *b;
+    bool first;
+};
+
+static void all_of_namespace(sio_namespace *nsp, void *ud)
+{
+    struct all_walk *w = ud;
+    struct sio_target all = {NULL, 0, NULL, 0};
+    sio_socket **list = NULL;
+    long n = sio_select(nsp, &all, &list);
+    for (long i = 0; i < n; i++) {
+        if (!w->first)
+            buf_putc(w->b, ',');
+        put_socket(w->b, list[i]);
+        w->first = false;
+    }
+    free(list);
+}
+
+static void all_sockets_json(adminui *a, buf *b)
+{
+    struct all_walk w = {b, true};
+    buf_putc(b, '[');
+    sio_each_namespace(a->srv, all_of_namespace, &w);
+    buf_putc(b, ']');
+}
+
+static void on_admin_disconnect(sio_socket *s, const char *reason, void *ud)
+{
+    adminui *a = ud;
+    (void)s;
+    (void)reason;
+    if (sio_namespace_size(a->nsp) == 0)
+        sio_set_observer(a->srv, NULL, NULL);
+}
+
+/* ---- the UI's commands: emit, join, leave, _disconnect (nsp, ..., filter?) ---- */
+
+/* The sockets of nsp named by filter (a room or a socket id; every socket if NULL). */
+static long targets(adminui *a, const sio_args *args, size_t filter_at, sio_socket ***out)
+{
+    struct json_object *n = sio_arg(args, 0), *f = sio_arg(args, filter_at);
+    if (!n || !json_object_is_type(n, json_type_string))
+        return -1;
+    sio_namespace *nsp = sio_namespace_find(a->srv, json_object_get_string(n));
+    if (!nsp)
+        return -1;
+    const char *room = f && json_object_is_type(f, json_type_string) ? json_object_get_string(f)
+                                                                      : NULL;
+    const char *rooms[1] = {room};
+    struct sio_target t = {rooms, room ? 1 : 0, NULL, 0};
+    return sio_select(nsp, &t, out);
+}
+
+static void cmd_room(sio_socket *admin, const char *event, const sio_args *args, int64_t ack,
+                     void *ud)
+{
+    (void)admin;
+    (void)ack;
+    struct json_object *r = sio_arg(args, 1);
+    if (!r || !json_object_is_type(r, json_type_string))
+        return;
+    const char *room = json_object_get_string(r);
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 2, &list);
+    for (long i = 0; i < n; i++) {
+        if (!strcmp(event, "join"))
+            sio_join(list[i], room);
+        else
+            sio_leave(list[i], room);
+    }
+    free(list);
+}
+
+static void cmd_disconnect(sio_socket *admin, const char *event, const sio_args *args,
+                           int64_t ack, void *ud)
+{
+    (void)admin;
+    (void)event;
+    (void)ack;
+    struct json_object *c = sio_arg(args, 1);
+    bool close = c && json_object_is_type(c, json_type_boolean) && json_object_get_boolean(c);
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 2, &list);
+    for (long i = 0; i < n; i++)
+        sio_disconnect(list[i], close);
+    free(list);
+}
+
+static void cmd_emit(sio_socket *admin, const char *event, const sio_args *args, int64_t ack,
+                     void *ud)
+{
+    (void)admin;
+    (void)event;
+    (void)ack;
+    struct json_object *ev = sio_arg(args, 2);
+    if (!ev || !json_object_is_type(ev, json_type_string))
+        return;
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 1, &list);
+    if (n <= 0) {
+        free(list);
+        return;
+    }
+    buf b = BUF_INIT;
+    for (size_t i = 3; i < sio_argc(args); i++) {
+        if (i > 3)
+            buf_putc(&b, ',');
+        buf_puts(&b, json_object_to_json_string_ext(sio_arg(args, i), JSON_C_TO_STRING_PLAIN));
+    }
+    sio_packet *p = sio_event_packet(sio_socket_namespace(list[0]), json_object_get_string(ev),
+                                     b.data ? b.data : "", b.len, NULL, 0);
+    for (long i = 0; p && i < n; i++)
+        sio_send(list[i], p);
+    if (p)
+        sio_packet_unref(p);
+    buf_free(&b);
+    free(list);
+}
+
 static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
 {
     adminui *a = ud;
@@ -320,6 +657,10 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
         sio_emit(s, "session", arg);
     }
     emit_built(s, a, "config", config_json);
+    if (a->cfg.mode == ADMINUI_DEVELOPMENT) {
+        emit_built(s, a, "all_sockets", all_sockets_json);
+        sio_set_observer(a->srv, &observer, a);
+    }
     emit_built(s, a, "server_stats", stats_json);
 }
 
@@ -358,6 +699,13 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
     }
     sio_use(a->nsp, on_authorize, a);
     sio_on_connection(a->nsp, on_connection, a);
+    sio_on_disconnect(a->nsp, on_admin_disconnect, a);
+    if (!cfg->readonly) {
+        sio_on(a->nsp, "emit", cmd_emit, a);
+        sio_on(a->nsp, "join", cmd_room, a);
+        sio_on(a->nsp, "leave", cmd_room, a);
+        sio_on(a->nsp, "_disconnect", cmd_disconnect, a);
+    }
     loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
     return a;
 }

@@ -105,6 +105,8 @@ struct sio_server {
     sio_broadcast_hook *bcast_hook;
     void *bcast_ud;
     uint32_t mark_gen;
+    const struct sio_observer *obs; /* NULL: nobody watches */
+    void *obs_ud;
 };
 
 /* sio_rooms.c: a leaving socket's memberships all go (sio.c calls it when a socket closes). */

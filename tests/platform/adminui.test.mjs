@@ -78,7 +78,7 @@ describe("--admin-ui", () => {
     const user = await connectSocket(makeClient(ctx.rtd, { kind: "polling" }));
     const { s, session, config, stats } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
     assert.match(session, /^[0-9a-f]{16}$/);
-    assert.deepEqual(config, { supportedFeatures: ["AGGREGATED_EVENTS"] });
+    assert.deepEqual(config, { supportedFeatures: ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT", "AGGREGATED_EVENTS"] });
     assert.equal(stats.pid, ctx.rtd.proc.pid);
     assert.equal(stats.clientsCount, 2);
     assert.equal(stats.pollingClientsCount, 1);
@@ -98,7 +98,7 @@ describe("--admin-ui", () => {
     user.close();
   });
 
-  rtdTest("the payloads have the shapes of Node.js socket.io with instrument()", { args: ["--admin-ui", "production"] }, async (ctx) => {
+  rtdTest("the payloads have the shapes of Node.js socket.io with instrument()", { args: ["--admin-ui", "production", "--admin-ui-readonly"] }, async (ctx) => {
     createAdmin(ctx.rtd.db);
     const http = createServer();
     const ref = new Server(http);
@@ -123,5 +123,113 @@ describe("--admin-ui", () => {
     } finally {
       ref.close();
     }
+  });
+
+  // Node.js socket.io 4.8 with instrument() in development mode, "/" answering like rtd's
+  // platform for identify and join (ack {ok:true}).
+  async function devReference(opts = {}) {
+    const http = createServer();
+    const ref = new Server(http);
+    instrument(ref, { auth: false, mode: "development", ...opts });
+    ref.on("connection", (socket) => {
+      socket.on("identify", (p, ack) => {
+        const v = { socketId: socket.id, userId: p.userId, platform: p.platform };
+        socket.emit("identified", v);
+        ack?.(v);
+      });
+      socket.on("join", (p, ack) => {
+        socket.join(p.room);
+        ack?.({ ok: true });
+      });
+    });
+    await new Promise((r) => http.listen(0, HOST, r));
+    return { url: `http://${HOST}:${http.address().port}`, close: () => ref.close() };
+  }
+
+  // What one admin sees while a user connects, identifies, joins a room and disconnects.
+  async function devTranscript(url, auth) {
+    const admin = adminClient(url, auth);
+    const names = ["all_sockets", "socket_connected", "room_joined", "event_received", "event_sent", "socket_disconnected"];
+    const seen = {};
+    for (const n of names) admin.on(n, (...args) => (seen[n] ??= []).push(args));
+    const all = nextEvent(admin, "all_sockets");
+    await connectSocket(admin);
+    await all;
+    const user = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await connectSocket(user);
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    await user.timeout(3000).emitWithAck("join", { room: "lobby" });
+    const userId = user.id;
+    user.close();
+    const t0 = Date.now();
+    while (!seen.socket_disconnected?.some((a) => a[1] === userId) && Date.now() - t0 < 4000) await new Promise((r) => setTimeout(r, 20));
+    admin.close();
+    return { seen, userId };
+  }
+
+  const loose = (v) => {
+    const sh = shape(v);
+    const fix = (o) => {
+      if (o && typeof o === "object" && !Array.isArray(o) && o.handshake) o.handshake = { ...o.handshake, headers: "object", query: "object" };
+      if (o && typeof o === "object" && !Array.isArray(o) && "data" in o) o.data = "object";
+      return o;
+    };
+    return Array.isArray(sh) ? sh.map(fix) : fix(sh);
+  };
+
+  rtdTest("development mode: the events the UI gets, with the reference's shapes", { args: ["--admin-ui", "development"], timeout: 30000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const ref = await devReference();
+    try {
+      const want = await devTranscript(ref.url, {});
+      const got = await devTranscript(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      for (const name of ["socket_connected", "room_joined", "event_received", "event_sent", "socket_disconnected"]) {
+        const pick = (t) => t.seen[name]?.find((args) => JSON.stringify(args).includes(t.userId) && (name !== "room_joined" || args[1] === "lobby"));
+        const w = pick(want), g = pick(got);
+        assert.ok(w, `the reference sent ${name}`);
+        assert.ok(g, `rtd sent ${name}: ${JSON.stringify(got.seen[name])}`);
+        assert.deepEqual(g.map(loose), w.map(loose), name);
+      }
+      const ev = got.seen.event_received.find((a) => a[1] === got.userId && a[2][0] === "join");
+      assert.deepEqual(ev.slice(0, 3), ["/", got.userId, ["join", { room: "lobby" }]]);
+      assert.ok(got.seen.event_sent.some((a) => a[1] === got.userId && a[2][0] === "identified"));
+      const conn = got.seen.socket_connected.find((a) => a[0].id === got.userId)[0];
+      assert.equal(conn.nsp, "/");
+      assert.equal(conn.transport, "websocket");
+      assert.ok(conn.rooms.includes(got.userId));
+      assert.deepEqual(got.seen.all_sockets[0][0].map((x) => x.nsp), ["/admin"]);
+    } finally {
+      ref.close();
+    }
+  });
+
+  rtdTest("the commands join, leave and _disconnect act; --admin-ui-readonly drops them", { args: ["--admin-ui", "development"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.ok(config.supportedFeatures.includes("ALL_EVENTS"));
+    const u1 = await ctx.client(), u2 = await ctx.client();
+    const joined = nextArgs(admin, "room_joined");
+    admin.emit("join", "/", "team", u1.id);
+    assert.deepEqual((await joined).slice(0, 3), ["/", "team", u1.id]);
+    const left = nextArgs(admin, "room_left");
+    admin.emit("leave", "/", "team");
+    assert.deepEqual((await left).slice(0, 3), ["/", "team", u1.id]);
+    const gone = new Promise((r) => u2.once("disconnect", r));
+    admin.emit("_disconnect", "/", false, u2.id);
+    assert.equal(await gone, "io server disconnect");
+    assert.ok(u1.connected);
+    admin.close();
+  });
+
+  rtdTest("--admin-ui-readonly: no commands", { args: ["--admin-ui", "development", "--admin-ui-readonly"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.deepEqual(config.supportedFeatures, ["AGGREGATED_EVENTS", "ALL_EVENTS"]);
+    const u = await ctx.client();
+    admin.emit("_disconnect", "/", true, u.id);
+    admin.emit("join", "/", "team", u.id);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(u.connected);
+    admin.close();
   });
 });
