@@ -264,6 +264,8 @@ static void add_namespace(sio_namespace *nsp, void *ud)
 {
     struct nsp_walk *w = ud;
     const char *name = sio_namespace_name(nsp);
+    if (!w->first && !strcmp(name, "/"))
+        return; /* listed first, as Node.js does (the UI selects the first one) */
     buf_puts(w->b, w->first ? "{\"name\":\"" : ",{\"name\":\"");
     buf_json_escape(w->b, name, strlen(name));
     buf_printf(w->b, "\",\"socketsCount\":%zu}", sio_namespace_size(nsp));
@@ -285,6 +287,9 @@ static void stats_json(adminui *a, buf *b)
                (int)getpid(), (double)(util_wall_ms() - a->started_ms) / 1000.0,
                eio_server_session_count(e), polling);
     struct nsp_walk w = {b, true};
+    sio_namespace *root = sio_namespace_find(a->srv, "/");
+    if (root)
+        add_namespace(root, &w);
     sio_each_namespace(a->srv, add_namespace, &w);
     buf_puts(b, "]}");
 }
