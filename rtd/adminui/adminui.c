@@ -55,6 +55,7 @@ struct adminui {
     char server_id[256];
     int64_t started_ms;
     loop_timer stats_timer;
+    uint64_t bytes_in, bytes_out; /* the engine's totals at the last server_stats */
     sqlite3 *lite;      /* SQLite: a read-only connection */
     PGconn *pg;         /* PostgreSQL: opened at the first login */
     const char *pg_url;
@@ -283,9 +284,26 @@ static void stats_json(adminui *a, buf *b)
     buf_json_escape(b, a->hostname, strlen(a->hostname));
     buf_printf(b,
                "\",\"pid\":%d,\"uptime\":%.3f,\"clientsCount\":%u,\"pollingClientsCount\":%u,"
-               "\"aggregatedEvents\":[],\"namespaces\":[",
+               "\"aggregatedEvents\":[",
                (int)getpid(), (double)(util_wall_ms() - a->started_ms) / 1000.0,
                eio_server_session_count(e), polling);
+    /* bytes since the last server_stats, from the engine's totals (packet counts and
+     * connection events are not counted yet) */
+    uint64_t in = 0, out = 0;
+    eio_server_bytes(e, &in, &out);
+    long long sec = (long long)(util_wall_ms() / 1000 * 1000);
+    bool any = false;
+    if (in > a->bytes_in) {
+        buf_printf(b, "{\"timestamp\":%lld,\"type\":\"bytesIn\",\"count\":%llu}", sec,
+                   (unsigned long long)(in - a->bytes_in));
+        any = true;
+    }
+    if (out > a->bytes_out)
+        buf_printf(b, "%s{\"timestamp\":%lld,\"type\":\"bytesOut\",\"count\":%llu}",
+                   any ? "," : "", sec, (unsigned long long)(out - a->bytes_out));
+    a->bytes_in = in;
+    a->bytes_out = out;
+    buf_puts(b, "],\"namespaces\":[");
     struct nsp_walk w = {b, true};
     sio_namespace *root = sio_namespace_find(a->srv, "/");
     if (root)

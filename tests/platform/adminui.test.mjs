@@ -88,6 +88,15 @@ describe("--admin-ui", () => {
     const next = await nextEvent(s, "server_stats", 4000);
     assert.ok(Date.now() - t0 <= 2600, "the next server_stats within ~2 s");
     assert.equal(next.serverId, stats.serverId);
+    // the bytes since the last server_stats, as the UI sums them
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    const later = await nextEvent(s, "server_stats", 4000);
+    const types = later.aggregatedEvents.map((e) => e.type);
+    assert.ok(types.includes("bytesIn") && types.includes("bytesOut"), JSON.stringify(later.aggregatedEvents));
+    for (const e of later.aggregatedEvents) {
+      assert.equal(e.timestamp % 1000, 0);
+      assert.ok(e.count > 0);
+    }
     s.close();
     // the UI's reload: auth {sessionId}
     const again = adminClient(ctx.rtd.url, { sessionId: session });
