@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include "rtd/adminui/adminui.h"
 #include "rtd/auth.h"
 #include "rtd/cluster/cluster.h"
 #include "rtd/laravel/laravel.h"
@@ -44,6 +45,7 @@ struct daemon {
     store *st;
     platform *plat;
     cluster *cluster;
+    adminui *admin;
     struct status_sources status;
     loop_timer status_timer;
     loop_timer shutdown_timer;
@@ -380,6 +382,17 @@ int main(int argc, char **argv)
         if (laravel_serve(lv, d.http, o.max_payload) < 0)
             goto out;
     }
+    if (o.admin_ui) {
+        struct adminui_config ac = {.mode = (enum adminui_mode)o.admin_ui,
+                                    .readonly = o.admin_ui_readonly,
+                                    .db = o.db,
+                                    .server_id = o.node_id};
+        d.admin = adminui_new(d.l, d.sio, &ac, &err);
+        if (!d.admin) {
+            rlogf(RLOG_ERROR, "Cannot start the Admin UI", "{\"error\":\"%s\"}", err ? err : "");
+            goto out;
+        }
+    }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
@@ -407,6 +420,7 @@ out:
     if (d.sio)
         sio_server_free(d.sio);
     laravel_free(lv);
+    adminui_free(d.admin); /* after sio: its sockets are gone */
     cluster_free(d.cluster); /* after sio: the acks it waited for are gone with the sockets */
     platform_free(d.plat);
     if (d.http)

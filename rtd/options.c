@@ -48,6 +48,8 @@ enum {
     OPT_RECOVERY_WINDOW,
     OPT_RECOVERY_MAX,
     OPT_LARAVEL_CONFIG,
+    OPT_ADMIN_UI,
+    OPT_ADMIN_UI_RO,
     OPT_VERSION,
     OPT_HELP,
 };
@@ -88,6 +90,8 @@ static const struct option long_opts[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"redis-key", required_argument, NULL, OPT_REDIS_KEY},
     {"laravel-config", required_argument, NULL, OPT_LARAVEL_CONFIG},
+    {"admin-ui", required_argument, NULL, OPT_ADMIN_UI},
+    {"admin-ui-readonly", no_argument, NULL, OPT_ADMIN_UI_RO},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -144,6 +148,9 @@ static const char usage_text[] =
     "                            env REDIS_KEY)\n"
     "  --laravel-config FILE     serve Laravel Echo as laravel-echo-server does, with\n"
     "                            the settings of its laravel-echo-server.json (none)\n"
+    "  --admin-ui MODE           the Socket.IO Admin UI's /admin namespace, logins being\n"
+    "                            admin-fcgi's admins: production, development or off (off)\n"
+    "  --admin-ui-readonly       the Admin UI may look but not act (no commands)\n"
     "  --backup DEST             copy the SQLite database to DEST (online, consistent)\n"
     "                            and exit (PostgreSQL: use pg_dump)\n"
     "  --version                 print the version and exit\n"
@@ -470,6 +477,18 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             if (!*a)
                 r = bad(err, "laravel-config", a, "empty path");
             o->laravel_config = a;
+        case OPT_ADMIN_UI:
+            if (!strcmp(a, "off"))
+                o->admin_ui = 0;
+            else if (!strcmp(a, "production"))
+                o->admin_ui = 1;
+            else if (!strcmp(a, "development"))
+                o->admin_ui = 2;
+            else
+                r = bad(err, "admin-ui", a, "expected production, development or off");
+            break;
+        case OPT_ADMIN_UI_RO:
+            o->admin_ui_readonly = true;
             break;
         case OPT_VERSION:
             fprintf(out, "rtd %s\n", PACKAGE_VERSION);

@@ -51,6 +51,8 @@ struct rtd_options {
     const char *redis_key;    /* --redis-key: the adapter's channel prefix (socket.io) */
     const char *laravel_config; /* --laravel-config: laravel-echo-server.json, or NULL */
     bool port_given, bind_given; /* --port / --bind on the command line (they win over it) */
+    int admin_ui;             /* --admin-ui: 0 off, 1 production, 2 development (adminui.h) */
+    bool admin_ui_readonly;   /* --admin-ui-readonly */
 };
 
 enum options_result { OPTIONS_RUN = 0, OPTIONS_EXIT_OK = 1, OPTIONS_EXIT_USAGE = 2 };

@@ -28,6 +28,8 @@
     <span class="value health {{HEALTH_CLASS}}" data-stat="daemon.health"
           data-format="health">{{HEALTH}}</span></div>
 </section>
+<p class="muted"><a href="/admin/live/">Live console</a>: the Socket.IO Admin UI on this
+  server (sockets and rooms now; rtd --admin-ui), with the same admin logins.</p>
 
 <section class="charts">
 {{#CHART}}

@@ -7,6 +7,7 @@
 #   socketio   Socket.IO on top of the engine
 #   cluster    nodes sharing broadcasts and requests over Redis (sio offers it hooks)
 #   laravel    laravel-echo-server's protocol (Laravel Echo), using the cluster's Redis link
+#   adminui    the Socket.IO Admin UI's /admin namespace (may use every layer above)
 #   rtd/       the platform, options, status, auth and main
 # and inside engine, the session core (eio.c) uses no transport's header (see below).
 # engine and store share a rank: neither may include the other. Fails listing each upward
@@ -16,7 +17,7 @@ set -eu
 cd "$srcdir"
 rank() {
     case "$1" in
-    lib) echo 0 ;; net) echo 1 ;; engine | store) echo 2 ;; socketio) echo 3 ;; cluster) echo 4 ;; laravel) echo 5 ;; *) echo 6 ;;
+    lib) echo 0 ;; net) echo 1 ;; engine | store) echo 2 ;; socketio) echo 3 ;; cluster) echo 4 ;; laravel | adminui) echo 5 ;; *) echo 6 ;;
     esac
 }
 bad=0

@@ -748,17 +748,40 @@ static bool serve_static(http_request *r)
     const http_server *h = r->h;
     if (!h->static_dir || (strcmp(r->method, "GET") && strcmp(r->method, "HEAD")))
         return false;
-    const char *name;
+    const char *name, *sub = "";
+    char inner[300];
     if (!strcmp(r->url, "/") || !strcmp(r->url, "/test.html"))
         name = "test.html";
     else if (!strncmp(r->url, "/static/", 8))
         name = r->url + 8;
-    else
+    else if (!strncmp(r->url, "/admin/live/", 12)) {
+        /* the Socket.IO Admin UI's built files (ui/dist) in DIR/admin-live: one level of
+         * folders (js/, css/, img/), index.html for the folder itself */
+        const char *rest = r->url + 12;
+        const char *slash = strchr(rest, '/');
+        sub = "admin-live/";
+        name = *rest ? rest : "index.html";
+        if (slash) {
+            size_t dl = (size_t)(slash - rest);
+            if (dl >= 64 || strchr(slash + 1, '/') || !safe_static_name(slash + 1))
+                return false;
+            memcpy(inner, rest, dl);
+            inner[dl] = '\0';
+            if (!safe_static_name(inner))
+                return false;
+            name = slash + 1;
+            snprintf(inner + dl, sizeof inner - dl, "/%s", slash + 1);
+        }
+        if (!slash && !safe_static_name(name))
+            return false;
+        if (slash)
+            name = inner;
+    } else
         return false;
-    if (!safe_static_name(name))
+    if (!*sub && !safe_static_name(name))
         return false;
     char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", h->static_dir, name) >= sizeof path)
+    if ((size_t)snprintf(path, sizeof path, "%s/%s%s", h->static_dir, sub, name) >= sizeof path)
         return false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

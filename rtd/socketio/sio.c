@@ -124,6 +124,9 @@ int sio_send(sio_socket *s, sio_packet *p)
     if (s->restoring)
         return sio_recovery_hold(s, p);
     eio_session *es = s->client->es;
+    const sio_server *srv = s->client->srv;
+    if (srv->obs && srv->obs->packet_out)
+        srv->obs->packet_out(s, p, srv->obs_ud);
     for (uint32_t i = 0; i < p->n; i++)
         if (eio_send(es, p->parts[i]) < 0)
             return -1;
@@ -422,6 +425,8 @@ static void socket_close(sio_socket *s, const char *reason)
         a->fn(NULL, NULL, a->ud);
         free(a);
     }
+    if (c->srv->obs && c->srv->obs->disconnected)
+        c->srv->obs->disconnected(s, reason, c->srv->obs_ud);
     if (nsp->on_disconnect)
         nsp->on_disconnect(s, reason, nsp->disconnect_ud);
     free_socket(s);
@@ -456,6 +461,8 @@ static void dispatch_event(sio_socket *s, struct json_object *payload, const sio
                            size_t nbins, int64_t id)
 {
     sio_namespace *nsp = s->nsp;
+    if (nsp->srv->obs && nsp->srv->obs->event_in)
+        nsp->srv->obs->event_in(s, payload, nsp->srv->obs_ud);
     struct json_object *name = json_object_array_get_idx(payload, 0);
     const char *ev = json_object_get_string(name);
     /* names can hold NUL bytes: look up by length, so "foo\0bar" is not "foo" */
@@ -629,6 +636,8 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     }
     if (nsp->on_connection)
         nsp->on_connection(s, auth, nsp->connection_ud);
+    if (srv->obs && srv->obs->connected)
+        srv->obs->connected(s, srv->obs_ud);
 }
 
 /* A URL query ("a=1&b=x%20y") as a JSON object of strings. */
@@ -887,10 +896,18 @@ static void on_eio_upgrade(eio_session *es, void *ud)
 {
     sio_server *srv = ud;
     sio_client *c = eio_session_user(es);
-    if (!c || !srv->on_upgrade)
+    if (!c)
         return;
-    for (uint32_t i = 0; i < c->n; i++)
+    for (uint32_t i = 0; i < c->n && srv->on_upgrade; i++)
         srv->on_upgrade(c->sockets[i], srv->upgrade_ud);
+    for (uint32_t i = 0; i < c->n && srv->obs && srv->obs->upgraded; i++)
+        srv->obs->upgraded(c->sockets[i], srv->obs_ud);
+}
+
+void sio_set_observer(sio_server *srv, const struct sio_observer *o, void *ud)
+{
+    srv->obs = o;
+    srv->obs_ud = ud;
 }
 
 void sio_on_upgrade(sio_server *srv, sio_upgrade_fn *fn, void *ud)

@@ -170,6 +170,23 @@ int64_t sio_socket_connected_ms(const sio_socket *s);
 int sio_socket_set_data_json(sio_socket *s, const char *json);
 const char *sio_socket_data_json(const sio_socket *s);
 
+/* ---- an observer of every socket (rtd/adminui sets it only while an admin watches, so
+ * the hot paths pay one NULL test otherwise). Any member may be NULL. disconnected runs
+ * once s is out of its namespace and rooms, before the namespace's disconnect callback;
+ * event_in gets the whole [name, ...args] array before the handler; packet_out sees every
+ * packet sio_send queues (CONNECT, ACK and the rest included). */
+struct sio_observer {
+    void (*connected)(sio_socket *s, void *ud);
+    void (*disconnected)(sio_socket *s, const char *reason, void *ud);
+    void (*joined)(sio_socket *s, const char *room, void *ud);
+    void (*left)(sio_socket *s, const char *room, void *ud);
+    void (*upgraded)(sio_socket *s, void *ud);
+    void (*event_in)(sio_socket *s, struct json_object *payload, void *ud);
+    void (*packet_out)(sio_socket *s, const sio_packet *p, void *ud);
+};
+/* o (kept by pointer) or NULL for none. */
+void sio_set_observer(sio_server *srv, const struct sio_observer *o, void *ud);
+
 const char *sio_socket_id(const sio_socket *s);
 /* The private id of connection-state recovery ("" when recovery is off or for v3). */
 const char *sio_socket_pid(const sio_socket *s);

@@ -112,6 +112,8 @@ struct sio_server {
     sio_restore_fn *restore;
     sio_close_hook *close_hook;
     void *recovery_ud;
+    const struct sio_observer *obs; /* NULL: nobody watches */
+    void *obs_ud;
 };
 
 /* sio_recovery.c; sio_send_connect (sio.c) answers CONNECT with {sid, pid} */

@@ -61,6 +61,9 @@ int sio_join(sio_socket *s, const char *room)
     r->members[r->n] = s;
     s->rooms[s->nrooms++] = (struct membership){r, r->n};
     r->n++;
+    const sio_server *srv = s->nsp->srv;
+    if (srv->obs && srv->obs->joined)
+        srv->obs->joined(s, room, srv->obs_ud);
     return 0;
 }
 
@@ -90,8 +93,12 @@ static void room_remove_at(sio_socket *s, uint32_t mi)
 int sio_leave(sio_socket *s, const char *room)
 {
     int i = membership_index(s, room);
-    if (i >= 0)
+    if (i >= 0) {
         room_remove_at(s, (uint32_t)i);
+        const sio_server *srv = s->nsp->srv;
+        if (srv->obs && srv->obs->left)
+            srv->obs->left(s, room, srv->obs_ud);
+    }
     return 0;
 }
 

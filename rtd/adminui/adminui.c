@@ -1,0 +1,748 @@
+/* adminui.c: the Admin UI's /admin namespace (see adminui.h and
+ * ../shared/reference/recovery-and-admin-ui.md part B for the protocol).
+ *
+ * Password checks run on the loop thread: a yescrypt check costs tens of ms, so at most
+ * CHECKS_PER_SEC of them run each second (a token bucket over every address), and an
+ * address with MAX_FAILURES failed logins within FAIL_WINDOW_MS is refused without a check
+ * until its window ends. Unknown names are hashed against a dummy setting, so they cost
+ * the same time as known ones. */
+#define _GNU_SOURCE
+#include "rtd/adminui/adminui.h"
+
+#include <crypt.h>
+#include <libpq-fe.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rtd/engine/eio_packet.h"
+#include "rtd/lib/buf.h"
+#include "rtd/lib/log.h"
+#include "rtd/lib/util.h"
+#include "rtd/store/store.h"
+
+#define STATS_INTERVAL_MS 2000
+#define CHECKS_PER_SEC 5
+#define MAX_FAILURES 5
+#define FAIL_WINDOW_MS (15 * 60 * 1000)
+#define MAX_ADDRS 256
+#define MAX_SESSIONS 64
+#define SESSION_TTL_MS (24LL * 3600 * 1000)
+#define SESSION_HEX 16
+
+static const char dummy_setting[] = "$y$j9T$8K2ytoMLMYSpw7FsEBd5h1$";
+
+struct failures {
+    char addr[64];
+    int count;
+    int64_t window_start;
+};
+
+struct session {
+    char id[SESSION_HEX + 1];
+    int64_t expires;
+};
+
+struct adminui {
+    loop *l;
+    sio_server *srv;
+    sio_namespace *nsp;
+    struct adminui_config cfg;
+    char hostname[256];
+    char server_id[256];
+    int64_t started_ms;
+    loop_timer stats_timer;
+    uint64_t bytes_in, bytes_out; /* the engine's totals at the last server_stats */
+    sqlite3 *lite;      /* SQLite: a read-only connection */
+    PGconn *pg;         /* PostgreSQL: opened at the first login */
+    const char *pg_url;
+    double tokens;      /* password checks allowed now */
+    int64_t tokens_at;
+    struct failures fails[MAX_ADDRS];
+    struct session sessions[MAX_SESSIONS];
+    struct crypt_data cd;
+};
+
+/* ---- the admins ---- */
+
+/* The yescrypt hash of name into out; 1 found, 0 unknown, -1 database error. */
+static int lookup_hash(adminui *a, const char *name, char *out, size_t outlen)
+{
+    if (a->lite) {
+        sqlite3_stmt *st = NULL;
+        int found = -1;
+        if (sqlite3_prepare_v2(a->lite, "SELECT password_hash FROM admin_users WHERE username = ?1",
+                               -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC) == SQLITE_OK) {
+            int rc = sqlite3_step(st);
+            if (rc == SQLITE_ROW) {
+                const char *h = (const char *)sqlite3_column_text(st, 0);
+                snprintf(out, outlen, "%s", h ? h : "");
+                found = 1;
+            } else if (rc == SQLITE_DONE)
+                found = 0;
+        }
+        if (found < 0)
+            rlogf(RLOG_WARN, "Admin UI: cannot read admin_users", "{\"error\":\"%s\"}",
+                  sqlite3_errmsg(a->lite));
+        sqlite3_finalize(st);
+        return found;
+    }
+    if (!a->pg || PQstatus(a->pg) != CONNECTION_OK) {
+        if (a->pg)
+            PQfinish(a->pg);
+        a->pg = PQconnectdb(a->pg_url);
+        if (PQstatus(a->pg) != CONNECTION_OK) {
+            rlog(RLOG_WARN, "Admin UI: cannot connect to PostgreSQL", NULL);
+            return -1;
+        }
+    }
+    const char *params[1] = {name};
+    PGresult *r = PQexecParams(a->pg, "SELECT password_hash FROM admin_users WHERE username = $1",
+                               1, NULL, params, NULL, NULL, 0);
+    int found = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        found = PQntuples(r) > 0;
+        if (found)
+            snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    } else
+        rlog(RLOG_WARN, "Admin UI: cannot read admin_users", NULL);
+    PQclear(r);
+    return found;
+}
+
+static struct failures *failures_of(adminui *a, const char *addr, int64_t now, bool create)
+{
+    struct failures *free_slot = NULL, *oldest = &a->fails[0];
+    for (size_t i = 0; i < MAX_ADDRS; i++) {
+        struct failures *f = &a->fails[i];
+        if (f->addr[0] && now - f->window_start >= FAIL_WINDOW_MS)
+            f->addr[0] = '\0';
+        if (!f->addr[0]) {
+            if (!free_slot)
+                free_slot = f;
+            continue;
+        }
+        if (!strcmp(f->addr, addr))
+            return f;
+        if (f->window_start < oldest->window_start)
+            oldest = f;
+    }
+    if (!create)
+        return NULL;
+    struct failures *f = free_slot ? free_slot : oldest;
+    snprintf(f->addr, sizeof f->addr, "%s", addr);
+    f->count = 0;
+    f->window_start = now;
+    return f;
+}
+
+/* 0: the password is right; otherwise *error says why not. */
+static int check_password(adminui *a, const char *addr, const char *name, const char *password,
+                          const char **error)
+{
+    int64_t now = util_wall_ms();
+    struct failures *f = failures_of(a, addr, now, false);
+    if (f && f->count >= MAX_FAILURES) {
+        *error = "too many failed logins, try again later";
+        return -1;
+    }
+    a->tokens += (double)(now - a->tokens_at) * CHECKS_PER_SEC / 1000.0;
+    if (a->tokens > CHECKS_PER_SEC)
+        a->tokens = CHECKS_PER_SEC;
+    a->tokens_at = now;
+    if (a->tokens < 1) {
+        *error = "too many logins at once, try again later";
+        return -1;
+    }
+    a->tokens -= 1;
+    char hash[512];
+    int found = lookup_hash(a, name, hash, sizeof hash);
+    if (found < 0) {
+        *error = "the admin database is unavailable";
+        return -1;
+    }
+    const char *setting = found ? hash : dummy_setting;
+    const char *h = crypt_r(password, setting, &a->cd);
+    bool ok = found && h && h[0] != '*' && strlen(h) == strlen(hash) &&
+              CRYPTO_memcmp(h, hash, strlen(hash)) == 0;
+    if (ok) {
+        if (f)
+            f->addr[0] = '\0';
+        return 0;
+    }
+    f = failures_of(a, addr, now, true);
+    f->count++;
+    rlogf(RLOG_WARN, "Admin UI: failed login", "{\"failures\":%d}", f->count);
+    *error = "invalid credentials";
+    return -1;
+}
+
+static struct session *session_find(adminui *a, const char *id)
+{
+    int64_t now = util_wall_ms();
+    for (size_t i = 0; i < MAX_SESSIONS; i++) {
+        struct session *s = &a->sessions[i];
+        if (s->id[0] && s->expires > now && strlen(id) == SESSION_HEX &&
+            CRYPTO_memcmp(s->id, id, SESSION_HEX) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static struct session *session_new(adminui *a)
+{
+    struct session *slot = &a->sessions[0];
+    for (size_t i = 0; i < MAX_SESSIONS; i++)
+        if (a->sessions[i].expires < slot->expires)
+            slot = &a->sessions[i];
+    unsigned char rnd[SESSION_HEX / 2];
+    if (util_random_bytes(rnd, sizeof rnd) < 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(slot->id + 2 * i, 3, "%02x", rnd[i]);
+    slot->expires = util_wall_ms() + SESSION_TTL_MS;
+    return slot;
+}
+
+static const char *json_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    if (!o || !json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static int on_authorize(sio_socket *s, struct json_object *auth, const char **error, void *ud)
+{
+    adminui *a = ud;
+    sio_socket_set_user(s, NULL);
+    *error = "invalid credentials";
+    const char *sid = json_str(auth, "sessionId");
+    if (sid && session_find(a, sid))
+        return 0;
+    const char *name = json_str(auth, "username"), *pw = json_str(auth, "password");
+    if (!name || !pw)
+        return -1;
+    const char *addr = eio_session_remote_addr(sio_socket_session(s));
+    if (check_password(a, addr ? addr : "", name, pw, error) != 0)
+        return -1;
+    struct session *ss = session_new(a);
+    if (!ss) {
+        *error = "the random generator failed";
+        return -1;
+    }
+    sio_socket_set_user(s, ss);
+    return 0;
+}
+
+/* ---- what the admins are sent ---- */
+
+static void config_json(adminui *a, buf *b)
+{
+    /* as instrument(): the commands unless read-only, then AGGREGATED_EVENTS, and ALL_EVENTS
+     * in development mode */
+    buf_puts(b, "{\"supportedFeatures\":[");
+    if (!a->cfg.readonly)
+        buf_puts(b, "\"EMIT\",\"JOIN\",\"LEAVE\",\"DISCONNECT\",\"MJOIN\",\"MLEAVE\","
+                    "\"MDISCONNECT\",");
+    buf_puts(b, "\"AGGREGATED_EVENTS\"");
+    if (a->cfg.mode == ADMINUI_DEVELOPMENT)
+        buf_puts(b, ",\"ALL_EVENTS\"");
+    buf_puts(b, "]}");
+}
+
+struct nsp_walk {
+    buf *b;
+    bool first;
+};
+
+static void add_namespace(sio_namespace *nsp, void *ud)
+{
+    struct nsp_walk *w = ud;
+    const char *name = sio_namespace_name(nsp);
+    if (!w->first && !strcmp(name, "/"))
+        return; /* listed first, as Node.js does (the UI selects the first one) */
+    buf_puts(w->b, w->first ? "{\"name\":\"" : ",{\"name\":\"");
+    buf_json_escape(w->b, name, strlen(name));
+    buf_printf(w->b, "\",\"socketsCount\":%zu}", sio_namespace_size(nsp));
+    w->first = false;
+}
+
+static void stats_json(adminui *a, buf *b)
+{
+    eio_server *e = sio_server_engine(a->srv);
+    unsigned polling = 0, ws = 0;
+    eio_server_transport_counts(e, &polling, &ws);
+    buf_puts(b, "{\"serverId\":\"");
+    buf_json_escape(b, a->server_id, strlen(a->server_id));
+    buf_puts(b, "\",\"hostname\":\"");
+    buf_json_escape(b, a->hostname, strlen(a->hostname));
+    buf_printf(b,
+               "\",\"pid\":%d,\"uptime\":%.3f,\"clientsCount\":%u,\"pollingClientsCount\":%u,"
+               "\"aggregatedEvents\":[",
+               (int)getpid(), (double)(util_wall_ms() - a->started_ms) / 1000.0,
+               eio_server_session_count(e), polling);
+    /* bytes since the last server_stats, from the engine's totals (packet counts and
+     * connection events are not counted yet) */
+    uint64_t in = 0, out = 0;
+    eio_server_bytes(e, &in, &out);
+    long long sec = (long long)(util_wall_ms() / 1000 * 1000);
+    bool any = false;
+    if (in > a->bytes_in) {
+        buf_printf(b, "{\"timestamp\":%lld,\"type\":\"bytesIn\",\"count\":%llu}", sec,
+                   (unsigned long long)(in - a->bytes_in));
+        any = true;
+    }
+    if (out > a->bytes_out)
+        buf_printf(b, "%s{\"timestamp\":%lld,\"type\":\"bytesOut\",\"count\":%llu}",
+                   any ? "," : "", sec, (unsigned long long)(out - a->bytes_out));
+    a->bytes_in = in;
+    a->bytes_out = out;
+    buf_puts(b, "],\"namespaces\":[");
+    struct nsp_walk w = {b, true};
+    sio_namespace *root = sio_namespace_find(a->srv, "/");
+    if (root)
+        add_namespace(root, &w);
+    sio_each_namespace(a->srv, add_namespace, &w);
+    buf_puts(b, "]}");
+}
+
+static void emit_built(sio_socket *s, adminui *a, const char *event,
+                       void (*build)(adminui *, buf *))
+{
+    buf b = BUF_INIT;
+    build(a, &b);
+    if (buf_terminate(&b) == 0)
+        sio_emit(s, event, b.data);
+    buf_free(&b);
+}
+
+static void on_stats_timer(loop *l, void *ud)
+{
+    adminui *a = ud;
+    if (sio_namespace_size(a->nsp) > 0) {
+        buf b = BUF_INIT;
+        stats_json(a, &b);
+        sio_packet *p = b.data ? sio_event_packet(a->nsp, "server_stats", b.data, b.len, NULL, 0)
+                               : NULL;
+        if (p) {
+            sio_broadcast(a->nsp, NULL, NULL, p);
+            sio_packet_unref(p);
+        }
+        buf_free(&b);
+    }
+    loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
+}
+
+/* ---- development mode: every socket, room and event ---- */
+
+static void put_str(buf *b, const char *v)
+{
+    buf_putc(b, '"');
+    if (v)
+        buf_json_escape(b, v, strlen(v));
+    buf_putc(b, '"');
+}
+
+static void put_now(buf *b)
+{
+    char t[25];
+    util_format_iso_time(util_wall_ms(), t);
+    buf_printf(b, "\"%s\"", t);
+}
+
+/* A SerializedSocket (@socket.io/admin-ui lib/index.ts serialize). rtd keeps only the
+ * User-Agent of the handshake's headers. */
+static void put_socket(buf *b, sio_socket *s)
+{
+    eio_session *es = sio_socket_session(s);
+    const char *id = sio_socket_id(s), *eid = eio_session_id(es);
+    buf_puts(b, "{\"id\":");
+    put_str(b, id);
+    buf_printf(b, ",\"clientId\":\"%.12s\",\"transport\":\"%s\",\"nsp\":", eid,
+               eio_session_transport(es) == EIO_T_WEBSOCKET ? "websocket" : "polling");
+    put_str(b, sio_namespace_name(sio_socket_namespace(s)));
+    const char *data = sio_socket_data_json(s);
+    buf_printf(b, ",\"data\":%s,\"handshake\":{\"address\":", data ? data : "{}");
+    put_str(b, eio_session_remote_addr(es));
+    buf_puts(b, ",\"headers\":{");
+    const char *ua = eio_session_user_agent(es);
+    if (ua) {
+        buf_puts(b, "\"user-agent\":");
+        put_str(b, ua);
+    }
+    buf_puts(b, "},\"query\":{");
+    const char *q = eio_session_query_all(es);
+    for (bool first = true; q && *q; first = false) {
+        const char *v = q + strlen(q) + 1;
+        if (!first)
+            buf_putc(b, ',');
+        put_str(b, q);
+        buf_putc(b, ':');
+        put_str(b, v);
+        q = v + strlen(v) + 1;
+    }
+    int64_t at = sio_socket_connected_ms(s);
+    char t[25];
+    util_format_iso_time(at, t);
+    buf_printf(b, "},\"issued\":%lld,\"secure\":false,\"time\":\"%s\",\"url\":\"/socket.io/\","
+                  "\"xdomain\":false},\"rooms\":[",
+               (long long)at, t);
+    put_str(b, id);
+    const char *rooms[64];
+    size_t n = sio_socket_rooms(s, rooms, 64);
+    for (size_t i = 0; i < n && i < 64; i++) {
+        buf_putc(b, ',');
+        put_str(b, rooms[i]);
+    }
+    buf_puts(b, "]}");
+}
+
+/* Sends event with args (JSON text joined by commas) to every admin. */
+static void to_admins(adminui *a, const char *event, buf *args)
+{
+    if (!args->data || sio_namespace_size(a->nsp) == 0)
+        return;
+    sio_packet *p = sio_event_packet(a->nsp, event, args->data, args->len, NULL, 0);
+    if (p) {
+        sio_broadcast(a->nsp, NULL, NULL, p);
+        sio_packet_unref(p);
+    }
+}
+
+static bool watched(adminui *a, sio_socket *s)
+{
+    return sio_socket_namespace(s) != a->nsp;
+}
+
+static void obs_connected(sio_socket *s, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    put_socket(&b, s);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, "socket_connected", &b);
+    buf_free(&b);
+}
+
+static void obs_disconnected(sio_socket *s, const char *reason, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    put_str(&b, reason);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, "socket_disconnected", &b);
+    buf_free(&b);
+}
+
+static void room_event(adminui *a, const char *event, sio_socket *s, const char *room)
+{
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, room);
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, event, &b);
+    buf_free(&b);
+}
+
+static void obs_joined(sio_socket *s, const char *room, void *ud)
+{
+    room_event(ud, "room_joined", s, room);
+}
+
+static void obs_left(sio_socket *s, const char *room, void *ud)
+{
+    room_event(ud, "room_left", s, room);
+}
+
+static void obs_upgraded(sio_socket *s, void *ud)
+{
+    adminui *a = ud;
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"id\":");
+    put_str(&b, sio_socket_id(s));
+    buf_puts(&b, ",\"nsp\":");
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_puts(&b, ",\"transport\":\"websocket\"}");
+    to_admins(a, "socket_updated", &b);
+    buf_free(&b);
+}
+
+static void event_msg(adminui *a, const char *event, sio_socket *s, const char *arr, size_t n)
+{
+    buf b = BUF_INIT;
+    put_str(&b, sio_namespace_name(sio_socket_namespace(s)));
+    buf_putc(&b, ',');
+    put_str(&b, sio_socket_id(s));
+    buf_putc(&b, ',');
+    buf_append(&b, arr, n);
+    buf_putc(&b, ',');
+    put_now(&b);
+    to_admins(a, event, &b);
+    buf_free(&b);
+}
+
+static void obs_event_in(sio_socket *s, struct json_object *payload, void *ud)
+{
+    adminui *a = ud;
+    if (!watched(a, s))
+        return;
+    size_t n;
+    const char *j = json_object_to_json_string_length(payload, JSON_C_TO_STRING_PLAIN, &n);
+    if (j)
+        event_msg(a, "event_received", s, j, n);
+}
+
+/* An EVENT or BINARY_EVENT packet's [name, ...args] (placeholders left as they are). */
+static void obs_packet_out(sio_socket *s, const sio_packet *p, void *ud)
+{
+    adminui *a = ud;
+    if (!watched(a, s) || p->n < 1)
+        return;
+    const eio_packet *e = p->parts[0];
+    const char *d = (const char *)e->raw + EIO_PACKET_HEADROOM + 1, *end = d + e->len;
+    if (d == end || (*d != '2' && *d != '5'))
+        return;
+    d++;
+    if (d[-1] == '5') {
+        while (d < end && *d >= '0' && *d <= '9')
+            d++;
+        if (d == end || *d++ != '-')
+            return;
+    }
+    if (d < end && *d == '/') {
+        while (d < end && *d != ',')
+            d++;
+        if (d++ == end)
+            return;
+    }
+    while (d < end && *d >= '0' && *d <= '9')
+        d++;
+    if (d < end && *d == '[')
+        event_msg(a, "event_sent", s, d, (size_t)(end - d));
+}
+
+static const struct sio_observer observer = {
+    .connected = obs_connected,
+    .disconnected = obs_disconnected,
+    .joined = obs_joined,
+    .left = obs_left,
+    .upgraded = obs_upgraded,
+    .event_in = obs_event_in,
+    .packet_out = obs_packet_out,
+};
+
+struct all_walk {
+    buf *b;
+    bool first;
+};
+
+static void all_of_namespace(sio_namespace *nsp, void *ud)
+{
+    struct all_walk *w = ud;
+    struct sio_target all = {NULL, 0, NULL, 0};
+    sio_socket **list = NULL;
+    long n = sio_select(nsp, &all, &list);
+    for (long i = 0; i < n; i++) {
+        if (!w->first)
+            buf_putc(w->b, ',');
+        put_socket(w->b, list[i]);
+        w->first = false;
+    }
+    free(list);
+}
+
+static void all_sockets_json(adminui *a, buf *b)
+{
+    struct all_walk w = {b, true};
+    buf_putc(b, '[');
+    sio_each_namespace(a->srv, all_of_namespace, &w);
+    buf_putc(b, ']');
+}
+
+static void on_admin_disconnect(sio_socket *s, const char *reason, void *ud)
+{
+    adminui *a = ud;
+    (void)s;
+    (void)reason;
+    if (sio_namespace_size(a->nsp) == 0)
+        sio_set_observer(a->srv, NULL, NULL);
+}
+
+/* ---- the UI's commands: emit, join, leave, _disconnect (nsp, ..., filter?) ---- */
+
+/* The sockets of nsp named by filter (a room or a socket id; every socket if NULL). */
+static long targets(adminui *a, const sio_args *args, size_t filter_at, sio_socket ***out)
+{
+    struct json_object *n = sio_arg(args, 0), *f = sio_arg(args, filter_at);
+    if (!n || !json_object_is_type(n, json_type_string))
+        return -1;
+    sio_namespace *nsp = sio_namespace_find(a->srv, json_object_get_string(n));
+    if (!nsp)
+        return -1;
+    const char *room = f && json_object_is_type(f, json_type_string) ? json_object_get_string(f)
+                                                                      : NULL;
+    const char *rooms[1] = {room};
+    struct sio_target t = {rooms, room ? 1 : 0, NULL, 0};
+    return sio_select(nsp, &t, out);
+}
+
+static void cmd_room(sio_socket *admin, const char *event, const sio_args *args, int64_t ack,
+                     void *ud)
+{
+    (void)admin;
+    (void)ack;
+    struct json_object *r = sio_arg(args, 1);
+    if (!r || !json_object_is_type(r, json_type_string))
+        return;
+    const char *room = json_object_get_string(r);
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 2, &list);
+    for (long i = 0; i < n; i++) {
+        if (!strcmp(event, "join"))
+            sio_join(list[i], room);
+        else
+            sio_leave(list[i], room);
+    }
+    free(list);
+}
+
+static void cmd_disconnect(sio_socket *admin, const char *event, const sio_args *args,
+                           int64_t ack, void *ud)
+{
+    (void)admin;
+    (void)event;
+    (void)ack;
+    struct json_object *c = sio_arg(args, 1);
+    bool close = c && json_object_is_type(c, json_type_boolean) && json_object_get_boolean(c);
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 2, &list);
+    for (long i = 0; i < n; i++)
+        sio_disconnect(list[i], close);
+    free(list);
+}
+
+static void cmd_emit(sio_socket *admin, const char *event, const sio_args *args, int64_t ack,
+                     void *ud)
+{
+    (void)admin;
+    (void)event;
+    (void)ack;
+    struct json_object *ev = sio_arg(args, 2);
+    if (!ev || !json_object_is_type(ev, json_type_string))
+        return;
+    sio_socket **list = NULL;
+    long n = targets(ud, args, 1, &list);
+    if (n <= 0) {
+        free(list);
+        return;
+    }
+    buf b = BUF_INIT;
+    for (size_t i = 3; i < sio_argc(args); i++) {
+        if (i > 3)
+            buf_putc(&b, ',');
+        buf_puts(&b, json_object_to_json_string_ext(sio_arg(args, i), JSON_C_TO_STRING_PLAIN));
+    }
+    sio_packet *p = sio_event_packet(sio_socket_namespace(list[0]), json_object_get_string(ev),
+                                     b.data ? b.data : "", b.len, NULL, 0);
+    for (long i = 0; p && i < n; i++)
+        sio_send(list[i], p);
+    if (p)
+        sio_packet_unref(p);
+    buf_free(&b);
+    free(list);
+}
+
+static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
+{
+    adminui *a = ud;
+    (void)auth;
+    struct session *ss = sio_socket_user(s);
+    sio_socket_set_user(s, NULL);
+    if (ss) {
+        char arg[SESSION_HEX + 3];
+        snprintf(arg, sizeof arg, "\"%s\"", ss->id);
+        sio_emit(s, "session", arg);
+    }
+    emit_built(s, a, "config", config_json);
+    if (a->cfg.mode == ADMINUI_DEVELOPMENT) {
+        emit_built(s, a, "all_sockets", all_sockets_json);
+        sio_set_observer(a->srv, &observer, a);
+    }
+    emit_built(s, a, "server_stats", stats_json);
+}
+
+adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg, char **err)
+{
+    *err = NULL;
+    adminui *a = calloc(1, sizeof *a);
+    if (!a) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    a->l = l;
+    a->srv = srv;
+    a->cfg = *cfg;
+    a->started_ms = util_wall_ms();
+    a->tokens = CHECKS_PER_SEC;
+    a->tokens_at = a->started_ms;
+    if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
+        strcpy(a->hostname, "localhost");
+    snprintf(a->server_id, sizeof a->server_id, "%s", cfg->server_id ? cfg->server_id : a->hostname);
+    if (store_db_is_pg(cfg->db)) {
+        a->pg_url = cfg->db;
+    } else if (sqlite3_open_v2(cfg->db, &a->lite, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        if (asprintf(err, "cannot open %s read-only: %s", cfg->db,
+                     a->lite ? sqlite3_errmsg(a->lite) : "out of memory") < 0)
+            *err = NULL;
+        adminui_free(a);
+        return NULL;
+    } else
+        sqlite3_busy_timeout(a->lite, 200);
+    a->nsp = sio_namespace_add(srv, "/admin");
+    if (!a->nsp) {
+        *err = strdup("cannot add the /admin namespace");
+        adminui_free(a);
+        return NULL;
+    }
+    sio_use(a->nsp, on_authorize, a);
+    sio_on_connection(a->nsp, on_connection, a);
+    sio_on_disconnect(a->nsp, on_admin_disconnect, a);
+    if (!cfg->readonly) {
+        sio_on(a->nsp, "emit", cmd_emit, a);
+        sio_on(a->nsp, "join", cmd_room, a);
+        sio_on(a->nsp, "leave", cmd_room, a);
+        sio_on(a->nsp, "_disconnect", cmd_disconnect, a);
+    }
+    loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
+    return a;
+}
+
+void adminui_free(adminui *a)
+{
+    if (!a)
+        return;
+    if (loop_timer_armed(&a->stats_timer))
+        loop_timer_stop(a->l, &a->stats_timer);
+    if (a->lite)
+        sqlite3_close(a->lite);
+    if (a->pg)
+        PQfinish(a->pg);
+    explicit_bzero(&a->cd, sizeof a->cd);
+    free(a);
+}

@@ -1,0 +1,244 @@
+// --admin-ui: the /admin namespace of @socket.io/admin-ui 0.5, driven with socket.io-client 4.8
+// as the UI drives it. Logins are admin-fcgi's admins (made with --create-admin); the events'
+// shapes are compared with Node.js socket.io 4.8 running @socket.io/admin-ui's instrument().
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import path from "node:path";
+import { describe } from "node:test";
+import { instrument } from "@socket.io/admin-ui";
+import { Server } from "socket.io";
+import { io } from "socket.io-client";
+import { HOST, RTD_BIN, connectError, connectSocket, makeClient, nextEvent as nextArgs, rtdTest } from "./lib.mjs";
+
+const nextEvent = async (e, ev, ms) => (await nextArgs(e, ev, ms))[0];
+
+const ADMIN_BIN = process.env.ADMIN_BIN ?? path.resolve(path.dirname(RTD_BIN), "../admin-fcgi/admin-fcgi");
+const PASSWORD = "admin ui password";
+
+function createAdmin(db, name = "ops", password = PASSWORD) {
+  execFileSync(ADMIN_BIN, ["--db", db, "--create-admin", name], { input: `${password}\n`, stdio: ["pipe", "ignore", "ignore"] });
+}
+
+// An /admin socket as the UI opens it (App.vue), not yet connected.
+function adminClient(url, auth, opts = {}) {
+  return io(`${url}/admin`, { forceNew: true, reconnection: false, autoConnect: false, withCredentials: true, transports: ["websocket"], auth, ...opts });
+}
+
+// What the UI gets on connecting: the session id (basic auth only), config and server_stats.
+async function login(ctx, url, auth) {
+  const s = adminClient(url, auth);
+  ctx.track(s);
+  const session = nextEvent(s, "session");
+  const config = nextEvent(s, "config");
+  const stats = nextEvent(s, "server_stats");
+  await connectSocket(s);
+  return { s, session: await session, config: await config, stats: await stats };
+}
+
+// The type of every key, recursively, with arrays reduced to their first element's shape.
+function shape(v) {
+  if (Array.isArray(v)) return v.length ? [shape(v[0])] : [];
+  if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape(v[k])]));
+  return typeof v;
+}
+
+describe("--admin-ui", () => {
+  rtdTest("off by default: no /admin namespace", async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const s = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+    const err = await connectError(s);
+    s.close();
+    assert.equal(err.message, "Invalid namespace");
+  });
+
+  rtdTest("a wrong password is refused with invalid credentials; failures are throttled", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    for (const auth of [{ username: "ops", password: "wrong" }, { username: "nobody", password: PASSWORD }, {}, { sessionId: "0123456789abcdef" }]) {
+      const s = adminClient(ctx.rtd.url, auth);
+      const err = await connectError(s);
+      s.close();
+      assert.equal(err.message, "invalid credentials", JSON.stringify(auth));
+    }
+    // three more wrong passwords make five from this address: the right one then waits
+    for (let i = 0; i < 3; i++) {
+      const s = adminClient(ctx.rtd.url, { username: "ops", password: `wrong${i}` });
+      const err = await connectError(s);
+      s.close();
+      assert.equal(err.message, "invalid credentials");
+    }
+    const s = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match((await connectError(s)).message, /too many failed logins/);
+    s.close();
+  });
+
+  rtdTest("login, session reconnect, config and server_stats every 2 s", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const user = await connectSocket(makeClient(ctx.rtd, { kind: "polling" }));
+    const { s, session, config, stats } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match(session, /^[0-9a-f]{16}$/);
+    assert.deepEqual(config, { supportedFeatures: ["EMIT", "JOIN", "LEAVE", "DISCONNECT", "MJOIN", "MLEAVE", "MDISCONNECT", "AGGREGATED_EVENTS"] });
+    assert.equal(stats.pid, ctx.rtd.proc.pid);
+    assert.equal(stats.clientsCount, 2);
+    assert.equal(stats.pollingClientsCount, 1);
+    assert.ok(stats.uptime > 0 && stats.uptime < 30);
+    assert.deepEqual(new Set(stats.namespaces.map((n) => `${n.name}=${n.socketsCount}`)), new Set(["/=1", "/admin=1"]));
+    const t0 = Date.now();
+    const next = await nextEvent(s, "server_stats", 4000);
+    assert.ok(Date.now() - t0 <= 2600, "the next server_stats within ~2 s");
+    assert.equal(next.serverId, stats.serverId);
+    // the bytes since the last server_stats, as the UI sums them
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    const later = await nextEvent(s, "server_stats", 4000);
+    const types = later.aggregatedEvents.map((e) => e.type);
+    assert.ok(types.includes("bytesIn") && types.includes("bytesOut"), JSON.stringify(later.aggregatedEvents));
+    for (const e of later.aggregatedEvents) {
+      assert.equal(e.timestamp % 1000, 0);
+      assert.ok(e.count > 0);
+    }
+    s.close();
+    // the UI's reload: auth {sessionId}
+    const again = adminClient(ctx.rtd.url, { sessionId: session });
+    const cfg = nextEvent(again, "config");
+    await connectSocket(again);
+    assert.deepEqual(await cfg, config);
+    again.close();
+    user.close();
+  });
+
+  rtdTest("the payloads have the shapes of Node.js socket.io with instrument()", { args: ["--admin-ui", "production", "--admin-ui-readonly"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const http = createServer();
+    const ref = new Server(http);
+    instrument(ref, { auth: false, mode: "production", readonly: true });
+    await new Promise((r) => http.listen(0, HOST, r));
+    try {
+      const refUrl = `http://${HOST}:${http.address().port}`;
+      const a = adminClient(refUrl, {});
+      const [rc, rs] = [nextEvent(a, "config"), nextEvent(a, "server_stats")];
+      await connectSocket(a);
+      const refConfig = await rc;
+      let refStats = await rs;
+      // the reference's first server_stats may predate the admin's own namespace entry
+      refStats = await nextEvent(a, "server_stats", 4000);
+      a.close();
+      const mine = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+      mine.s.close();
+      assert.deepEqual(mine.config, refConfig); // readonly: AGGREGATED_EVENTS only
+      const norm = (st) => ({ ...shape(st), aggregatedEvents: "array" });
+      assert.deepEqual(norm(mine.stats), norm(refStats));
+      assert.deepEqual(shape(mine.stats.namespaces), shape(refStats.namespaces));
+    } finally {
+      ref.close();
+    }
+  });
+
+  // Node.js socket.io 4.8 with instrument() in development mode, "/" answering like rtd's
+  // platform for identify and join (ack {ok:true}).
+  async function devReference(opts = {}) {
+    const http = createServer();
+    const ref = new Server(http);
+    instrument(ref, { auth: false, mode: "development", ...opts });
+    ref.on("connection", (socket) => {
+      socket.on("identify", (p, ack) => {
+        const v = { socketId: socket.id, userId: p.userId, platform: p.platform };
+        socket.emit("identified", v);
+        ack?.(v);
+      });
+      socket.on("join", (p, ack) => {
+        socket.join(p.room);
+        ack?.({ ok: true });
+      });
+    });
+    await new Promise((r) => http.listen(0, HOST, r));
+    return { url: `http://${HOST}:${http.address().port}`, close: () => ref.close() };
+  }
+
+  // What one admin sees while a user connects, identifies, joins a room and disconnects.
+  async function devTranscript(url, auth) {
+    const admin = adminClient(url, auth);
+    const names = ["all_sockets", "socket_connected", "room_joined", "event_received", "event_sent", "socket_disconnected"];
+    const seen = {};
+    for (const n of names) admin.on(n, (...args) => (seen[n] ??= []).push(args));
+    const all = nextEvent(admin, "all_sockets");
+    await connectSocket(admin);
+    await all;
+    const user = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await connectSocket(user);
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    await user.timeout(3000).emitWithAck("join", { room: "lobby" });
+    const userId = user.id;
+    user.close();
+    const t0 = Date.now();
+    while (!seen.socket_disconnected?.some((a) => a[1] === userId) && Date.now() - t0 < 4000) await new Promise((r) => setTimeout(r, 20));
+    admin.close();
+    return { seen, userId };
+  }
+
+  const loose = (v) => {
+    const sh = shape(v);
+    const fix = (o) => {
+      if (o && typeof o === "object" && !Array.isArray(o) && o.handshake) o.handshake = { ...o.handshake, headers: "object", query: "object" };
+      if (o && typeof o === "object" && !Array.isArray(o) && "data" in o) o.data = "object";
+      return o;
+    };
+    return Array.isArray(sh) ? sh.map(fix) : fix(sh);
+  };
+
+  rtdTest("development mode: the events the UI gets, with the reference's shapes", { args: ["--admin-ui", "development"], timeout: 30000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const ref = await devReference();
+    try {
+      const want = await devTranscript(ref.url, {});
+      const got = await devTranscript(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      for (const name of ["socket_connected", "room_joined", "event_received", "event_sent", "socket_disconnected"]) {
+        const pick = (t) => t.seen[name]?.find((args) => JSON.stringify(args).includes(t.userId) && (name !== "room_joined" || args[1] === "lobby"));
+        const w = pick(want), g = pick(got);
+        assert.ok(w, `the reference sent ${name}`);
+        assert.ok(g, `rtd sent ${name}: ${JSON.stringify(got.seen[name])}`);
+        assert.deepEqual(g.map(loose), w.map(loose), name);
+      }
+      const ev = got.seen.event_received.find((a) => a[1] === got.userId && a[2][0] === "join");
+      assert.deepEqual(ev.slice(0, 3), ["/", got.userId, ["join", { room: "lobby" }]]);
+      assert.ok(got.seen.event_sent.some((a) => a[1] === got.userId && a[2][0] === "identified"));
+      const conn = got.seen.socket_connected.find((a) => a[0].id === got.userId)[0];
+      assert.equal(conn.nsp, "/");
+      assert.equal(conn.transport, "websocket");
+      assert.ok(conn.rooms.includes(got.userId));
+      assert.deepEqual(got.seen.all_sockets[0][0].map((x) => x.nsp), ["/admin"]);
+    } finally {
+      ref.close();
+    }
+  });
+
+  rtdTest("the commands join, leave and _disconnect act; --admin-ui-readonly drops them", { args: ["--admin-ui", "development"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.ok(config.supportedFeatures.includes("ALL_EVENTS"));
+    const u1 = await ctx.client(), u2 = await ctx.client();
+    const joined = nextArgs(admin, "room_joined");
+    admin.emit("join", "/", "team", u1.id);
+    assert.deepEqual((await joined).slice(0, 3), ["/", "team", u1.id]);
+    const left = nextArgs(admin, "room_left");
+    admin.emit("leave", "/", "team");
+    assert.deepEqual((await left).slice(0, 3), ["/", "team", u1.id]);
+    const gone = new Promise((r) => u2.once("disconnect", r));
+    admin.emit("_disconnect", "/", false, u2.id);
+    assert.equal(await gone, "io server disconnect");
+    assert.ok(u1.connected);
+    admin.close();
+  });
+
+  rtdTest("--admin-ui-readonly: no commands", { args: ["--admin-ui", "development", "--admin-ui-readonly"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.deepEqual(config.supportedFeatures, ["AGGREGATED_EVENTS", "ALL_EVENTS"]);
+    const u = await ctx.client();
+    admin.emit("_disconnect", "/", true, u.id);
+    admin.emit("join", "/", "team", u.id);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(u.connected);
+    admin.close();
+  });
+});
