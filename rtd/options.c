@@ -477,6 +477,7 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             if (!*a)
                 r = bad(err, "laravel-config", a, "empty path");
             o->laravel_config = a;
+            break;
         case OPT_ADMIN_UI:
             if (!strcmp(a, "off"))
                 o->admin_ui = 0;
