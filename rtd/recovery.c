@@ -405,7 +405,8 @@ static void replay_finish(struct replay *rp)
         return;
     }
     session_free(ss);
-    qsort(rp->rows, rp->n, sizeof *rp->rows, by_id);
+    if (rp->n > 1) /* rows is NULL when nothing was missed */
+        qsort(rp->rows, rp->n, sizeof *rp->rows, by_id);
     int64_t last = rp->offset;
     for (size_t i = 0; i < rp->n; i++) {
         int64_t id = row_id(rp->rows[i]);

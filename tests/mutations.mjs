@@ -380,6 +380,43 @@ export const MUTATIONS = [
     why: "--retention-days 0 keeps everything",
     tests: [{ node: ["platform/crash.test.mjs"], grep: "retention-days" }],
   },
+  // ---- connection-state recovery (rtd/recovery.c) --------------------------------------------
+  {
+    id: "recovery-window",
+    file: "rtd/recovery.c",
+    from: "    if (ss->left_ms + r->cfg.window_ms < util_wall_ms()) {\n        session_free(ss);",
+    to: "    if (false) {\n        session_free(ss);",
+    why: "--recovery-window: a session older than the window is not restored",
+    tests: [{ node: ["platform/recovery.test.mjs"], grep: "expired window" }],
+  },
+  {
+    id: "recovery-max-events",
+    // recovery.c checks the cap twice (on the page read and after the offset filter), either
+    // one enough: the entry takes the flag away instead
+    file: "rtd/main.c",
+    from: ".recovery_max_events = o.recovery_max_events,",
+    to: ".recovery_max_events = 1000000,",
+    why: "--recovery-max-events: a longer replay gives a fresh session",
+    tests: [{ node: ["platform/recovery.test.mjs"], grep: "recovery-max-events" }],
+  },
+  // ---- Laravel mode (rtd/laravel/) ----------------------------------------------------------
+  {
+    id: "pusher-timestamp",
+    file: "rtd/laravel/laravel.c",
+    from: "if (*end || t < now - 600 || t > now + 600)",
+    to: "if (*end)",
+    why: "Pusher's signed API: auth_timestamp within 600 s",
+    tests: [{ node: ["platform/laravel.test.mjs"], grep: "signed with the client" }],
+  },
+  // ---- the Admin UI (rtd/adminui/) ----------------------------------------------------------
+  {
+    id: "adminui-login-throttle",
+    file: "rtd/adminui/adminui.c",
+    from: "if (f && f->count >= MAX_FAILURES) {",
+    to: "if (false) {",
+    why: "--admin-ui: failed logins are throttled (5 per address in 15 minutes)",
+    tests: [{ node: ["platform/adminui.test.mjs"], grep: "throttled" }],
+  },
   // ---- admin-fcgi ----------------------------------------------------------------------
   // The limits and refusals of admin-fcgi(8): its flags, the parsers' bounds, CSRF, sessions,
   // the login throttle, the CSV and HTML escaping. Most are caught by the in-process route
