@@ -417,6 +417,14 @@ export const MUTATIONS = [
     why: "--admin-ui: failed logins are throttled (5 per address in 15 minutes)",
     tests: [{ node: ["platform/adminui.test.mjs"], grep: "throttled" }],
   },
+  {
+    id: "adminui-readonly",
+    file: "rtd/adminui/adminui.c",
+    from: "    if (!cfg->readonly) {\n        sio_on(a->nsp, \"emit\", cmd_emit, a);",
+    to: "    if (true) {\n        sio_on(a->nsp, \"emit\", cmd_emit, a);",
+    why: "--admin-ui-readonly: the UI's commands are not served",
+    tests: [{ node: ["platform/adminui.test.mjs"], grep: "readonly: no commands" }],
+  },
   // ---- admin-fcgi ----------------------------------------------------------------------
   // The limits and refusals of admin-fcgi(8): its flags, the parsers' bounds, CSRF, sessions,
   // the login throttle, the CSV and HTML escaping. Most are caught by the in-process route
