@@ -162,6 +162,25 @@ static void set_platform(client *c, const char *name)
     p->counts[c->platform_slot].n++;
 }
 
+/* The socket's identity {socketId, userId, platform} into b (NUL-terminated), also kept as
+ * the socket's data, which other nodes' fetchSockets() see. Returns 0, or -1 out of memory. */
+static int identity_json(client *c, buf *b)
+{
+    buf_printf(b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
+    if (c->user_id) {
+        buf_putc(b, '"');
+        buf_json_escape(b, c->user_id, strlen(c->user_id));
+        buf_putc(b, '"');
+    } else {
+        buf_puts(b, "null");
+    }
+    buf_printf(b, ",\"platform\":\"%s\"}", c->platform);
+    if (buf_terminate(b) < 0)
+        return -1;
+    sio_socket_set_data_json(c->s, b->data);
+    return 0;
+}
+
 /* Answers a refused event: in the ack when there is one, else with an "error" event. */
 static void refuse(client *c, int64_t ack_id, const char *code, const char *message)
 {
@@ -269,17 +288,7 @@ static void on_identify(sio_socket *s, const char *ev, const sio_args *a, int64_
                                   in.has_version ? in.version : NULL) < 0)
         rlog(RLOG_WARN, "Store queue full: identify not recorded", NULL);
     buf b = BUF_INIT;
-    buf_printf(&b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
-    if (c->user_id) {
-        buf_putc(&b, '"');
-        buf_json_escape(&b, c->user_id, strlen(c->user_id));
-        buf_putc(&b, '"');
-    } else {
-        buf_puts(&b, "null");
-    }
-    buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
-    if (buf_terminate(&b) == 0) {
-        sio_socket_set_data_json(s, b.data); /* other nodes' fetchSockets() see it */
+    if (identity_json(c, &b) == 0) {
         sio_emit(s, "identified", b.data);
         recovery_live(p->rec, s);
         if (ack_id >= 0)
@@ -694,17 +703,7 @@ static void rec_restore(sio_socket *s, const char *user_id, const char *platform
     store_connection_identify(p->st, c->socket_id, c->user_id,
                               strcmp(c->platform, "unknown") ? c->platform : NULL, NULL);
     buf b = BUF_INIT;
-    buf_printf(&b, "{\"socketId\":\"%s\",\"userId\":", c->socket_id);
-    if (c->user_id) {
-        buf_putc(&b, '"');
-        buf_json_escape(&b, c->user_id, strlen(c->user_id));
-        buf_putc(&b, '"');
-    } else {
-        buf_puts(&b, "null");
-    }
-    buf_printf(&b, ",\"platform\":\"%s\"}", c->platform);
-    if (buf_terminate(&b) == 0)
-        sio_socket_set_data_json(s, b.data);
+    identity_json(c, &b);
     buf_free(&b);
 }
 
