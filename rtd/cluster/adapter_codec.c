@@ -34,7 +34,7 @@ static uint64_t be(const unsigned char *p, int n)
 
 static bool sane(const unsigned char *d, size_t len, size_t *pos, int depth)
 {
-    if (depth > ACODEC_MAX_DEPTH || !need(*pos, 1, len))
+    if (depth >= ACODEC_MAX_DEPTH || !need(*pos, 1, len)) /* msgpack-c nests 32 deep */
         return false;
     unsigned b = d[(*pos)++];
     uint64_t count = 0, skip = 0;
