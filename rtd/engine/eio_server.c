@@ -61,6 +61,7 @@ void eio_server_free(eio_server *srv)
         eio_session_shutdown(e->val);
     }
     before_sleep(srv->l, srv);
+    wsconn_release_all(srv);
     map_free(&srv->sessions);
     map_free(&srv->per_ip);
     buf_free(&srv->scratch);

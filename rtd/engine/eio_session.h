@@ -78,6 +78,7 @@ struct eio_server {
     unsigned n_sockets;            /* WebSocket connections not yet given back */
     wsconn *dirty;            /* WebSocket connections with output to flush this turn */
     wsconn *dead;             /* released WebSocket connections to free this turn */
+    wsconn *ws_all;           /* every WebSocket connection not yet freed */
     eio_session *flush_head;  /* polling sessions to answer this turn */
     eio_session *zombies;     /* closed sessions to free this turn */
     unsigned char *rbuf;      /* shared read buffer for every WebSocket */

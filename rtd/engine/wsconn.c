@@ -48,6 +48,7 @@ struct wsconn {
     uint64_t pong_at;         /* position of the queued pong, when pong_queued */
     wsconn *dirty_next;
     wsconn *dead_next;
+    wsconn *all_prev, *all_next; /* every connection of the server, until freed */
     loop_timer close_timer;
     bool dirty;
     bool want_write;
@@ -436,6 +437,12 @@ void wsconn_free_dead(eio_server *srv)
     while (srv->dead) {
         wsconn *c = srv->dead;
         srv->dead = c->dead_next;
+        if (c->all_prev)
+            c->all_prev->all_next = c->all_next;
+        else
+            srv->ws_all = c->all_next;
+        if (c->all_next)
+            c->all_next->all_prev = c->all_prev;
         while (c->out_len > 0) {
             eio_packet_unref(c->out[c->out_head]);
             c->out_head = (c->out_head + 1) % c->out_cap;
@@ -446,6 +453,17 @@ void wsconn_free_dead(eio_server *srv)
         ws_reader_free(&c->rd);
         free(c);
     }
+}
+
+/* Server shutdown: the sessions are gone, so what is left is detached (a close handshake
+ * waiting for the peer, or a probe's socket). Release and free them all. */
+void wsconn_release_all(eio_server *srv)
+{
+    for (wsconn *c = srv->ws_all; c; c = c->all_next) {
+        c->s = NULL;
+        release(c);
+    }
+    wsconn_free_dead(srv);
 }
 
 /* ---- input ---- */
@@ -621,6 +639,10 @@ static wsconn *wsconn_new(eio_server *srv, int fd)
         return NULL;
     }
     srv->n_sockets++;
+    c->all_next = srv->ws_all;
+    if (srv->ws_all)
+        srv->ws_all->all_prev = c;
+    srv->ws_all = c;
     return c;
 }
 

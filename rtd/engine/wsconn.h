@@ -13,5 +13,7 @@ void eio_websocket_request(eio_server *srv, eio_session *s, struct eio_handshake
 /* End of turn: writes every connection's output, then frees the connections released. */
 void wsconn_flush_all(eio_server *srv);
 void wsconn_free_dead(eio_server *srv);
+/* Server shutdown: releases and frees every connection still open (detached ones too). */
+void wsconn_release_all(eio_server *srv);
 
 #endif

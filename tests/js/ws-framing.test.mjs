@@ -257,3 +257,20 @@ serverSuite("WebSocket framing (socket.io mode)", { engineOnly: false }, (ctx) =
     assert.equal(await ws.nextText(), '42["message-back","frag😀"]');
   });
 });
+
+// The server's own close frame left unanswered: the connection is detached from its session
+// and waits (1 s) for the peer's close. A SIGTERM in that second must still free it; under
+// the sanitizer pass a leaked connection makes the suite's exit-status test fail.
+serverSuite("WebSocket framing: shutdown during an unanswered close handshake", { engineOnly: true }, (ctx) => {
+  const held = [];
+  ctx.test("a close frame the peer never answers is pending when the server stops", async () => {
+    for (let i = 0; i < 3; i++) {
+      const { ws } = await eioWebSocket(ctx.server.port, "/engine.io/");
+      held.push(ws);
+      ws.text("4hello", { mask: false });
+      const c = await ws.waitClose(3000);
+      assert.equal(c.code, 1002);
+    }
+    // not answered, not closed: the next test (the suite's SIGTERM) finds them waiting
+  });
+});
