@@ -270,7 +270,7 @@ int main(int argc, char **argv)
     }
     if (o.laravel_config) { /* its host and port, unless --bind / --port say otherwise */
         if (laravel_config_load(o.laravel_config, &lc, &err) < 0) {
-            rlogf(RLOG_ERROR, "Bad --laravel-config", "{\"path\":\"%s\"}", o.laravel_config);
+            rlogf(RLOG_ERROR, "Bad --laravel-config", "{\"path\":\"%s\"}", rlog_esc(o.laravel_config));
             fprintf(stderr, "rtd: --laravel-config %s: %s\n", o.laravel_config, err ? err : "");
             goto out;
         }
@@ -304,7 +304,7 @@ int main(int argc, char **argv)
         if (buf_json_escape(&eb, e, strlen(e)) < 0 || buf_terminate(&eb) < 0)
             buf_reset(&eb);
         rlogf(RLOG_ERROR, "Cannot open the database", "{\"path\":\"%s\",\"error\":\"%s\"}",
-              dblog, eb.data ? eb.data : "");
+              rlog_esc(dblog), rlog_esc(eb.data));
         buf_free(&eb);
         goto out;
     }
@@ -367,7 +367,7 @@ int main(int argc, char **argv)
         struct cluster_config cc = {.url = o.redis_url, .key = o.redis_key};
         d.cluster = cluster_new(d.l, d.sio, &cc, &err);
         if (!d.cluster) {
-            rlogf(RLOG_ERROR, "Cannot start the cluster", "{\"error\":\"%s\"}", err ? err : "");
+            rlogf(RLOG_ERROR, "Cannot start the cluster", "{\"error\":\"%s\"}", rlog_esc(err));
             goto out;
         }
         cluster_on_server_event(d.cluster, on_server_event, &d);
@@ -376,7 +376,7 @@ int main(int argc, char **argv)
     if (o.laravel_config) {
         const char *lerr = NULL;
         if (!(lv = laravel_new(d.l, d.sio, &lc, &lerr))) {
-            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", lerr);
+            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", rlog_esc(lerr));
             goto out;
         }
         if (laravel_serve(lv, d.http, o.max_payload) < 0)
@@ -389,14 +389,14 @@ int main(int argc, char **argv)
                                     .server_id = o.node_id};
         d.admin = adminui_new(d.l, d.sio, &ac, &err);
         if (!d.admin) {
-            rlogf(RLOG_ERROR, "Cannot start the Admin UI", "{\"error\":\"%s\"}", err ? err : "");
+            rlogf(RLOG_ERROR, "Cannot start the Admin UI", "{\"error\":\"%s\"}", rlog_esc(err));
             goto out;
         }
     }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
-            rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", o.client_js);
+            rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", rlog_esc(o.client_js));
             goto out;
         }
         http_route(d.http, "/socket.io/socket.io.js", route_client_js, &client_js, 0);
@@ -409,7 +409,7 @@ int main(int argc, char **argv)
 
     rlogf(RLOG_INFO, "Socket.IO server running",
           "{\"port\":%u,\"db\":\"%s\",\"node\":\"%s\",\"version\":\"%s\",\"pid\":%d}",
-          http_server_port(d.http), dblog, node_id, PACKAGE_VERSION, (int)getpid());
+          http_server_port(d.http), rlog_esc(dblog), rlog_esc(node_id), PACKAGE_VERSION, (int)getpid());
     loop_run(d.l);
     rc = 0;
 

@@ -310,7 +310,7 @@ static void message_stored(void *ud, bool ok, int64_t id, const char *error)
         return;
     if (!ok) {
         rlogf(RLOG_ERROR, "Message not stored", "{\"socketId\":\"%s\",\"error\":\"%s\"}",
-              pd->socket_id, error ? error : "");
+              pd->socket_id, rlog_esc(error));
         if (c)
             refuse(c, pd->ack_id, "storage_failed", "the message could not be stored");
         free(pd);

@@ -957,7 +957,7 @@ cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg,
     }
     sio_set_broadcast_hook(srv, on_local_broadcast, c);
     rlogf(RLOG_INFO, "Cluster node starting", "{\"uid\":\"%s\",\"key\":\"%s\",\"namespaces\":%zu}",
-          c->uid, c->key, c->nnsps);
+          c->uid, rlog_esc(c->key), c->nnsps);
     return c;
 }
 

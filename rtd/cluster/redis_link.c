@@ -189,10 +189,10 @@ static void conn_lost(struct rconn *c, const char *why)
         return;
     if (was)
         rlogf(RLOG_WARN, "Redis connection lost", "{\"connection\":\"%s\",\"error\":\"%s\"}",
-              c->name, why ? why : "");
+              c->name, rlog_esc(why));
     else
         rlogf(RLOG_DEBUG, "Redis connection failed", "{\"connection\":\"%s\",\"error\":\"%s\"}",
-              c->name, why ? why : "");
+              c->name, rlog_esc(why));
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RETRY_MIN_MS;
     if (c->backoff_ms > RETRY_MAX_MS)
         c->backoff_ms = RETRY_MAX_MS;

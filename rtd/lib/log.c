@@ -96,6 +96,44 @@ void rlog(enum rlog_level level, const char *msg, const char *data)
         emit(level, msg, data);
 }
 
+const char *rlog_esc(const char *s)
+{
+    enum { SLOTS = 4, CAP = 320, LIMIT = 300 };
+    static _Thread_local char slots[SLOTS][CAP];
+    static _Thread_local unsigned next;
+    char *out = slots[next++ % SLOTS];
+    size_t o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (o >= LIMIT && (*p & 0xC0) != 0x80)
+            break; /* cut before a character's first byte, never inside one */
+        if (o + 6 >= CAP) {
+            if ((*p & 0xC0) == 0x80) { /* cut inside a character: drop its first bytes */
+                while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
+                    o--;
+                if (o > 0)
+                    o--;
+            }
+            break;
+        }
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p;
+        } else if (*p < 0x20) {
+            out[o++] = '\\';
+            out[o++] = 'u';
+            out[o++] = '0';
+            out[o++] = '0';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = 0;
+    return out;
+}
+
 void rlogf(enum rlog_level level, const char *msg, const char *data_fmt, ...)
 {
     if (!rlog_enabled(level))

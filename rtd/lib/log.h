@@ -24,4 +24,9 @@ void rlog(enum rlog_level level, const char *msg, const char *data);
 void rlogf(enum rlog_level level, const char *msg, const char *data_fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* s escaped for a JSON string in rlogf's data (quotes, backslashes, control bytes), cut
+ * to at most about 300 bytes on a character boundary. The result lives in one of four
+ * per-thread buffers, so at most four may be used in one call. NULL gives "". */
+const char *rlog_esc(const char *s);
+
 #endif

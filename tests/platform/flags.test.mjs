@@ -348,3 +348,15 @@ describe("flags at work", () => {
     assert.equal(await tryConnect(ctx.rtd.port, 500, "127.0.0.2"), true, "127.0.0.2 too");
   });
 });
+
+describe("log lines stay JSON whatever the values", () => {
+  it("a --client-js path with quotes, a backslash and a line break is escaped in the log", () => withTempDir(async (dir) => {
+    const bad = path.join(dir, 'no "such"\\dir\nx.js');
+    const r = await runRtd(["--db", path.join(dir, "x.db"), "--port", String(await freePort()), "--bind", "127.0.0.1", "--client-js", bad]);
+    assert.notEqual(r.code, 0, r.stderr);
+    const line = r.stderr.split("\n").find((l) => l.includes("Cannot read --client-js"));
+    assert.ok(line, `the error line: ${r.stderr}`);
+    const data = JSON.parse(line.slice(line.indexOf("{")));
+    assert.equal(data.path, bad);
+  }));
+});

@@ -1046,6 +1046,29 @@ static void test_log_reopen_keeps_the_descriptor(void **state)
     rmdir(dir);
 }
 
+/* rlog_esc: JSON-escaped, cut on a character boundary, four results usable in one call. */
+static void test_log_esc(void **state)
+{
+    (void)state;
+    assert_string_equal(rlog_esc(NULL), "");
+    assert_string_equal(rlog_esc("a\"b\\c\n\x01"), "a\\\"b\\\\c\\u000a\\u0001");
+    const char *a = rlog_esc("one"), *b = rlog_esc("two"), *c = rlog_esc("three"), *d = rlog_esc("four");
+    assert_string_equal(a, "one");
+    assert_string_equal(b, "two");
+    assert_string_equal(c, "three");
+    assert_string_equal(d, "four");
+    char long_s[1000];
+    for (size_t i = 0; i + 2 < sizeof long_s; i += 2) { /* "é" over and over */
+        long_s[i] = (char)0xC3;
+        long_s[i + 1] = (char)0xA9;
+    }
+    long_s[sizeof long_s - 2] = 0;
+    const char *e = rlog_esc(long_s);
+    size_t n = strlen(e);
+    assert_true(n >= 290 && n <= 310);
+    assert_int_equal(n % 2, 0); /* whole characters only */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1072,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_time_format),
         cmocka_unit_test(test_parse_int),
         cmocka_unit_test(test_log_reopen_keeps_the_descriptor),
+        cmocka_unit_test(test_log_esc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
