@@ -1,7 +1,7 @@
 /* site.js: the site's only script, and an optional one: every page is complete without it.
    - Landing page: ticks the countdown ([data-launch]) every second.
    - Dashboard: polls the JSON named by [data-live] every data-refresh-ms and updates the
-     figures ([data-stat]), the platform tables and the charts in place. All text goes in
+     figures ([data-stat]), the platform tables, the node table and the charts in place. All text goes in
      through textContent, never as markup. */
 (function () {
   "use strict";
@@ -96,6 +96,37 @@
     });
   }
 
+  function cell(tr, text, cls) {
+    var td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  // The node table, rebuilt from stats.json's nodes (the same cells as the page's).
+  function updateNodes(table, nodes) {
+    if (!nodes || !nodes.length) return;
+    var body = table.tBodies[0];
+    while (body.firstChild) body.removeChild(body.firstChild);
+    nodes.forEach(function (n) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-node", n.node);
+      cell(tr, n.node);
+      var health = document.createElement("span");
+      health.className = "health " + (n.health === "running" ? "ok" : "bad");
+      health.textContent = n.health;
+      cell(tr, "").appendChild(health);
+      cell(tr, n.heartbeatAgeMs < 0 ? "never" : duration(n.heartbeatAgeMs) + " ago");
+      cell(tr, n.pid + ", " + (n.version || "-"));
+      cell(tr, n.startedAt || "-");
+      cell(tr, count(n.connections), "num");
+      cell(tr, count(n.messagesIn), "num");
+      cell(tr, count(n.messagesOut), "num");
+      body.appendChild(tr);
+    });
+  }
+
   function apply(data) {
     document.querySelectorAll("[data-stat]").forEach(function (el) {
       var v = lookup(data, el.getAttribute("data-stat"));
@@ -113,6 +144,9 @@
     });
     document.querySelectorAll("table[data-platforms]").forEach(function (t) {
       updatePlatforms(t, data[t.getAttribute("data-platforms")]);
+    });
+    document.querySelectorAll("table[data-nodes]").forEach(function (t) {
+      updateNodes(t, data[t.getAttribute("data-nodes")]);
     });
     document.querySelectorAll("svg[data-chart]").forEach(function (svg) {
       updateChart(svg, svg.getAttribute("data-chart") === "hours" ? data.perHour : data.perDay);

@@ -97,7 +97,7 @@
     <dt>Closed sessions</dt><dd data-stat="sessions.closed">{{SESSIONS_CLOSED}}</dd>
   </dl>
   <div class="table-wrap">
-  <table class="data nodes">
+  <table class="data nodes" data-nodes="nodes">
     <caption>Nodes (one row per rtd writing this database)</caption>
     <thead><tr><th>Node</th><th>Health</th><th>Last heartbeat</th><th>Process</th>
       <th>Started</th><th class="num">Sockets</th><th class="num">Messages in</th>

@@ -112,7 +112,12 @@ try {
   });
 
   const text = `hello from the browser test ${Date.now()} <img src=x onerror="window.__xss=1">`;
+  // Messages in of each node row, as the page shows it now.
+  const nodeIn = () => page.evaluate(() => Object.fromEntries([...document.querySelectorAll("table[data-nodes] tr[data-node]")]
+    .map((tr) => [tr.getAttribute("data-node"), Number(tr.cells[6].textContent.replace(/[^0-9]/g, ""))])));
+  let nodesBefore = {};
   await step("a message is sent and the dashboard counts it without a reload", async () => {
+    nodesBefore = await nodeIn();
     const before = count(await page.textContent('[data-stat="messages.total"]'));
     if (RTD_URL) {
       await sendThroughRtd(text);
@@ -127,6 +132,17 @@ try {
     assert.ok(today >= 1);
     await shot(page, "dashboard-after-message");
   });
+
+  if (RTD_URL) {
+    await step("the node table follows too: rtd's row counts the message without a reload", async () => {
+      // rtd writes its row every 5 s; the page polls stats.json every second
+      await page.waitForFunction((before) => [...document.querySelectorAll("table[data-nodes] tr[data-node]")].some((tr) =>
+        Number(tr.cells[6].textContent.replace(/[^0-9]/g, "")) > (before[tr.getAttribute("data-node")] ?? 0)),
+        nodesBefore, { timeout: 15000 });
+      const after = await nodeIn();
+      assert.ok(Object.keys(after).length >= 1, "node rows are shown");
+    });
+  }
 
   await step("the message is in the history, shown as text", async () => {
     await page.click("nav a[href='/admin/messages']");
