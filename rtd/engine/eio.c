@@ -510,6 +510,7 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
         srv->cb.on_close(s, reason, srv->ud);
     if (linger) {
         s->lingering = true;
+        srv->n_lingering++;
         loop_timer_start(srv->l, &s->heartbeat, LINGER_MS, linger_cb, s);
         s->tp.ops->close(s, s->tp.t, EIO_END_GRACEFUL);
         return;
@@ -524,6 +525,7 @@ void eio_session_linger_end(eio_session *s)
     if (!s->lingering)
         return;
     s->lingering = false;
+    s->srv->n_lingering--;
     loop_timer_stop(s->srv->l, &s->heartbeat);
     map_del(&s->srv->sessions, s->sid);
     pktq_clear(&s->queue);

@@ -105,7 +105,7 @@ const struct eio_config *eio_server_config(const eio_server *srv)
 
 unsigned eio_server_session_count(const eio_server *srv)
 {
-    return (unsigned)srv->sessions.len;
+    return (unsigned)srv->sessions.len - srv->n_lingering; /* the closed ones do not count */
 }
 
 void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsigned *websocket)
@@ -210,7 +210,7 @@ void eio_handle_request(eio_server *srv, http_request *req)
         eio_http_error(req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
         return;
     }
-    if (srv->cfg.max_sessions && srv->sessions.len >= srv->cfg.max_sessions) {
+    if (srv->cfg.max_sessions && srv->sessions.len - srv->n_lingering >= srv->cfg.max_sessions) {
         static const char full[] = "{\"code\":3,\"message\":\"Server is full\"}";
         http_add_header(req, "Retry-After", "5");
         http_respond(req, 503, "application/json", full, sizeof full - 1);

@@ -74,6 +74,7 @@ struct eio_server {
     map sessions;             /* sid -> eio_session */
     map per_ip;               /* remote address -> struct ip_count (when max_per_ip) */
     unsigned n_polling, n_websocket;
+    unsigned n_lingering;     /* closed polling sessions kept for one last GET (in sessions) */
     uint64_t bytes_in, bytes_out;  /* transport payload bytes, for metrics */
     unsigned n_sockets;            /* WebSocket connections not yet given back */
     wsconn *dirty;            /* WebSocket connections with output to flush this turn */

@@ -79,6 +79,24 @@ function handshake(rtd, timeout = 3000) {
 }
 
 describe("--max-connections", () => {
+  // A polling session the server closed lingers 5 s for the GET that takes its close packet;
+  // it used to keep its --max-connections slot (and count in /health) all that time.
+  rtdTest("a closed polling session waiting for its last GET does not hold a slot", { args: ["--max-connections", "1", "--connect-timeout", "300"] }, async (ctx) => {
+    const { rtd } = ctx;
+    const idle = new Polling(rtd.port, "/socket.io/");
+    await idle.handshake(); // joins no namespace: closed by --connect-timeout, then lingers
+    const started = Date.now();
+    const res = await waitUntil(async () => {
+      const r = await handshake(rtd);
+      return r.status === 200 ? r : null;
+    }, { timeout: 4000, interval: 50, what: "a new session while the closed one lingers" });
+    assert.equal(res.status, 200);
+    assert.ok(Date.now() - started < 4500);
+    // the lingering session still hands its close packet to its last GET
+    const last = await idle.get({ timeout: 3000 });
+    assert.ok(last.status === 400 || last.text.split("\x1e").includes("1"), `the last GET: ${last.status} ${last.text}`);
+  });
+
   rtdTest("the N+1th Engine.IO session gets HTTP 503 (sessions that hold no connection)", { args: ["--max-connections", "2"] }, async (ctx) => {
     const { rtd } = ctx;
     const p1 = new Polling(rtd.port, "/socket.io/");
