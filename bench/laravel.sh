@@ -65,7 +65,15 @@ cleanup() {
     done
     pids=()
 }
-trap 'cleanup; rm -rf "$work"' EXIT
+redis_pid=
+loads=()
+stop_all() { # at exit or interruption: the rtloads, the server, Redis
+    for p in "${loads[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    cleanup
+    [ -z "$redis_pid" ] || pids=("$redis_pid")
+    cleanup
+}
+trap 'stop_all; rm -rf "$work"' EXIT
 trap 'echo "laravel.sh: interrupted" >&2; exit 130' INT TERM
 
 rport=$port
@@ -140,7 +148,10 @@ EOF
         --redis-publish "127.0.0.1:$rport" --redis-key laravel_database_bench --window 64 \
         --label "laravel-p1.$s" --json "$out/laravel-p1.$s.json" | tee "$out/laravel-p1.$s.txt"
     for p in "${loads[@]}"; do wait "$p"; done
+    loads=()
     [ -n "$perf_pid" ] && wait "$perf_pid"
+    reports=()
+    for i in $(seq 1 "$procs"); do reports+=("$out/laravel-p$i.$s.json"); done
     kill -0 "$spid" 2>/dev/null || echo "laravel.sh: $s died during the run (see $log)" | tee -a "$out/crashes.txt" >&2
     "$node" -e '
         const fs = require("fs");
@@ -165,7 +176,7 @@ EOF
             `${Math.round(j.messages.sent_per_s)} events/s published, missing ${j.messages.missing_deliveries}), ` +
             `server CPU ${j.server.cpu_pct} %, ${Math.round(j.server.cpu_ns_per_delivery)} ns/delivery, ` +
             `RSS ${j.server.rss_end_kb} kB, delivery p50 ${d.p50.toFixed(2)} ms p99 ${d.p99.toFixed(2)} ms`);
-    ' "$out/laravel.$s.json" "$s" $(for i in $(seq 1 "$procs"); do echo "$out/laravel-p$i.$s.json"; done) |
+    ' "$out/laravel.$s.json" "$s" "${reports[@]}" |
         tee "$out/laravel.$s.sum.txt"
     if [ -n "$perf_pid" ]; then
         perf report -i "$work/perf.data" --no-children --stdio --percent-limit 1 2>/dev/null |
@@ -182,7 +193,7 @@ done
     if (a && b && b.messages.deliveries_per_s > 0)
         console.log(`laravel: rtd / laravel-echo-server = ${(a.messages.deliveries_per_s / b.messages.deliveries_per_s).toFixed(1)}x (target 20x)`);
 ' "$out" | tee "$out/laravel.ratio.txt"
-kill -TERM "$redis_pid" 2>/dev/null
-for _ in $(seq 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$redis_pid" 2>/dev/null
+pids=("$redis_pid")
+cleanup
+redis_pid=
 echo "results: $out" >&2
