@@ -14,6 +14,10 @@
  *   idle     connections only, answering heartbeats, for the server's memory per connection
  *   mixed    clients spread over --rooms rooms, a polling fraction, senders alternate between
  *            everyone and one room
+ * Laravel Echo (bench/laravel.sh): --subscribe CHANNEL makes every client emit Echo's subscribe
+ * and count (event, CHANNEL, data) as deliveries; --redis-publish replaces the senders by one
+ * Redis connection publishing as Laravel's RedisBroadcaster (rtload_redis.c); --eio 3 speaks
+ * socket.io-client 2.x's protocol, the only one laravel-echo-server 1.6.3 knows.
  * Rate 0 sends as fast as acks allow: each sender keeps --window messages in flight, and all
  * pause while the receivers are more than --max-lag messages behind on average (so the
  * server's queues stay bounded and the figure is a sustained rate). Each message's text
