@@ -102,6 +102,11 @@ row("  same: longest gap between pings (ms)", "conns", "heartbeats.max_gap_ms", 
 row("  same: RSS per connection (bytes)", "conns", "server.rss_per_conn_end_bytes", { higher: false });
 row("Mixed, 1 000 clients (10 % polling), 10 rooms, 1 000 msg/s: deliveries/s", "mixed", "messages.deliveries_per_s");
 row("  same: delivery latency p99 (ms)", "mixed", "latency_ms.delivery.p99", { higher: false });
+// bench/laravel.sh (ONLY=laravel): the "node" column is laravel-echo-server 1.6.3 there
+row("Laravel: 1 000 Echo subscribers, Redis publisher: deliveries/s (node = laravel-echo-server)", "laravel", "messages.deliveries_per_s", {
+  target: (x, r) => ["≥ 20×", r === undefined ? undefined : r >= 20],
+});
+row("  same: server CPU per delivery (ns)", "laravel", "server.cpu_ns_per_delivery", { higher: false });
 
 const out = [];
 const machine = (() => {

@@ -239,6 +239,7 @@ cluster_step() {
     wait "$redis_pid" 2>/dev/null
 }
 cluster_step
+case ",${ONLY:-}," in *,laravel,*) PORT=$((port + 1)) NODE=$node SERVERS=$servers RTD_FLAGS=$rtd_flags QUICK=$quick "$here/laravel.sh" "$rtd" "$rtload" "$out" ;; esac # opt-in: ONLY=laravel (bench/laravel.sh)
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 "$node" "$here/report.mjs" "$out" | tee "$out/summary.md"

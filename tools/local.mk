@@ -4,7 +4,8 @@
 # (bench/reference/server.mjs); docs/BENCHMARKS.md has the figures.
 
 noinst_PROGRAMS += tools/rtload
-tools_rtload_SOURCES = tools/rtload.c tools/rtload_proto.c tools/rtload_hist.c tools/rtload.h
+tools_rtload_SOURCES = tools/rtload.c tools/rtload_proto.c tools/rtload_hist.c tools/rtload_redis.c \
+	tools/rtload.h
 tools_rtload_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS)
 tools_rtload_LDADD = $(CRYPTO_LIBS)
 

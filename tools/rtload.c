@@ -14,6 +14,10 @@
  *   idle     connections only, answering heartbeats, for the server's memory per connection
  *   mixed    clients spread over --rooms rooms, a polling fraction, senders alternate between
  *            everyone and one room
+ * Laravel Echo (bench/laravel.sh): --subscribe CHANNEL makes every client emit Echo's subscribe
+ * and count (event, CHANNEL, data) as deliveries; --redis-publish replaces the senders by one
+ * Redis connection publishing as Laravel's RedisBroadcaster (rtload_redis.c); --eio 3 speaks
+ * socket.io-client 2.x's protocol, the only one laravel-echo-server 1.6.3 knows.
  * Rate 0 sends as fast as acks allow: each sender keeps --window messages in flight, and all
  * pause while the receivers are more than --max-lag messages behind on average (so the
  * server's queues stay bounded and the figure is a sustained rate). Each message's text
@@ -168,6 +172,13 @@ static void usage(FILE *f)
             "  --payload-bytes N        length of each message's text (64, at least 17)\n"
             "  --rooms N                mixed: rooms the clients are spread over (10)\n"
             "  --identify               each client emits identify (acknowledged) when ready\n"
+            "  --eio N                  Engine.IO protocol 4, or 3 (socket.io-client 2.x;\n"
+            "                           WebSocket only, the clients ping) (4)\n"
+            "  --subscribe CHANNEL      Laravel Echo: each client emits subscribe {channel};\n"
+            "                           its events (name, CHANNEL, data) are the deliveries\n"
+            "  --redis-publish H:P      with --subscribe: publish through Redis at H:P (IPv4) as\n"
+            "                           Laravel's RedisBroadcaster does, instead of senders\n"
+            "  --redis-key KEY          the Redis channel (laravel_database_CHANNEL)\n"
             "  --source-addrs N         bind clients to 127.0.0.1..127.0.0.N (50; 0: no bind)\n"
             "  --server-pid PID         read the server's RSS and CPU time from /proc/PID\n"
             "  --json FILE              write the report as JSON to FILE\n"
@@ -209,7 +220,7 @@ static void parse_options(int argc, char **argv)
         O_HOST = 256, O_PORT, O_PATH, O_SCENARIO, O_CLIENTS, O_SENDERS, O_RATE, O_WINDOW,
         O_MAXLAG, O_DURATION, O_WARMUP, O_DRAIN, O_SETTLE, O_CRATE, O_CCONC, O_CTIMEOUT,
         O_HTIMEOUT, O_POLLING, O_PAYLOAD, O_ROOMS, O_IDENTIFY, O_SRC, O_PID, O_JSON, O_LABEL,
-        O_QUIET, O_HELP
+        O_QUIET, O_HELP, O_EIO, O_SUBSCRIBE, O_RPUB, O_RKEY
     };
     static const struct option opts[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -233,6 +244,10 @@ static void parse_options(int argc, char **argv)
         {"payload-bytes", required_argument, NULL, O_PAYLOAD},
         {"rooms", required_argument, NULL, O_ROOMS},
         {"identify", no_argument, NULL, O_IDENTIFY},
+        {"eio", required_argument, NULL, O_EIO},
+        {"subscribe", required_argument, NULL, O_SUBSCRIBE},
+        {"redis-publish", required_argument, NULL, O_RPUB},
+        {"redis-key", required_argument, NULL, O_RKEY},
         {"source-addrs", required_argument, NULL, O_SRC},
         {"server-pid", required_argument, NULL, O_PID},
         {"json", required_argument, NULL, O_JSON},
@@ -258,6 +273,7 @@ static void parse_options(int argc, char **argv)
     cfg.max_lag = 64;
     cfg.rooms = 10;
     cfg.source_addrs = 50;
+    cfg.eio = 4;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -293,6 +309,22 @@ static void parse_options(int argc, char **argv)
         case O_PAYLOAD: cfg.payload_bytes = (unsigned)num_arg("--payload-bytes", optarg, 17, 1 << 19); break;
         case O_ROOMS: cfg.rooms = (unsigned)num_arg("--rooms", optarg, 1, 100000); break;
         case O_IDENTIFY: cfg.identify = true; break;
+        case O_EIO: cfg.eio = (unsigned)num_arg("--eio", optarg, 3, 4); break;
+        case O_SUBSCRIBE:
+            if (!*optarg || strlen(optarg) > 200 || strpbrk(optarg, "\"\\")) {
+                fprintf(stderr, "rtload: --subscribe wants a channel name (no quotes or backslashes)\n");
+                exit(2);
+            }
+            cfg.subscribe = optarg;
+            break;
+        case O_RPUB: cfg.redis_publish = optarg; break;
+        case O_RKEY:
+            if (!*optarg || strlen(optarg) > 250) {
+                fprintf(stderr, "rtload: --redis-key wants a channel name up to 250 bytes\n");
+                exit(2);
+            }
+            cfg.redis_key = optarg;
+            break;
         case O_SRC: cfg.source_addrs = (unsigned)num_arg("--source-addrs", optarg, 0, 254); break;
         case O_PID: cfg.server_pid = (int)num_arg("--server-pid", optarg, 1, 1 << 30); break;
         case O_JSON: cfg.json_path = optarg; break;
@@ -331,6 +363,19 @@ static void parse_options(int argc, char **argv)
     cfg.settle_s = settle >= 0 ? (double)settle / 1000 : (cfg.scenario == SC_IDLE ? 3 : 1);
     if (cfg.scenario == SC_IDLE)
         cfg.warmup_s = 0;
+    if (cfg.redis_publish && !cfg.subscribe) {
+        fprintf(stderr, "rtload: --redis-publish needs --subscribe CHANNEL\n");
+        exit(2);
+    }
+    if (cfg.redis_publish && !cfg.redis_key) {
+        static char key[256];
+        snprintf(key, sizeof key, "laravel_database_%s", cfg.subscribe);
+        cfg.redis_key = key;
+    }
+    if (cfg.eio == 3 && cfg.polling_fraction > 0) {
+        fprintf(stderr, "rtload: --eio 3 speaks WebSocket only (no --polling-fraction)\n");
+        exit(2);
+    }
 }
 
 /* ---- scenario callbacks ---- */
@@ -361,6 +406,13 @@ void on_ready(struct conn *c, int64_t now)
         c->setup_pending++;
         setup_waiting++;
         conn_send_packet(c, pkt, (size_t)n);
+    }
+    if (cfg.subscribe) { /* no answer: laravel-echo-server joins a public channel silently */
+        int n = snprintf(pkt, sizeof pkt,
+                         "42[\"subscribe\",{\"channel\":\"%s\",\"auth\":{\"headers\":{}}}]",
+                         cfg.subscribe);
+        if (n > 0 && (size_t)n < sizeof pkt)
+            conn_send_packet(c, pkt, (size_t)n);
     }
     int32_t room = planned_room(c);
     if (room >= 0 && c->state == CS_READY) {
@@ -482,8 +534,35 @@ static bool lag_blocked(int64_t now)
     return true;
 }
 
+/* --redis-publish: each PUBLISH is a broadcast to every subscribed client. */
+static bool publish_one(int64_t now)
+{
+    if (!redis_pub_send(now))
+        return false;
+    msg_seq++;
+    g.bcast_all++;
+    g.expected += g.ready;
+    return true;
+}
+
 static void run_senders(int64_t now)
 {
+    if (cfg.redis_publish) {
+        if (cfg.rate <= 0) {
+            while (!lag_blocked(now) && publish_one(now)) {
+            }
+            return;
+        }
+        uint64_t due = (uint64_t)((double)(now - t_sched0) * cfg.rate / 1e9);
+        while (scheduled < due && publish_one(now))
+            scheduled++;
+        uint64_t cap = (uint64_t)(cfg.rate * 0.1) + 1;
+        if (due > scheduled + cap) {
+            g.n.rate_shortfall += due - scheduled - cap;
+            scheduled = due - cap;
+        }
+        return;
+    }
     if (g.nsenders == 0)
         return;
     if (cfg.rate <= 0) {
@@ -654,11 +733,12 @@ static void write_json(FILE *f, const struct figures *fg, unsigned ready_at_end)
             "  \"config\": {\"clients\": %u, \"senders\": %u, \"rate\": %.1f, \"window\": %u, "
             "\"max_lag\": %u, \"duration_s\": %.3f, \"warmup_s\": %.3f, \"payload_bytes\": %u, "
             "\"polling_fraction\": %.3f, \"rooms\": %u, \"identify\": %s, \"source_addrs\": %u, "
-            "\"port\": %u},\n",
+            "\"port\": %u, \"eio\": %u, \"subscribe\": \"%s\", \"redis_publish\": %s},\n",
             cfg.clients, cfg.senders, cfg.rate, cfg.window, cfg.max_lag, cfg.duration_s,
             cfg.warmup_s, cfg.payload_bytes, cfg.polling_fraction,
             cfg.scenario == SC_MIXED ? cfg.rooms : 0, cfg.identify ? "true" : "false",
-            cfg.source_addrs, cfg.port);
+            cfg.source_addrs, cfg.port, cfg.eio, cfg.subscribe ? cfg.subscribe : "",
+            cfg.redis_publish ? "true" : "false");
     fprintf(f,
             "  \"connections\": {\"started\": %llu, \"established\": %llu, \"failed\": %llu, "
             "\"not_started\": %llu, \"handshake_timeouts\": %llu, \"ready_at_end\": %u, "
@@ -823,6 +903,13 @@ static void check_handshakes(int64_t now)
     int64_t limit = (int64_t)(cfg.handshake_timeout_s * 1e9);
     for (unsigned i = 0; i < cfg.clients; i++) {
         struct conn *c = &g.conns[i];
+        /* Engine.IO 3: the client pings every pingInterval, the server answers "3" */
+        if (cfg.eio == 3 && c->state == CS_READY && g.ping_interval_ns &&
+            now - c->t_ping >= g.ping_interval_ns) {
+            c->t_ping = now;
+            g.n.pings++;
+            conn_send_packet(c, "2", 1);
+        }
         if ((c->state == CS_HTTP || c->state == CS_EIO_OPEN || c->state == CS_SIO_WAIT) &&
             now - c->t_start > limit) {
             g.n.handshake_timeouts++;
@@ -869,6 +956,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "rtload: cannot start: %s\n", strerror(errno));
         return 1;
     }
+    if (cfg.redis_publish && redis_pub_open() < 0)
+        return 1;
     read_proc(cfg.server_pid, &r.before);
     if (cfg.server_pid && !r.before.ok)
         fprintf(stderr, "rtload: warning: cannot read /proc/%d\n", cfg.server_pid);
@@ -912,6 +1001,10 @@ int main(int argc, char **argv)
         int64_t t_turn = now_ns();
         for (int i = 0; i < n; i++) {
             uint64_t u = evs[i].data.u64;
+            if (u == REDIS_PUB_TOKEN) {
+                redis_pub_readable(now_ns());
+                continue;
+            }
             conn_event(&g.conns[u >> 1], (int)(u & 1), evs[i].events);
         }
         now = now_ns();
@@ -984,7 +1077,8 @@ int main(int argc, char **argv)
                 t_sched0 = now;
                 scheduled = 0;
                 t_last_progress = now;
-                if (cfg.warmup_s > 0 && g.nsenders) {
+                /* Echo receivers warm up too: another rtload may be publishing */
+                if (cfg.warmup_s > 0 && (g.nsenders || cfg.subscribe)) {
                     g.phase = PH_WARMUP;
                     phase_end = now + (int64_t)(cfg.warmup_s * 1e9);
                 } else {
@@ -1024,6 +1118,8 @@ int main(int argc, char **argv)
             unsigned inflight = 0;
             for (unsigned i = 0; i < g.nsenders; i++)
                 inflight += g.senders[i].inflight;
+            if (cfg.redis_publish)
+                inflight += redis_pub_inflight();
             if ((inflight == 0 && outstanding() == 0) || now >= phase_end) {
                 g.phase = PH_DONE;
                 phase_end = 0;
@@ -1041,6 +1137,10 @@ int main(int argc, char **argv)
 
     for (unsigned i = 0; i < g.nsenders; i++)
         r.ack_timeouts += g.senders[i].inflight;
+    if (cfg.redis_publish) {
+        r.ack_timeouts += redis_pub_inflight();
+        redis_pub_close();
+    }
     r.missing = outstanding();
     if (!r.m_end.ok) {
         read_proc(cfg.server_pid, &r.m_end);

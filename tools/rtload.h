@@ -77,6 +77,10 @@ struct config {
     const char *label;
     bool identify;
     bool quiet;
+    unsigned eio;            /* Engine.IO protocol: 4, or 3 (socket.io-client 2.x, WebSocket only) */
+    const char *subscribe;   /* Laravel Echo: subscribe to this channel, count its events */
+    const char *redis_publish; /* HOST:PORT: publish through Redis as Laravel does */
+    const char *redis_key;     /* the Redis channel published to (<prefix><channel>) */
 };
 
 /* ---- connections ---- */
@@ -225,6 +229,15 @@ void conn_flush_dirty(void);
 void conn_send_packet(struct conn *c, const char *data, size_t n); /* an Engine.IO packet */
 bool sender_send(struct sender *sd, int64_t now, int32_t room);
 void proto_log_limit(const char *what, const char *data, size_t n);
+
+/* ---- rtload_redis.c: the Laravel publisher (--redis-publish) ---- */
+
+#define REDIS_PUB_TOKEN UINT64_MAX /* its epoll data */
+int redis_pub_open(void);
+bool redis_pub_send(int64_t now); /* false: the window is full or Redis is gone */
+void redis_pub_readable(int64_t now);
+unsigned redis_pub_inflight(void);
+void redis_pub_close(void);
 
 /* ---- rtload.c: callbacks of the protocol engine ---- */
 

@@ -6,6 +6,9 @@
  *   RFC 6455    masked client frames; text, close, ping/pong from the server, no fragments
  *   Engine.IO 4 open packet, ping "2" answered "3" in the same loop turn, close, noop
  *   Socket.IO 5 CONNECT "40" / "40{...}", EVENT "42[...]" and "42<id>[...]", ACK "43<id>[...]"
+ *   --eio 3     Engine.IO 3 / Socket.IO 4 over WebSocket (socket.io-client 2.x): the server
+ *               connects "/" by itself, the client pings ("2") every pingInterval
+ *   --subscribe Laravel Echo: an event (name, "<channel>", data) of that channel is a delivery
  *
  * receive-message is not parsed as JSON: the text of every message this tool sends starts
  * with "T" and the sender's CLOCK_MONOTONIC time in 16 hex digits, found with one memmem. */
@@ -453,10 +456,10 @@ void conn_start(struct conn *c, int64_t now)
     b64(md, (int)mdlen, c->accept);
     char req[512];
     int n = snprintf(req, sizeof req,
-                     "GET %s?EIO=4&transport=websocket HTTP/1.1\r\nHost: %s\r\n"
+                     "GET %s?EIO=%u&transport=websocket HTTP/1.1\r\nHost: %s\r\n"
                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     cfg.path, host_hdr, key64);
+                     cfg.path, cfg.eio, host_hdr, key64);
     if (sock_request(c, 0, req, (size_t)n, NULL, 0) < 0)
         conn_fail(c, "cannot open a socket");
 }
@@ -582,6 +585,23 @@ static void on_ack(struct conn *c, const char *p, size_t n, int64_t now)
         hist_add(&g.h_ack, (uint64_t)(now - t));
 }
 
+/* Laravel Echo's ["<event>","<channel>",data]: the event name is skipped as a JSON string
+ * (escapes included), then the channel must be --subscribe's. */
+static bool echo_event(const char *p, size_t n)
+{
+    if (n < 4 || p[0] != '[' || p[1] != '"')
+        return false;
+    size_t i = 2;
+    while (i < n && p[i] != '"')
+        i += p[i] == '\\' ? 2 : 1;
+    if (i >= n)
+        return false;
+    i++;
+    size_t cl = strlen(cfg.subscribe);
+    return n - i >= cl + 4 && p[i] == ',' && p[i + 1] == '"' && memcmp(p + i + 2, cfg.subscribe, cl) == 0 &&
+           p[i + 2 + cl] == '"' && p[i + 3 + cl] == ',';
+}
+
 static void sio_packet(struct conn *c, const char *p, size_t n, int64_t now)
 {
     if (n == 0) {
@@ -612,7 +632,9 @@ static void sio_packet(struct conn *c, const char *p, size_t n, int64_t now)
         while (i < n && p[i] >= '0' && p[i] <= '9')
             i++; /* an ack id the server asked for: none of the events used has one */
         static const char rm[] = "[\"receive-message\",";
-        if (n - i >= sizeof rm - 1 && memcmp(p + i, rm, sizeof rm - 1) == 0) {
+        if (cfg.subscribe && echo_event(p + i, n - i)) {
+            on_delivery(c, p + i, n - i, now);
+        } else if (n - i >= sizeof rm - 1 && memcmp(p + i, rm, sizeof rm - 1) == 0) {
             on_delivery(c, p + i, n - i, now);
         } else if (n - i >= 9 && memcmp(p + i, "[\"error\",", 9) == 0) {
             g.n.error_events++;
@@ -669,7 +691,8 @@ static void eio_packet(struct conn *c, const char *p, size_t n, int64_t now)
         }
         c->t_ping = now;
         c->state = CS_SIO_WAIT;
-        conn_send_packet(c, "40", 2);
+        if (cfg.eio != 3) /* Engine.IO 3: the server connects "/" by itself */
+            conn_send_packet(c, "40", 2);
         return;
     }
     case '1':
