@@ -6,8 +6,8 @@
 noinst_PROGRAMS += tools/rtload
 tools_rtload_SOURCES = tools/rtload.c tools/rtload_proto.c tools/rtload_hist.c tools/rtload_redis.c \
 	tools/rtload.h
-tools_rtload_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS)
-tools_rtload_LDADD = $(CRYPTO_LIBS)
+tools_rtload_CFLAGS = $(AM_CFLAGS) $(CRYPTO_CFLAGS) $(HIREDIS_CFLAGS)
+tools_rtload_LDADD = $(CRYPTO_LIBS) $(HIREDIS_LIBS)
 
 # tcpfloor: the cost of one loopback TCP write and read on this machine, rtd aside.
 noinst_PROGRAMS += tools/tcpfloor
