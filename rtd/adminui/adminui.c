@@ -1,21 +1,28 @@
 /* adminui.c: the Admin UI's /admin namespace (see adminui.h and
  * ../shared/reference/recovery-and-admin-ui.md part B for the protocol).
  *
- * Password checks run on the loop thread: a yescrypt check costs tens of ms, so at most
- * CHECKS_PER_SEC of them run each second (a token bucket over every address), and an
- * address with MAX_FAILURES failed logins within FAIL_WINDOW_MS is refused without a check
- * until its window ends. Unknown names are hashed against a dummy setting, so they cost
- * the same time as known ones. */
+ * Password checks run on a worker thread (a yescrypt check costs tens of ms, and the
+ * admins lookup may wait on SQLite or PostgreSQL): the CONNECT stays pending
+ * (SIO_AUTH_PENDING) until the worker's answer comes back through an eventfd the loop
+ * watches. The throttle stays on the loop thread: at most CHECKS_PER_SEC checks start each
+ * second (a token bucket over every address), at most MAX_PENDING wait at once, and an
+ * address with MAX_FAILURES failed logins within FAIL_WINDOW_MS (a check under way counts
+ * as one until it succeeds) is refused without a check until its window ends. Unknown
+ * names are hashed against a dummy setting, so they cost the same time as known ones. */
 #define _GNU_SOURCE
 #include "rtd/adminui/adminui.h"
 
 #include <crypt.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "rtd/engine/eio_packet.h"
@@ -32,6 +39,9 @@
 #define MAX_SESSIONS 64
 #define SESSION_TTL_MS (24LL * 3600 * 1000)
 #define SESSION_HEX 16
+#define MAX_PENDING 16
+#define MAX_NAME 256
+#define MAX_PASSWORD 1024
 
 static const char dummy_setting[] = "$y$j9T$8K2ytoMLMYSpw7FsEBd5h1$";
 
@@ -44,6 +54,17 @@ struct failures {
 struct session {
     char id[SESSION_HEX + 1];
     int64_t expires;
+};
+
+/* A login the worker checks. s is the loop thread's (NULL once the client went away); the
+ * worker reads name, password and writes result only. */
+struct login {
+    struct login *next;
+    sio_socket *s;
+    char addr[64];
+    int result; /* 1 the password is right, 0 wrong or unknown name, -1 database error */
+    char name[MAX_NAME + 1];
+    char password[MAX_PASSWORD + 1];
 };
 
 struct adminui {
@@ -63,7 +84,16 @@ struct adminui {
     int64_t tokens_at;
     struct failures fails[MAX_ADDRS];
     struct session sessions[MAX_SESSIONS];
-    struct crypt_data cd;
+    /* the worker: jobs (loop pushes, worker takes), done (worker pushes, loop takes) */
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct login *jobs, *done;
+    bool stop;
+    int efd;                           /* the worker's completions wake the loop */
+    struct login *pending[MAX_PENDING]; /* every login not answered yet (loop thread) */
+    struct crypt_data cd;              /* worker thread */
 };
 
 /* ---- the admins ---- */
@@ -140,9 +170,117 @@ static struct failures *failures_of(adminui *a, const char *addr, int64_t now, b
     return f;
 }
 
-/* 0: the password is right; otherwise *error says why not. */
-static int check_password(adminui *a, const char *addr, const char *name, const char *password,
-                          const char **error)
+/* The worker's check of one login (worker thread). */
+static int check_login(adminui *a, const char *name, const char *password)
+{
+    char hash[512];
+    int found = lookup_hash(a, name, hash, sizeof hash);
+    if (found < 0)
+        return -1;
+    const char *setting = found ? hash : dummy_setting;
+    const char *h = crypt_r(password, setting, &a->cd);
+    return found && h && h[0] != '*' && strlen(h) == strlen(hash) &&
+           CRYPTO_memcmp(h, hash, strlen(hash)) == 0;
+}
+
+static void *worker_main(void *arg)
+{
+    adminui *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (!a->jobs && !a->stop)
+            pthread_cond_wait(&a->cond, &a->mu);
+        if (a->stop)
+            break;
+        struct login *j = a->jobs;
+        a->jobs = j->next;
+        pthread_mutex_unlock(&a->mu);
+        j->result = check_login(a, j->name, j->password);
+        explicit_bzero(j->password, sizeof j->password);
+        pthread_mutex_lock(&a->mu);
+        j->next = a->done;
+        a->done = j;
+        uint64_t one = 1;
+        if (write(a->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            rlog(RLOG_WARN, "Admin UI: cannot wake the loop", NULL);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+static void login_free(adminui *a, struct login *j)
+{
+    for (size_t i = 0; i < MAX_PENDING; i++)
+        if (a->pending[i] == j)
+            a->pending[i] = NULL;
+    explicit_bzero(j, sizeof *j);
+    free(j);
+}
+
+static struct session *session_new(adminui *a);
+
+/* A login the worker answered (loop thread). */
+static void login_done(adminui *a, struct login *j)
+{
+    int64_t now = util_wall_ms();
+    struct failures *f = failures_of(a, j->addr, now, false);
+    const char *error = NULL;
+    if (j->result > 0) {
+        if (f)
+            f->addr[0] = '\0';
+    } else if (j->result < 0) {
+        if (f && f->count > 0)
+            f->count--; /* not the client's failure */
+        error = "the admin database is unavailable";
+    } else {
+        if (!f) { /* its slot went to another address meanwhile */
+            f = failures_of(a, j->addr, now, true);
+            f->count++;
+        }
+        rlogf(RLOG_WARN, "Admin UI: failed login", "{\"failures\":%d}", f->count);
+        error = "invalid credentials";
+    }
+    if (j->s) {
+        struct session *ss = NULL;
+        if (!error && !(ss = session_new(a)))
+            error = "the random generator failed";
+        sio_socket_set_user(j->s, ss);
+        sio_authorize_done(j->s, error);
+    }
+    login_free(a, j);
+}
+
+static void on_wake_fd(loop *l, int fd, void *ud, int mask)
+{
+    adminui *a = ud;
+    (void)l;
+    (void)mask;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        return;
+    pthread_mutex_lock(&a->mu);
+    struct login *list = a->done;
+    a->done = NULL;
+    pthread_mutex_unlock(&a->mu);
+    while (list) {
+        struct login *next = list->next;
+        login_done(a, list);
+        list = next;
+    }
+}
+
+/* The client of a pending login went away (loop thread). */
+static void on_cancel(sio_socket *s, void *ud)
+{
+    adminui *a = ud;
+    for (size_t i = 0; i < MAX_PENDING; i++)
+        if (a->pending[i] && a->pending[i]->s == s)
+            a->pending[i]->s = NULL;
+}
+
+/* Queues the check of a login: SIO_AUTH_PENDING, or -1 with *error saying why not. */
+static int start_login(adminui *a, sio_socket *s, const char *addr, const char *name,
+                       const char *password, const char **error)
 {
     int64_t now = util_wall_ms();
     struct failures *f = failures_of(a, addr, now, false);
@@ -150,35 +288,41 @@ static int check_password(adminui *a, const char *addr, const char *name, const 
         *error = "too many failed logins, try again later";
         return -1;
     }
+    if (strlen(name) > MAX_NAME || strlen(password) > MAX_PASSWORD)
+        return -1; /* invalid credentials: no admin has such a name or password */
+    size_t slot = MAX_PENDING;
+    for (size_t i = 0; i < MAX_PENDING && slot == MAX_PENDING; i++)
+        if (!a->pending[i])
+            slot = i;
     a->tokens += (double)(now - a->tokens_at) * CHECKS_PER_SEC / 1000.0;
     if (a->tokens > CHECKS_PER_SEC)
         a->tokens = CHECKS_PER_SEC;
     a->tokens_at = now;
-    if (a->tokens < 1) {
+    if (a->tokens < 1 || slot == MAX_PENDING) {
         *error = "too many logins at once, try again later";
         return -1;
     }
-    a->tokens -= 1;
-    char hash[512];
-    int found = lookup_hash(a, name, hash, sizeof hash);
-    if (found < 0) {
-        *error = "the admin database is unavailable";
+    struct login *j = calloc(1, sizeof *j);
+    if (!j) {
+        *error = "out of memory";
         return -1;
     }
-    const char *setting = found ? hash : dummy_setting;
-    const char *h = crypt_r(password, setting, &a->cd);
-    bool ok = found && h && h[0] != '*' && strlen(h) == strlen(hash) &&
-              CRYPTO_memcmp(h, hash, strlen(hash)) == 0;
-    if (ok) {
-        if (f)
-            f->addr[0] = '\0';
-        return 0;
-    }
+    a->tokens -= 1;
+    j->s = s;
+    snprintf(j->addr, sizeof j->addr, "%s", addr);
+    memcpy(j->name, name, strlen(name) + 1);
+    memcpy(j->password, password, strlen(password) + 1);
     f = failures_of(a, addr, now, true);
-    f->count++;
-    rlogf(RLOG_WARN, "Admin UI: failed login", "{\"failures\":%d}", f->count);
-    *error = "invalid credentials";
-    return -1;
+    f->count++; /* until the check says it was right */
+    a->pending[slot] = j;
+    pthread_mutex_lock(&a->mu);
+    struct login **pp = &a->jobs;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = j;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->mu);
+    return SIO_AUTH_PENDING;
 }
 
 static struct session *session_find(adminui *a, const char *id)
@@ -229,15 +373,7 @@ static int on_authorize(sio_socket *s, struct json_object *auth, const char **er
     if (!name || !pw)
         return -1;
     const char *addr = eio_session_remote_addr(sio_socket_session(s));
-    if (check_password(a, addr ? addr : "", name, pw, error) != 0)
-        return -1;
-    struct session *ss = session_new(a);
-    if (!ss) {
-        *error = "the random generator failed";
-        return -1;
-    }
-    sio_socket_set_user(s, ss);
-    return 0;
+    return start_login(a, s, addr ? addr : "", name, pw, error);
 }
 
 /* ---- what the admins are sent ---- */
@@ -701,6 +837,9 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
     a->started_ms = util_wall_ms();
     a->tokens = CHECKS_PER_SEC;
     a->tokens_at = a->started_ms;
+    a->efd = -1;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->cond, NULL);
     if (gethostname(a->hostname, sizeof a->hostname - 1) != 0)
         strcpy(a->hostname, "localhost");
     snprintf(a->server_id, sizeof a->server_id, "%s", cfg->server_id ? cfg->server_id : a->hostname);
@@ -720,7 +859,20 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
         adminui_free(a);
         return NULL;
     }
+    a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (a->efd < 0 || loop_add_fd(l, a->efd, LOOP_READ, on_wake_fd, a) < 0) {
+        *err = strdup("cannot make the Admin UI's eventfd");
+        adminui_free(a);
+        return NULL;
+    }
+    if (pthread_create(&a->worker, NULL, worker_main, a) != 0) {
+        *err = strdup("cannot start the Admin UI's login thread");
+        adminui_free(a);
+        return NULL;
+    }
+    a->worker_started = true;
     sio_use(a->nsp, on_authorize, a);
+    sio_use_cancel(a->nsp, on_cancel);
     sio_on_connection(a->nsp, on_connection, a);
     sio_on_disconnect(a->nsp, on_admin_disconnect, a);
     if (!cfg->readonly) {
@@ -739,6 +891,22 @@ void adminui_free(adminui *a)
         return;
     if (loop_timer_armed(&a->stats_timer))
         loop_timer_stop(a->l, &a->stats_timer);
+    if (a->worker_started) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = true;
+        pthread_cond_signal(&a->cond);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->worker, NULL);
+    }
+    for (size_t i = 0; i < MAX_PENDING; i++)
+        if (a->pending[i])
+            login_free(a, a->pending[i]);
+    if (a->efd >= 0) {
+        loop_del_fd(a->l, a->efd);
+        close(a->efd);
+    }
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->cond);
     if (a->lite)
         sqlite3_close(a->lite);
     if (a->pg)

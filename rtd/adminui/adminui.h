@@ -3,7 +3,8 @@
  * Logins are admin-fcgi's admins: rows of admin_users (yescrypt hashes) in rtd's own
  * database, read through a separate read-only connection. A login answers a `session`
  * event whose id the UI sends back as auth {sessionId} when it reconnects. Every 2 s the
- * admin sockets get `server_stats`. Everything runs on the loop thread. */
+ * admin sockets get `server_stats`. Everything runs on the loop thread but the password
+ * checks and the admins lookups, which run on a worker thread of their own. */
 #ifndef RTD_ADMINUI_H
 #define RTD_ADMINUI_H
 

@@ -9,8 +9,8 @@ import path from "node:path";
 import { describe } from "node:test";
 import { instrument } from "@socket.io/admin-ui";
 import { Server } from "socket.io";
-import { io } from "socket.io-client";
-import { HOST, RTD_BIN, connectError, connectSocket, makeClient, nextEvent as nextArgs, rtdTest } from "./lib.mjs";
+import { Manager, io } from "socket.io-client";
+import { HOST, RTD_BIN, connectError, connectSocket, eventually, makeClient, nextEvent as nextArgs, pgCreateDb, pgServerSync, query, rtdTest } from "./lib.mjs";
 
 const nextEvent = async (e, ev, ms) => (await nextArgs(e, ev, ms))[0];
 
@@ -240,5 +240,99 @@ describe("--admin-ui", () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(u.connected);
     admin.close();
+  });
+  // The password check (yescrypt, tens of ms) and the admins lookup run on a worker thread:
+  // on one connection, an ack asked for right after the /admin CONNECT comes back before the
+  // login's answer (on the loop thread, the CONNECT would be answered first, packets being
+  // read in order). An ordering, not a timing.
+  rtdTest("a login does not hold up the loop: an ack sent after it is answered first", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const m = new Manager(ctx.rtd.url, { reconnection: false, transports: ["websocket"] });
+    const root = m.socket("/");
+    ctx.track(root);
+    await connectSocket(root);
+    for (const password of [PASSWORD, "wrong"]) {
+      m.nsps = {}; // a new /admin socket each time, not the manager's cached one
+      const admin = m.socket(`/admin`, { auth: { username: "ops", password }, autoConnect: false });
+      const order = [];
+      const answered = new Promise((resolve) => {
+        admin.once("connect", () => resolve(order.push("connect")));
+        admin.once("connect_error", (e) => resolve(order.push(e.message)));
+      });
+      admin.connect();
+      const ack = root.timeout(10000).emitWithAck("join", { room: "r" }).then((a) => order.push("ack") && a);
+      assert.deepEqual(await ack, { ok: true });
+      await answered;
+      assert.deepEqual(order, ["ack", password === PASSWORD ? "connect" : "invalid credentials"]);
+      admin.disconnect();
+    }
+    root.close();
+  });
+
+  // A client that goes away while its login is checked: the answer finds no socket, nothing
+  // leaks (valgrind's run of this file), and the next login works.
+  rtdTest("a client gone while its login is checked; a second CONNECT meanwhile gets the same one answer", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    for (let i = 0; i < 3; i++) {
+      const s = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      s.connect();
+      await new Promise((r) => s.io.engine.once("open", r));
+      s.io.engine.close(); // right after the CONNECT went out
+    }
+    // two CONNECTs to /admin on one connection before the first is answered (the client's
+    // connect() called twice): one answer, and the connection stays
+    const m = new Manager(ctx.rtd.url, { reconnection: false, autoConnect: false, transports: ["websocket"] });
+    const got = [];
+    await new Promise((r) => m.open(r));
+    m.engine.on("packet", (p) => p.type === "message" && got.push(p.data));
+    const twice = `0/admin,${JSON.stringify({ username: "ops", password: PASSWORD })}`;
+    m.engine.write(twice);
+    m.engine.write(twice);
+    m.engine.write("0");
+    await eventually(() => assert.ok(got.some((d) => d.startsWith("0/admin,{\"sid\"")) && got.some((d) => d.startsWith("0{")), JSON.stringify(got)));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got.filter((d) => d.startsWith("0/admin,") || d.startsWith("4/admin,")).length, 1, JSON.stringify(got));
+    assert.equal(m.engine.readyState, "open");
+    m.engine.close();
+    await new Promise((r) => setTimeout(r, 1100)); // a new second of the token bucket
+    const { s, session } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match(session, /^[0-9a-f]{16}$/);
+    s.close();
+  });
+
+  // On PostgreSQL: the admins are admin-fcgi's, in the admin_users table of the same
+  // database rtd writes to; the worker opens its own libpq connection.
+  let pgSkip = false;
+  try {
+    if (!pgServerSync()) pgSkip = "SKIP: PostgreSQL is not installed";
+  } catch {
+    pgSkip = false;
+  }
+  rtdTest("--store on PostgreSQL: an admin made by --create-admin logs in; a wrong password is refused", { start: false, skip: pgSkip, timeout: 60000 }, async (ctx) => {
+    const { startRtd } = await import("./lib.mjs");
+    const db = pgCreateDb();
+    ctx.rtd = await startRtd({ db, args: ["--admin-ui", "development"] });
+    createAdmin(db);
+    const rows = await query(db, "SELECT username, password_hash FROM admin_users");
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].username, "ops");
+    assert.match(rows[0].password_hash, /^\$y\$/);
+    const { s, session, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match(session, /^[0-9a-f]{16}$/);
+    assert.ok(config.supportedFeatures.includes("ALL_EVENTS"));
+    s.close();
+    for (const auth of [{ username: "ops", password: "wrong" }, { username: "nobody", password: PASSWORD }]) {
+      const bad = adminClient(ctx.rtd.url, auth);
+      assert.equal((await connectError(bad)).message, "invalid credentials");
+      bad.close();
+    }
+    // a password reset with --create-admin is seen by the next login (no cache)
+    createAdmin(db, "ops", "another password");
+    await new Promise((r) => setTimeout(r, 1100));
+    const old = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.equal((await connectError(old)).message, "invalid credentials");
+    old.close();
+    const again = await login(ctx, ctx.rtd.url, { username: "ops", password: "another password" });
+    again.s.close();
   });
 });
