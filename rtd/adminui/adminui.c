@@ -67,6 +67,17 @@ struct login {
     char password[MAX_PASSWORD + 1];
 };
 
+/* One admin's all_sockets in a cluster: the local sockets, then the other nodes' once every
+ * namespace's fetch has come back. a is NULL once the Admin UI is gone (cluster_free then
+ * ends the fetches still out). */
+struct gather {
+    struct gather *next;
+    adminui *a;
+    char admin[UTIL_ID_LEN + 1];
+    unsigned waiting;
+    buf out; /* the array so far, without its closing bracket */
+};
+
 struct adminui {
     loop *l;
     sio_server *srv;
@@ -94,6 +105,10 @@ struct adminui {
     int efd;                           /* the worker's completions wake the loop */
     struct login *pending[MAX_PENDING]; /* every login not answered yet (loop thread) */
     struct crypt_data cd;              /* worker thread */
+    cluster *cluster;                  /* NULL: a single node */
+    uint64_t remote_admins;            /* the other nodes' admins at the last count */
+    bool counting;
+    struct gather *gathers;
 };
 
 /* ---- the admins ---- */
@@ -448,6 +463,31 @@ static void stats_json(adminui *a, buf *b)
     buf_puts(b, "]}");
 }
 
+/* Whether any admin, here or on another node, would get what we send. */
+static bool admins_anywhere(adminui *a)
+{
+    return sio_namespace_size(a->nsp) > 0 || (a->cluster && a->remote_admins > 0);
+}
+
+static const struct sio_observer observer;
+
+/* Development mode watches every socket only while some admin looks. */
+static void watch_if_needed(adminui *a)
+{
+    if (a->cfg.mode == ADMINUI_DEVELOPMENT)
+        sio_set_observer(a->srv, admins_anywhere(a) ? &observer : NULL, a);
+}
+
+static void on_admin_count(uint64_t remote, bool ok, void *arg)
+{
+    if (!ok)
+        return; /* cluster_free: the Admin UI is gone already */
+    adminui *a = arg;
+    a->counting = false;
+    a->remote_admins = remote;
+    watch_if_needed(a);
+}
+
 static void emit_built(sio_socket *s, adminui *a, const char *event,
                        void (*build)(adminui *, buf *))
 {
@@ -461,7 +501,14 @@ static void emit_built(sio_socket *s, adminui *a, const char *event,
 static void on_stats_timer(loop *l, void *ud)
 {
     adminui *a = ud;
-    if (sio_namespace_size(a->nsp) > 0) {
+    if (a->cluster && a->cfg.mode == ADMINUI_DEVELOPMENT && !a->counting) {
+        a->counting = true;
+        if (cluster_count_remote(a->cluster, "/admin", 1000, on_admin_count, a) < 0)
+            a->counting = false;
+    }
+    /* in a cluster every node sends its own, as instrument() does: the admins of the
+     * other nodes get it through the adapter */
+    if (a->cluster || sio_namespace_size(a->nsp) > 0) {
         buf b = BUF_INIT;
         stats_json(a, &b);
         sio_packet *p = b.data ? sio_event_packet(a->nsp, "server_stats", b.data, b.len, NULL, 0)
@@ -542,7 +589,7 @@ static void put_socket(buf *b, sio_socket *s)
 /* Sends event with args (JSON text joined by commas) to every admin. */
 static void to_admins(adminui *a, const char *event, buf *args)
 {
-    if (!args->data || sio_namespace_size(a->nsp) == 0)
+    if (!args->data || !admins_anywhere(a))
         return;
     sio_packet *p = sio_event_packet(a->nsp, event, args->data, args->len, NULL, 0);
     if (p) {
@@ -711,13 +758,151 @@ static void all_sockets_json(adminui *a, buf *b)
     buf_putc(b, ']');
 }
 
+/* A socket of another node ({id, handshake, rooms, data}, as fetchSockets gives it) as a
+ * SerializedSocket: clientId and transport from data._admin when the node is an
+ * instrument()ed Node.js one, the address as serialize() picks it. */
+static void put_remote_socket(buf *b, const char *nsp, struct json_object *r)
+{
+    struct json_object *id, *hs = NULL, *rooms = NULL, *data = NULL, *adm = NULL, *v;
+    if (!json_object_is_type(r, json_type_object) || !json_object_object_get_ex(r, "id", &id) ||
+        !json_object_is_type(id, json_type_string))
+        return;
+    json_object_object_get_ex(r, "handshake", &hs);
+    json_object_object_get_ex(r, "rooms", &rooms);
+    json_object_object_get_ex(r, "data", &data);
+    if (b->len > 1)
+        buf_putc(b, ',');
+    buf_puts(b, "{\"id\":");
+    put_str(b, json_object_get_string(id));
+    if (data && json_object_is_type(data, json_type_object) &&
+        json_object_object_get_ex(data, "_admin", &adm) &&
+        json_object_is_type(adm, json_type_object)) {
+        for (int i = 0; i < 2; i++) {
+            const char *k = i ? "transport" : "clientId";
+            if (json_object_object_get_ex(adm, k, &v) && json_object_is_type(v, json_type_string)) {
+                buf_printf(b, ",\"%s\":", k);
+                put_str(b, json_object_get_string(v));
+            }
+        }
+    }
+    buf_puts(b, ",\"nsp\":");
+    put_str(b, nsp);
+    buf_puts(b, ",\"data\":{");
+    bool first = true;
+    if (data && json_object_is_type(data, json_type_object)) {
+        json_object_object_foreach(data, k, dv) {
+            if (!strcmp(k, "_admin"))
+                continue;
+            if (!first)
+                buf_putc(b, ',');
+            first = false;
+            put_str(b, k);
+            buf_putc(b, ':');
+            buf_puts(b, json_object_to_json_string_ext(dv, JSON_C_TO_STRING_PLAIN));
+        }
+    }
+    buf_puts(b, "},\"handshake\":{");
+    struct json_object *headers = NULL, *addr = NULL;
+    if (hs && json_object_is_type(hs, json_type_object)) {
+        json_object_object_get_ex(hs, "headers", &headers);
+        if (!headers || !json_object_is_type(headers, json_type_object) ||
+            (!json_object_object_get_ex(headers, "cf-connecting-ip", &addr) &&
+             !json_object_object_get_ex(headers, "x-forwarded-for", &addr)))
+            json_object_object_get_ex(hs, "address", &addr);
+    }
+    buf_puts(b, "\"address\":");
+    buf_puts(b, addr ? json_object_to_json_string_ext(addr, JSON_C_TO_STRING_PLAIN) : "null");
+    static const char *const keys[] = {"headers", "query", "issued", "secure", "time", "url",
+                                       "xdomain"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (hs && json_object_is_type(hs, json_type_object) &&
+            json_object_object_get_ex(hs, keys[i], &v)) {
+            buf_printf(b, ",\"%s\":", keys[i]);
+            buf_puts(b, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        }
+    buf_puts(b, "},\"rooms\":");
+    buf_puts(b, rooms && json_object_is_type(rooms, json_type_array)
+                    ? json_object_to_json_string_ext(rooms, JSON_C_TO_STRING_PLAIN)
+                    : "[]");
+    buf_putc(b, '}');
+}
+
+struct fetched {
+    struct gather *g;
+    char nsp[256];
+};
+
+static void gather_done(struct gather *g)
+{
+    adminui *a = g->a;
+    if (a) {
+        for (struct gather **pp = &a->gathers; *pp; pp = &(*pp)->next)
+            if (*pp == g) {
+                *pp = g->next;
+                break;
+            }
+        sio_socket *s = sio_socket_find(a->nsp, g->admin);
+        buf_putc(&g->out, ']');
+        if (s && buf_terminate(&g->out) == 0)
+            sio_emit(s, "all_sockets", g->out.data);
+    }
+    buf_free(&g->out);
+    free(g);
+}
+
+static void on_fetched(struct json_object *sockets, bool ok, void *arg)
+{
+    struct fetched *f = arg;
+    struct gather *g = f->g;
+    if (ok && g->a && sockets)
+        for (size_t i = 0; i < json_object_array_length(sockets); i++)
+            put_remote_socket(&g->out, f->nsp, json_object_array_get_idx(sockets, i));
+    json_object_put(sockets);
+    free(f);
+    if (--g->waiting == 0)
+        gather_done(g);
+}
+
+static void fetch_namespace(sio_namespace *nsp, void *ud)
+{
+    struct gather *g = ud;
+    struct fetched *f = calloc(1, sizeof *f);
+    if (!f)
+        return;
+    f->g = g;
+    snprintf(f->nsp, sizeof f->nsp, "%s", sio_namespace_name(nsp));
+    g->waiting++;
+    if (cluster_fetch_remote(g->a->cluster, f->nsp, 1000, on_fetched, f) < 0) {
+        g->waiting--;
+        free(f);
+    }
+}
+
+/* all_sockets for admin s: every node's sockets (fetchSockets), sent when all came back. */
+static void all_sockets_cluster(adminui *a, sio_socket *s)
+{
+    struct gather *g = calloc(1, sizeof *g);
+    if (!g)
+        return;
+    g->a = a;
+    snprintf(g->admin, sizeof g->admin, "%s", sio_socket_id(s));
+    all_sockets_json(a, &g->out);
+    if (g->out.len)
+        g->out.len--; /* reopen the array */
+    g->waiting = 1; /* until every fetch is out */
+    g->next = a->gathers;
+    a->gathers = g;
+    sio_each_namespace(a->srv, fetch_namespace, g);
+    if (--g->waiting == 0)
+        gather_done(g);
+}
+
 static void on_admin_disconnect(sio_socket *s, const char *reason, void *ud)
 {
     adminui *a = ud;
     (void)s;
     (void)reason;
-    if (sio_namespace_size(a->nsp) == 0)
-        sio_set_observer(a->srv, NULL, NULL);
+    watch_if_needed(a);
 }
 
 /* ---- the UI's commands: emit, join, leave, _disconnect (nsp, ..., filter?) ---- */
@@ -738,6 +923,18 @@ static long targets(adminui *a, const sio_args *args, size_t filter_at, sio_sock
     return sio_select(nsp, &t, out);
 }
 
+/* The same command on the other nodes (socketsJoin, socketsLeave, disconnectSockets). */
+static void remote_op(adminui *a, const sio_args *args, size_t filter_at, enum cluster_op op,
+                      const char *room, bool close)
+{
+    struct json_object *n = sio_arg(args, 0), *f = sio_arg(args, filter_at);
+    if (!n || !json_object_is_type(n, json_type_string))
+        return;
+    const char *filter = f && json_object_is_type(f, json_type_string) ? json_object_get_string(f)
+                                                                        : NULL;
+    cluster_remote_op(a->cluster, json_object_get_string(n), op, filter, room, close);
+}
+
 static void cmd_room(sio_socket *admin, const char *event, const sio_args *args, int64_t ack,
                      void *ud)
 {
@@ -747,6 +944,9 @@ static void cmd_room(sio_socket *admin, const char *event, const sio_args *args,
     if (!r || !json_object_is_type(r, json_type_string))
         return;
     const char *room = json_object_get_string(r);
+    adminui *a = ud;
+    if (a->cluster)
+        remote_op(a, args, 2, !strcmp(event, "join") ? CLUSTER_JOIN : CLUSTER_LEAVE, room, false);
     sio_socket **list = NULL;
     long n = targets(ud, args, 2, &list);
     for (long i = 0; i < n; i++) {
@@ -766,6 +966,9 @@ static void cmd_disconnect(sio_socket *admin, const char *event, const sio_args 
     (void)ack;
     struct json_object *c = sio_arg(args, 1);
     bool close = c && json_object_is_type(c, json_type_boolean) && json_object_get_boolean(c);
+    adminui *a = ud;
+    if (a->cluster)
+        remote_op(a, args, 2, CLUSTER_DISCONNECT, NULL, close);
     sio_socket **list = NULL;
     long n = targets(ud, args, 2, &list);
     for (long i = 0; i < n; i++)
@@ -817,7 +1020,10 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     }
     emit_built(s, a, "config", config_json);
     if (a->cfg.mode == ADMINUI_DEVELOPMENT) {
-        emit_built(s, a, "all_sockets", all_sockets_json);
+        if (a->cluster)
+            all_sockets_cluster(a, s);
+        else
+            emit_built(s, a, "all_sockets", all_sockets_json);
         sio_set_observer(a->srv, &observer, a);
     }
     emit_built(s, a, "server_stats", stats_json);
@@ -885,10 +1091,21 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
     return a;
 }
 
+void adminui_set_cluster(adminui *a, cluster *c)
+{
+    a->cluster = c;
+    /* the UI keys servers by serverId: nodes on one host need their own, as instrument()
+     * makes hostname#pid in cluster workers */
+    if (!a->cfg.server_id)
+        snprintf(a->server_id, sizeof a->server_id, "%.200s#%d", a->hostname, (int)getpid());
+}
+
 void adminui_free(adminui *a)
 {
     if (!a)
         return;
+    for (struct gather *g = a->gathers; g; g = g->next)
+        g->a = NULL; /* cluster_free ends their fetches */
     if (loop_timer_armed(&a->stats_timer))
         loop_timer_stop(a->l, &a->stats_timer);
     if (a->worker_started) {

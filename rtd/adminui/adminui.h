@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "rtd/cluster/cluster.h"
 #include "rtd/net/loop.h"
 #include "rtd/socketio/sio.h"
 
@@ -26,6 +27,11 @@ typedef struct adminui adminui;
 
 /* Adds the /admin namespace to srv. NULL with *err (malloc'ed) on failure. */
 adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg, char **err);
+/* In a cluster (--redis): server_stats and the development-mode events go to the admins of
+ * every node (the /admin namespace's broadcasts go through the cluster, so create the
+ * Admin UI before the cluster), all_sockets adds the other nodes' sockets (fetchSockets),
+ * and join, leave and _disconnect act on every node. Call before any admin connects. */
+void adminui_set_cluster(adminui *a, cluster *c);
 /* After sio_server_free (the namespace's sockets are gone). NULL is fine. */
 void adminui_free(adminui *a);
 
