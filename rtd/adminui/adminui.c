@@ -42,6 +42,11 @@
 #define MAX_PENDING 16
 #define MAX_NAME 256
 #define MAX_PASSWORD 1024
+/* Development mode: at most this many event_received and event_sent a second go to the
+ * admins (the reference sends one event_sent per recipient of every broadcast: 1 000 clients
+ * at 7 000 messages/s would be 7 M events a second for one admin); the rest are counted and
+ * logged, not built. */
+#define MAX_EVENTS_PER_SEC 1000
 
 static const char dummy_setting[] = "$y$j9T$8K2ytoMLMYSpw7FsEBd5h1$";
 
@@ -109,6 +114,9 @@ struct adminui {
     uint64_t remote_admins;            /* the other nodes' admins at the last count */
     bool counting;
     struct gather *gathers;
+    int64_t events_sec;     /* the second events_sent counts in */
+    unsigned events_sent;
+    uint64_t events_dropped; /* since the last log */
 };
 
 /* ---- the admins ---- */
@@ -498,9 +506,14 @@ static void emit_built(sio_socket *s, adminui *a, const char *event,
     buf_free(&b);
 }
 
+static bool event_budget(adminui *a);
+
 static void on_stats_timer(loop *l, void *ud)
 {
     adminui *a = ud;
+    if (a->events_dropped && (int64_t)(loop_now(l) / 1000) != a->events_sec &&
+        event_budget(a))
+        a->events_sent--; /* only to log the drops of a second that ended */
     if (a->cluster && a->cfg.mode == ADMINUI_DEVELOPMENT && !a->counting) {
         a->counting = true;
         if (cluster_count_remote(a->cluster, "/admin", 1000, on_admin_count, a) < 0)
@@ -680,10 +693,31 @@ static void event_msg(adminui *a, const char *event, sio_socket *s, const char *
     buf_free(&b);
 }
 
+/* Whether one more event_received or event_sent may go to the admins this second. */
+static bool event_budget(adminui *a)
+{
+    int64_t sec = (int64_t)(loop_now(a->l) / 1000);
+    if (sec != a->events_sec) {
+        if (a->events_dropped)
+            rlogf(RLOG_WARN, "Admin UI: events not shown",
+                  "{\"dropped\":%llu,\"limit_per_sec\":%d}",
+                  (unsigned long long)a->events_dropped, MAX_EVENTS_PER_SEC);
+        a->events_sec = sec;
+        a->events_sent = 0;
+        a->events_dropped = 0;
+    }
+    if (a->events_sent >= MAX_EVENTS_PER_SEC) {
+        a->events_dropped++;
+        return false;
+    }
+    a->events_sent++;
+    return true;
+}
+
 static void obs_event_in(sio_socket *s, struct json_object *payload, void *ud)
 {
     adminui *a = ud;
-    if (!watched(a, s))
+    if (!watched(a, s) || !admins_anywhere(a) || !event_budget(a))
         return;
     size_t n;
     const char *j = json_object_to_json_string_length(payload, JSON_C_TO_STRING_PLAIN, &n);
@@ -695,7 +729,7 @@ static void obs_event_in(sio_socket *s, struct json_object *payload, void *ud)
 static void obs_packet_out(sio_socket *s, const sio_packet *p, void *ud)
 {
     adminui *a = ud;
-    if (!watched(a, s) || p->n < 1)
+    if (!watched(a, s) || p->n < 1 || !admins_anywhere(a))
         return;
     const eio_packet *e = p->parts[0];
     const char *d = (const char *)e->raw + EIO_PACKET_HEADROOM + 1, *end = d + e->len;
@@ -716,7 +750,7 @@ static void obs_packet_out(sio_socket *s, const sio_packet *p, void *ud)
     }
     while (d < end && *d >= '0' && *d <= '9')
         d++;
-    if (d < end && *d == '[')
+    if (d < end && *d == '[' && event_budget(a))
         event_msg(a, "event_sent", s, d, (size_t)(end - d));
 }
 

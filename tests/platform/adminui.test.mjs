@@ -335,4 +335,24 @@ describe("--admin-ui", () => {
     const again = await login(ctx, ctx.rtd.url, { username: "ops", password: "another password" });
     again.s.close();
   });
+  // Development mode shows at most 1 000 event_received/event_sent a second (the rest are
+  // counted and logged): 3 000 events sent in a burst are not all shown. The bound is
+  // checked against the burst's own duration, so a slow run (valgrind) only loosens it.
+  rtdTest("development mode: at most 1 000 events a second go to the admins", { args: ["--admin-ui", "development", "--rate-limit", "0"], timeout: 60000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    const u = await ctx.client();
+    let shown = 0;
+    admin.on("event_received", (nsp, id) => id === u.id && shown++);
+    const t0 = Date.now();
+    for (let i = 0; i < 3000; i++) u.emit("noise", i);
+    await u.timeout(30000).emitWithAck("join", { room: "after" });
+    const seconds = Math.ceil((Date.now() - t0) / 1000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(shown >= 1, "some events are shown");
+    assert.ok(shown <= 1000 * (seconds + 1), `${shown} events shown in ${seconds} s`);
+    if (seconds <= 1) assert.ok(shown < 3001, `${shown} of 3 001 shown within a second`);
+    await eventually(() => assert.match(ctx.rtd.stderr, /events not shown/), { what: "the drops logged" });
+    admin.close();
+  });
 });
