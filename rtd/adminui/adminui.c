@@ -50,6 +50,17 @@
 
 static const char dummy_setting[] = "$y$j9T$8K2ytoMLMYSpw7FsEBd5h1$";
 
+#define MAX_AGG 96
+enum { AG_RAWCONN, AG_PIN, AG_BIN, AG_POUT, AG_BOUT, AG_RAWDISC };
+static const char *const agg_names[] = {"rawConnection", "packetsIn",  "bytesIn",
+                                        "packetsOut",    "bytesOut",   "rawDisconnection"};
+struct agg_ev {
+    int64_t ts;
+    int type;
+    int reason; /* rawDisconnection: the index of its reason in eio_counts; else -1 */
+    uint64_t count;
+};
+
 struct failures {
     char addr[64];
     int count;
@@ -92,7 +103,10 @@ struct adminui {
     char server_id[256];
     int64_t started_ms;
     loop_timer stats_timer;
-    uint64_t bytes_in, bytes_out; /* the engine's totals at the last server_stats */
+    struct eio_counts last;       /* the engine's counts at the last sample */
+    struct agg_ev agg[MAX_AGG];   /* aggregatedEvents of the next server_stats */
+    size_t nagg;
+    loop_timer sample_timer;
     sqlite3 *lite;      /* SQLite: a read-only connection */
     PGconn *pg;         /* PostgreSQL: opened at the first login */
     const char *pg_url;
@@ -432,6 +446,50 @@ static void add_namespace(sio_namespace *nsp, void *ud)
     w->first = false;
 }
 
+static void put_str(buf *b, const char *v);
+static bool admins_anywhere(adminui *a);
+
+/* The engine's counts since the last sample, into the second they were made in (the
+ * sampling timer fires just after each second ends; a server_stats samples the second
+ * under way). Entries of one (second, type, subType) add up, as instrument()'s buffer. */
+static void agg_add(adminui *a, int64_t ts, int type, int reason, uint64_t n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < a->nagg; i++)
+        if (a->agg[i].ts == ts && a->agg[i].type == type && a->agg[i].reason == reason) {
+            a->agg[i].count += n;
+            return;
+        }
+    if (a->nagg < MAX_AGG)
+        a->agg[a->nagg++] = (struct agg_ev){ts, type, reason, n};
+}
+
+static void sample(adminui *a, bool second_ended)
+{
+    const struct eio_counts *k = eio_server_counts(sio_server_engine(a->srv));
+    struct eio_counts *l = &a->last;
+    int64_t ts = (util_wall_ms() - (second_ended ? 500 : 0)) / 1000 * 1000;
+    agg_add(a, ts, AG_RAWCONN, -1, k->opened - l->opened);
+    agg_add(a, ts, AG_PIN, -1, k->packets_in - l->packets_in);
+    agg_add(a, ts, AG_BIN, -1, k->bytes_in - l->bytes_in);
+    agg_add(a, ts, AG_POUT, -1, k->packets_out - l->packets_out);
+    agg_add(a, ts, AG_BOUT, -1, k->bytes_out - l->bytes_out);
+    for (int i = 0; i < EIO_MAX_REASONS; i++)
+        agg_add(a, ts, AG_RAWDISC, i, k->closed[i] - l->closed[i]);
+    *l = *k;
+}
+
+static void on_sample_timer(loop *l, void *ud)
+{
+    adminui *a = ud;
+    sample(a, true);
+    if (!admins_anywhere(a) && a->nagg > MAX_AGG / 2)
+        a->nagg = 0; /* nobody to send them to */
+    loop_timer_start(l, &a->sample_timer, 1000 - (uint64_t)(util_wall_ms() % 1000) + 5,
+                     on_sample_timer, a);
+}
+
 static void stats_json(adminui *a, buf *b)
 {
     eio_server *e = sio_server_engine(a->srv);
@@ -446,22 +504,20 @@ static void stats_json(adminui *a, buf *b)
                "\"aggregatedEvents\":[",
                (int)getpid(), (double)(util_wall_ms() - a->started_ms) / 1000.0,
                eio_server_session_count(e), polling);
-    /* bytes since the last server_stats, from the engine's totals (packet counts and
-     * connection events are not counted yet) */
-    uint64_t in = 0, out = 0;
-    eio_server_bytes(e, &in, &out);
-    long long sec = (long long)(util_wall_ms() / 1000 * 1000);
-    bool any = false;
-    if (in > a->bytes_in) {
-        buf_printf(b, "{\"timestamp\":%lld,\"type\":\"bytesIn\",\"count\":%llu}", sec,
-                   (unsigned long long)(in - a->bytes_in));
-        any = true;
+    sample(a, false);
+    for (size_t i = 0; i < a->nagg; i++) {
+        const struct agg_ev *ev = &a->agg[i];
+        buf_printf(b, "%s{\"timestamp\":%lld,\"type\":\"%s\",", i ? "," : "",
+                   (long long)ev->ts, agg_names[ev->type]);
+        if (ev->reason >= 0) {
+            const char *r = eio_server_counts(e)->reason[ev->reason];
+            buf_puts(b, "\"subType\":");
+            put_str(b, r);
+            buf_putc(b, ',');
+        }
+        buf_printf(b, "\"count\":%llu}", (unsigned long long)ev->count);
     }
-    if (out > a->bytes_out)
-        buf_printf(b, "%s{\"timestamp\":%lld,\"type\":\"bytesOut\",\"count\":%llu}",
-                   any ? "," : "", sec, (unsigned long long)(out - a->bytes_out));
-    a->bytes_in = in;
-    a->bytes_out = out;
+    a->nagg = 0;
     buf_puts(b, "],\"namespaces\":[");
     struct nsp_walk w = {b, true};
     sio_namespace *root = sio_namespace_find(a->srv, "/");
@@ -1122,6 +1178,9 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
         sio_on(a->nsp, "_disconnect", cmd_disconnect, a);
     }
     loop_timer_start(l, &a->stats_timer, STATS_INTERVAL_MS, on_stats_timer, a);
+    a->last = *eio_server_counts(sio_server_engine(srv));
+    loop_timer_start(l, &a->sample_timer, 1000 - (uint64_t)(util_wall_ms() % 1000) + 5,
+                     on_sample_timer, a);
     return a;
 }
 
@@ -1142,6 +1201,8 @@ void adminui_free(adminui *a)
         g->a = NULL; /* cluster_free ends their fetches */
     if (loop_timer_armed(&a->stats_timer))
         loop_timer_stop(a->l, &a->stats_timer);
+    if (loop_timer_armed(&a->sample_timer))
+        loop_timer_stop(a->l, &a->sample_timer);
     if (a->worker_started) {
         pthread_mutex_lock(&a->mu);
         a->stop = true;

@@ -75,6 +75,7 @@ struct eio_server {
     map per_ip;               /* remote address -> struct ip_count (when max_per_ip) */
     unsigned n_polling, n_websocket;
     uint64_t bytes_in, bytes_out;  /* transport payload bytes, for metrics */
+    struct eio_counts counts;      /* the Admin UI's (eio.h) */
     unsigned n_sockets;            /* WebSocket connections not yet given back */
     wsconn *dirty;            /* WebSocket connections with output to flush this turn */
     wsconn *dead;             /* released WebSocket connections to free this turn */

@@ -355,4 +355,51 @@ describe("--admin-ui", () => {
     await eventually(() => assert.match(ctx.rtd.stderr, /events not shown/), { what: "the drops logged" });
     admin.close();
   });
+  // aggregatedEvents as instrument() makes them: per second (timestamp rounded down), type
+  // rawConnection, rawDisconnection (subType: the close reason), packetsIn/bytesIn and
+  // packetsOut/bytesOut (Engine.IO packets with data and their data bytes), one entry per
+  // (second, type, subType) in a server_stats.
+  async function aggregated(url, auth) {
+    const admin = adminClient(url, auth);
+    const stats = [];
+    admin.on("server_stats", (st) => stats.push(st));
+    await connectSocket(admin);
+    await eventually(() => assert.ok(stats.length >= 1), { timeout: 5000, what: "a first server_stats" });
+    const from = stats.length;
+    const user = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await connectSocket(user);
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    user.close();
+    const events = () => stats.slice(from).flatMap((st) => st.aggregatedEvents);
+    await eventually(() => assert.ok(events().some((e) => e.type === "rawDisconnection")), { timeout: 8000, what: "rawDisconnection" });
+    admin.close();
+    for (const st of stats.slice(from)) {
+      const keys = st.aggregatedEvents.map((e) => `${e.timestamp};${e.type};${e.subType}`);
+      assert.equal(new Set(keys).size, keys.length, `one entry per (second, type, subType): ${keys}`);
+    }
+    return events();
+  }
+
+  rtdTest("aggregatedEvents: the reference's types, buckets and shapes", { args: ["--admin-ui", "production"], timeout: 40000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const ref = await devReference({ mode: "production" });
+    try {
+      const want = await aggregated(ref.url, {});
+      const got = await aggregated(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      const kinds = (evs) => [...new Set(evs.map((e) => (e.subType === undefined ? e.type : `${e.type}/${e.subType}`)))].sort();
+      assert.deepEqual(kinds(got), kinds(want));
+      assert.deepEqual(kinds(got), ["bytesIn", "bytesOut", "packetsIn", "packetsOut", "rawConnection", "rawDisconnection/transport close"]);
+      for (const e of got) {
+        assert.deepEqual(Object.keys(e).sort(), Object.keys(want.find((w) => w.type === e.type)).sort(), e.type);
+        assert.equal(e.timestamp % 1000, 0);
+        assert.ok(Number.isInteger(e.count) && e.count > 0);
+        assert.ok(Math.abs(Date.now() - e.timestamp) < 30000);
+      }
+      const sum = (evs, t) => evs.filter((e) => e.type === t).reduce((n, e) => n + e.count, 0);
+      assert.equal(sum(got, "rawConnection"), sum(want, "rawConnection")); // the user's session
+      assert.ok(sum(got, "bytesIn") >= sum(got, "packetsIn"));
+    } finally {
+      ref.close();
+    }
+  });
 });
