@@ -402,4 +402,18 @@ describe("--admin-ui", () => {
       ref.close();
     }
   });
+  // Names over 256 bytes and passwords over 1 024 are nobody's: refused before any check
+  // (the worker's buffers are of those sizes), and not counted as failures.
+  rtdTest("over-long names and passwords are refused with invalid credentials", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    for (let i = 0; i < 6; i++) {
+      const auth = i % 2 ? { username: "x".repeat(257 + i), password: PASSWORD } : { username: "ops", password: "p".repeat(1025 + i * 1000) };
+      const s = adminClient(ctx.rtd.url, auth);
+      assert.equal((await connectError(s)).message, "invalid credentials");
+      s.close();
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    const { s } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD }); // not throttled
+    s.close();
+  });
 });
