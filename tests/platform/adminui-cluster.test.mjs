@@ -92,7 +92,56 @@ describe("--admin-ui in a cluster", () => {
       assert.ok(uA.connected);
       admin.close();
     } finally {
-      if (node) await node.close();
+      if (node) {
+        // instrument() keeps its 2 s server_stats timer (no handle to stop it): it would
+        // publish on the closed Redis client
+        node.io.of("/admin").adapter.broadcast = () => {};
+        await node.close();
+      }
+      await redis.stop();
+    }
+  });
+  // The other way round: the UI logged into the Node.js node (instrument(), no auth) sees the
+  // rtd nodes' server_stats and, through its fetchSockets, their sockets, and its join acts
+  // on an rtd node's socket.
+  rtdTest("the admin of the instrument()ed Node.js node sees the rtd nodes", { start: false, timeout: 90000 * SLOW }, async (ctx) => {
+    const redis = await startRedis();
+    let node;
+    try {
+      const args = ["--redis", redis.url, "--admin-ui", "development"];
+      const { startRtd } = await import("./lib.mjs");
+      ctx.rtd = await startRtd({ args, readyTimeout: 10000 * SLOW });
+      node = await startNodeNode(redis);
+      instrument(node.io, { auth: false, mode: "development" });
+      await waitRedisUp(ctx.rtd);
+      const u = await ctx.client({}, ctx.rtd);
+      const admin = record(io(`${node.url}/admin`, { forceNew: true, reconnection: false, transports: ["websocket"] }));
+      ctx.track(admin);
+      const all = nextEvent(admin, "all_sockets", 10000 * SLOW);
+      await connectSocket(admin);
+      const [sockets] = await all;
+      const mine = sockets.find((s) => s.id === u.id);
+      assert.ok(mine, `all_sockets has rtd's socket: ${JSON.stringify(sockets.map((s) => s.id))}`);
+      assert.equal(mine.nsp, "/");
+      assert.ok(mine.rooms.includes(u.id));
+      await eventually(() => {
+        const pids = new Set(admin.seen.filter((a) => a[0] === "server_stats").map((a) => a[1].pid));
+        assert.ok(pids.has(ctx.rtd.proc.pid) && pids.has(process.pid), JSON.stringify([...pids]));
+      }, { timeout: 15000 * SLOW, what: "server_stats from rtd and Node.js" });
+      await eventually(async () => {
+        const before = admin.seen.length;
+        admin.emit("join", "/", "team", u.id);
+        await new Promise((r) => setTimeout(r, 200 * SLOW));
+        assert.ok(admin.seen.slice(before).some((a) => a[0] === "room_joined" && a[2] === "team" && a[3] === u.id));
+      }, { timeout: 15000 * SLOW, what: "room_joined from the rtd node" });
+      admin.close();
+    } finally {
+      if (node) {
+        // instrument() keeps its 2 s server_stats timer (no handle to stop it): it would
+        // publish on the closed Redis client
+        node.io.of("/admin").adapter.broadcast = () => {};
+        await node.close();
+      }
       await redis.stop();
     }
   });
