@@ -10,7 +10,8 @@
 # Environment:
 #   QUICK=1        about 2½ minutes (short windows, fewer steps) instead of about 9
 #   ONLY=a,b       run only these steps: fanout1 fanout4 latency ingest idle conns mixed,
-#                  curve100 curve5000 curve10000, cluster; "fanout" and "curve" name their
+#                  curve100 curve5000 curve10000, cluster, adminui (opt-in, rtd only:
+#                  bench/adminui.sh); "fanout" and "curve" name their
 #                  group (cluster needs redis-server: two nodes of each server on one Redis)
 #   SERVERS=...    "rtd node" (default), or one of them
 #   PORT=N         first port to listen on (default 30100; each server start takes the next one;
@@ -28,7 +29,7 @@ set -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 rtd=$1
 rtload=$2
@@ -166,6 +167,7 @@ fi
 fan="--scenario fanout --max-lag 256 --warmup $warm --duration $d"
 step fanout1 - $fan --clients 1000 --senders 1 --window 256
 [ "$quick" = 1 ] || step fanout4 - $fan --clients 1000 --senders 4 --window 64
+case ",${ONLY:-}," in *,adminui,*) . "$here/adminui.sh" ;; esac # opt-in: fanout1 with an admin
 # Latency: 10 000 messages/s fanned out to 100 clients (1 000 000 deliveries/s).
 step latency - --scenario fanout --clients 100 --senders 4 --rate 10000 --window 4096 --duration $d
 # Ingest: 200 senders, each in its own room, as fast as acks come back.

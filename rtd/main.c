@@ -363,25 +363,7 @@ int main(int argc, char **argv)
     }
     eio_server *eio = sio_server_engine(d.sio);
     eio_server_set_http(eio, d.http);
-    if (o.redis_url) {
-        struct cluster_config cc = {.url = o.redis_url, .key = o.redis_key};
-        d.cluster = cluster_new(d.l, d.sio, &cc, &err);
-        if (!d.cluster) {
-            rlogf(RLOG_ERROR, "Cannot start the cluster", "{\"error\":\"%s\"}", rlog_esc(err));
-            goto out;
-        }
-        cluster_on_server_event(d.cluster, on_server_event, &d);
-        platform_set_counter(d.plat, count_cluster, d.cluster);
-    }
-    if (o.laravel_config) {
-        const char *lerr = NULL;
-        if (!(lv = laravel_new(d.l, d.sio, &lc, &lerr))) {
-            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", rlog_esc(lerr));
-            goto out;
-        }
-        if (laravel_serve(lv, d.http, o.max_payload) < 0)
-            goto out;
-    }
+    /* before the cluster, so that /admin takes part in it */
     if (o.admin_ui) {
         struct adminui_config ac = {.mode = (enum adminui_mode)o.admin_ui,
                                     .readonly = o.admin_ui_readonly,
@@ -392,6 +374,27 @@ int main(int argc, char **argv)
             rlogf(RLOG_ERROR, "Cannot start the Admin UI", "{\"error\":\"%s\"}", rlog_esc(err));
             goto out;
         }
+    }
+    if (o.redis_url) {
+        struct cluster_config cc = {.url = o.redis_url, .key = o.redis_key};
+        d.cluster = cluster_new(d.l, d.sio, &cc, &err);
+        if (!d.cluster) {
+            rlogf(RLOG_ERROR, "Cannot start the cluster", "{\"error\":\"%s\"}", rlog_esc(err));
+            goto out;
+        }
+        cluster_on_server_event(d.cluster, on_server_event, &d);
+        platform_set_counter(d.plat, count_cluster, d.cluster);
+        if (d.admin)
+            adminui_set_cluster(d.admin, d.cluster);
+    }
+    if (o.laravel_config) {
+        const char *lerr = NULL;
+        if (!(lv = laravel_new(d.l, d.sio, &lc, &lerr))) {
+            rlogf(RLOG_ERROR, "Cannot start the Laravel mode", "{\"error\":\"%s\"}", rlog_esc(lerr));
+            goto out;
+        }
+        if (laravel_serve(lv, d.http, o.max_payload) < 0)
+            goto out;
     }
     d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
     if (o.client_js) {

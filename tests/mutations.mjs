@@ -425,6 +425,22 @@ export const MUTATIONS = [
     why: "--admin-ui-readonly: the UI's commands are not served",
     tests: [{ node: ["platform/adminui.test.mjs"], grep: "readonly: no commands" }],
   },
+  {
+    id: "adminui-events-per-sec",
+    file: "rtd/adminui/adminui.c",
+    from: "if (a->events_sent >= MAX_EVENTS_PER_SEC) {",
+    to: "if (false) {",
+    why: "--admin-ui development: at most 1 000 event_received/event_sent a second to the admins",
+    tests: [{ node: ["platform/adminui.test.mjs"], grep: "at most 1 000 events" }],
+  },
+  {
+    id: "sio-pending-connect-once",
+    file: "rtd/socketio/sio.c",
+    from: "    if (client_waiting(c, h->nsp, h->nsp_len))\n        return;",
+    to: "    if (false)\n        return;",
+    why: "a second CONNECT to a namespace whose authorization is pending gets no second socket",
+    tests: [{ node: ["platform/adminui.test.mjs"], grep: "second CONNECT meanwhile" }],
+  },
   // ---- admin-fcgi ----------------------------------------------------------------------
   // The limits and refusals of admin-fcgi(8): its flags, the parsers' bounds, CSRF, sessions,
   // the login throttle, the CSV and HTML escaping. Most are caught by the in-process route

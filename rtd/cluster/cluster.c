@@ -66,6 +66,24 @@ struct count_req {
     unsigned timeout_ms;
 };
 
+/* A REMOTE_FETCH request of ours (cluster_fetch_remote). */
+struct fetch_req {
+    struct fetch_req *next;
+    cluster *c;
+    struct cnsp *cn;
+    bool asked;
+    bool numsub_pending; /* its NUMSUB reply will still come: freed then */
+    bool done;           /* fn has run */
+    char request_id[32];
+    long expected, got;
+    struct json_object *sockets;
+    cluster_fetch_fn *fn;
+    void *arg;
+    loop_timer timer;
+};
+
+#define MAX_FETCHES 16
+
 struct cnsp {
     cluster *c;
     struct count_req count;
@@ -92,6 +110,8 @@ struct cluster {
     cluster_server_event_fn *on_server_event;
     void *server_event_ud;
     uint64_t next_request;
+    struct fetch_req *fetches;
+    unsigned nfetches;
 };
 
 /* ---- helpers ---- */
@@ -809,14 +829,162 @@ int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, clust
     return 0;
 }
 
+/* ---- our requests: fetching the other nodes' sockets ---- */
+
+static void fetch_unlink_free(struct fetch_req *f)
+{
+    cluster *c = f->c;
+    for (struct fetch_req **pp = &c->fetches; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            c->nfetches--;
+            break;
+        }
+    json_object_put(f->sockets);
+    free(f);
+}
+
+/* Runs fn; f stays (done) until its NUMSUB reply has come. */
+static void fetch_finish(struct fetch_req *f, bool ok)
+{
+    if (f->done)
+        return;
+    f->done = true;
+    loop_timer_stop(f->c->l, &f->timer);
+    struct json_object *socks = ok ? f->sockets : NULL;
+    f->sockets = NULL;
+    f->fn(socks, ok, f->arg);
+    if (!f->numsub_pending)
+        fetch_unlink_free(f);
+}
+
+static void fetch_timeout(loop *l, void *ud)
+{
+    (void)l;
+    fetch_finish(ud, true);
+}
+
+static void fetch_numsub(const long long *ints, int n, void *ud)
+{
+    struct fetch_req *f = ud;
+    cluster *c = f->c;
+    f->numsub_pending = false;
+    if (f->done) {
+        fetch_unlink_free(f);
+        return;
+    }
+    f->expected = n == 1 ? (long)ints[0] - 1 : 0; /* every subscriber but us */
+    if (f->expected <= 0) {
+        fetch_finish(f, true);
+        return;
+    }
+    snprintf(f->request_id, sizeof f->request_id, "%s-%llu", c->uid,
+             (unsigned long long)++c->next_request);
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"uid\":\"%s\",\"requestId\":\"%s\",\"type\":%d,"
+                   "\"opts\":{\"rooms\":[],\"except\":[]}}",
+               c->uid, f->request_id, REQ_REMOTE_FETCH);
+    if (buf_terminate(&b) < 0 || publish_str(c, f->cn->request, &b) < 0) {
+        buf_free(&b);
+        fetch_finish(f, true);
+        return;
+    }
+    buf_free(&b);
+    f->asked = true;
+}
+
+int cluster_fetch_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_fetch_fn *fn,
+                         void *arg)
+{
+    struct cnsp *cn = find_nsp(c, nsp, strlen(nsp));
+    struct redis_link_stats ls;
+    redis_link_get_stats(c->link, &ls);
+    if (!cn || ls.state != REDIS_LINK_UP) {
+        fn(json_object_new_array(), true, arg);
+        return 0;
+    }
+    if (c->nfetches >= MAX_FETCHES)
+        return -1;
+    struct fetch_req *f = calloc(1, sizeof *f);
+    if (!f || !(f->sockets = json_object_new_array())) {
+        free(f);
+        return -1;
+    }
+    f->c = c;
+    f->cn = cn;
+    f->fn = fn;
+    f->arg = arg;
+    f->next = c->fetches;
+    c->fetches = f;
+    c->nfetches++;
+    loop_timer_start(c->l, &f->timer, timeout_ms ? timeout_ms : 1000, fetch_timeout, f);
+    if (redis_link_numsub(c->link, cn->request, fetch_numsub, f) < 0)
+        fetch_finish(f, true);
+    else
+        f->numsub_pending = true;
+    return 0;
+}
+
+int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const char *in_room,
+                      const char *room, bool close)
+{
+    struct cnsp *cn = find_nsp(c, nsp, strlen(nsp));
+    struct redis_link_stats ls;
+    redis_link_get_stats(c->link, &ls);
+    if (!cn || ls.state != REDIS_LINK_UP || (op != CLUSTER_DISCONNECT && !room))
+        return -1;
+    int type = op == CLUSTER_JOIN    ? REQ_REMOTE_JOIN
+               : op == CLUSTER_LEAVE ? REQ_REMOTE_LEAVE
+                                     : REQ_REMOTE_DISCONNECT;
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"uid\":\"%s\",\"type\":%d,\"opts\":{\"rooms\":[", c->uid, type);
+    if (in_room)
+        put_json_str(&b, in_room);
+    buf_puts(&b, "],\"except\":[]}");
+    if (op == CLUSTER_DISCONNECT)
+        buf_printf(&b, ",\"close\":%s}", close ? "true" : "false");
+    else {
+        buf_puts(&b, ",\"rooms\":[");
+        put_json_str(&b, room);
+        buf_puts(&b, "]}");
+    }
+    int r = buf_terminate(&b) == 0 ? publish_str(c, cn->request, &b) : -1;
+    buf_free(&b);
+    return r < 0 ? -1 : 0;
+}
+
+/* A response on a namespace's response channels: to a fetch or to the count of ours, or
+ * another node's (every node sees the shared channel). */
 static void on_response(cluster *c, struct cnsp *cn, const unsigned char *data, size_t len)
 {
     struct count_req *q = &cn->count;
-    if (!q->active || !q->asked || len == 0 || data[0] != '{' || len > MAX_REQUEST_BYTES)
+    bool fetching = false;
+    for (struct fetch_req *f = c->fetches; f && !fetching; f = f->next)
+        fetching = f->asked && f->cn == cn;
+    if ((!fetching && (!q->active || !q->asked)) || len == 0 || data[0] != '{' ||
+        len > MAX_REQUEST_BYTES)
         return; /* not for a request of ours (other nodes' replies pass here too) */
     json_tokener_reset(c->tok);
     struct json_object *r = json_tokener_parse_ex(c->tok, (const char *)data, (int)len), *socks;
     const char *rid = r && json_object_is_type(r, json_type_object) ? jstr(r, "requestId") : NULL;
+    for (struct fetch_req *f = c->fetches; rid && f; f = f->next) {
+        if (f->done || !f->asked || f->cn != cn || strcmp(rid, f->request_id))
+            continue;
+        if (json_object_object_get_ex(r, "sockets", &socks) &&
+            json_object_is_type(socks, json_type_array)) {
+            size_t n = json_object_array_length(socks);
+            for (size_t i = 0; i < n && json_object_array_length(f->sockets) < ACODEC_MAX_ROOMS * 16; i++)
+                json_object_array_add(f->sockets, json_object_get(json_object_array_get_idx(socks, i)));
+        }
+        if (++f->got >= f->expected)
+            fetch_finish(f, true);
+        json_object_put(r);
+        return;
+    }
+    if (!q->active || !q->asked) {
+        json_object_put(r);
+        return;
+    }
     if (rid && !strcmp(rid, q->request_id) && json_object_object_get_ex(r, "sockets", &socks) &&
         json_object_is_type(socks, json_type_array)) {
         q->sum += json_object_array_length(socks);
@@ -968,6 +1136,13 @@ void cluster_free(cluster *c)
     /* sio is freed first (its last disconnects still broadcast through the hook), so the
      * server is not touched here. */
     redis_link_free(c->link);
+    while (c->fetches) { /* the link is gone: no NUMSUB reply will come */
+        c->fetches->numsub_pending = false;
+        if (c->fetches->done)
+            fetch_unlink_free(c->fetches);
+        else
+            fetch_finish(c->fetches, false);
+    }
     for (size_t i = 0; i < c->nnsps; i++) {
         if (c->nsps[i].count.active)
             count_finish(&c->nsps[i], false);

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "rtd/cluster/redis_link.h"
 #include "rtd/net/loop.h"
 #include "rtd/socketio/sio.h"
@@ -49,6 +51,24 @@ int cluster_server_ack(cluster *c, void *ack_token, const char *arg_json);
 typedef void cluster_count_fn(uint64_t remote, bool ok, void *arg);
 int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,
                          void *arg);
+
+/* Fetches the sockets of nsp on the other nodes (fetchSockets: a REMOTE_FETCH request, the
+ * servers counted with PUBSUB NUMSUB). fn runs once with a JSON array of what they sent
+ * ({id, handshake, rooms, data} each; owned by the caller after the call, who puts it):
+ * when every server answered or after timeout_ms with what came (ok true), at once with []
+ * when the link is down, or with ok false and NULL from cluster_free (then only free arg).
+ * At most MAX_FETCHES (16) at once: -1 beyond (fn is not called). */
+typedef void cluster_fetch_fn(struct json_object *sockets, bool ok, void *arg);
+int cluster_fetch_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_fetch_fn *fn,
+                         void *arg);
+
+/* socketsJoin(room), socketsLeave(room) and disconnectSockets(close) on the other nodes, for
+ * the sockets of nsp in in_room (NULL: all of them): REMOTE_JOIN, REMOTE_LEAVE and
+ * REMOTE_DISCONNECT requests in the adapter's {opts} form, which nobody answers. The local
+ * sockets are the caller's to act on. 0, or -1 (unknown namespace, link down, no memory). */
+enum cluster_op { CLUSTER_JOIN, CLUSTER_LEAVE, CLUSTER_DISCONNECT };
+int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const char *in_room,
+                      const char *room, bool close);
 
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
 /* Free the sio server first: its last disconnects still broadcast through the cluster. */

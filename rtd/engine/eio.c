@@ -255,6 +255,7 @@ eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum 
 static int session_opened(eio_session *s)
 {
     eio_server *srv = s->srv;
+    srv->counts.opened++;
     if (srv->cb.on_open && srv->cb.on_open(s, srv->ud) != 0) {
         session_close(s, "refused", CLOSE_ERROR);
         return -1;
@@ -302,6 +303,10 @@ int eio_session_packet(eio_session *s, const eio_in *pkt)
     eio_server *srv = s->srv;
     if (s->state != EIO_S_OPEN || s->doomed)
         return 0;
+    if (pkt->len) {
+        srv->counts.packets_in++;
+        srv->counts.bytes_in += pkt->len;
+    }
     switch (pkt->type) {
     case EIO_MESSAGE:
         if (srv->cb.on_message)
@@ -458,6 +463,10 @@ int eio_send(eio_session *s, eio_packet *p)
 {
     if (s->state != EIO_S_OPEN || s->doomed)
         return -1;
+    if (p->len) {
+        s->srv->counts.packets_out++;
+        s->srv->counts.bytes_out += p->len;
+    }
     /* the transport bounds its output itself */
     return s->tp.ops->send(s, s->tp.t, p) < 0 ? doom(s) : 0;
 }
@@ -506,6 +515,16 @@ static void session_close(eio_session *s, const char *reason, enum close_mode mo
     }
     rlogf(RLOG_DEBUG, "Engine.IO session closed", "{\"sid\":\"%s\",\"reason\":\"%s\"}", s->sid,
           reason);
+    struct eio_counts *k = &srv->counts;
+    for (size_t i = 0; i < EIO_MAX_REASONS; i++)
+        if (!k->reason[i][0] || !strncmp(k->reason[i], reason, sizeof k->reason[i] - 1) ||
+            i == EIO_MAX_REASONS - 1) {
+            if (!k->reason[i][0])
+                snprintf(k->reason[i], sizeof k->reason[i], "%s",
+                         i == EIO_MAX_REASONS - 1 ? "other" : reason);
+            k->closed[i]++;
+            break;
+        }
     if (srv->cb.on_close)
         srv->cb.on_close(s, reason, srv->ud);
     if (linger) {

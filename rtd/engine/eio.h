@@ -66,6 +66,17 @@ void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsig
 
 /* Bytes received and sent by every transport since start. */
 void eio_server_bytes(const eio_server *srv, uint64_t *in, uint64_t *out);
+/* The Admin UI's aggregated events since start, as @socket.io/admin-ui counts them: sessions
+ * opened, packets with data received and queued (its "packet" and "packetCreate" events:
+ * pings, pongs and probes carry none) and their data bytes, and the sessions closed by
+ * reason (the first EIO_MAX_REASONS distinct reasons; later ones count as "other"). */
+#define EIO_MAX_REASONS 12
+struct eio_counts {
+    uint64_t opened, packets_in, bytes_in, packets_out, bytes_out;
+    char reason[EIO_MAX_REASONS][32]; /* "" for a slot not used yet */
+    uint64_t closed[EIO_MAX_REASONS];
+};
+const struct eio_counts *eio_server_counts(const eio_server *srv);
 /* The HTTP front that upgraded sockets are given back to. */
 void eio_server_set_http(eio_server *srv, struct http_server *h);
 /* Entry from the HTTP front (http.c) for a request under cfg->path. */

@@ -114,6 +114,11 @@ void eio_server_transport_counts(const eio_server *srv, unsigned *polling, unsig
     *websocket = srv->n_websocket;
 }
 
+const struct eio_counts *eio_server_counts(const eio_server *srv)
+{
+    return &srv->counts;
+}
+
 void eio_server_bytes(const eio_server *srv, uint64_t *in, uint64_t *out)
 {
     *in = srv->bytes_in;

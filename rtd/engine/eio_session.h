@@ -76,6 +76,7 @@ struct eio_server {
     unsigned n_polling, n_websocket;
     unsigned n_lingering;     /* closed polling sessions kept for one last GET (in sessions) */
     uint64_t bytes_in, bytes_out;  /* transport payload bytes, for metrics */
+    struct eio_counts counts;      /* the Admin UI's (eio.h) */
     unsigned n_sockets;            /* WebSocket connections not yet given back */
     wsconn *dirty;            /* WebSocket connections with output to flush this turn */
     wsconn *dead;             /* released WebSocket connections to free this turn */

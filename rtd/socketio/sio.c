@@ -26,6 +26,10 @@
 static void socket_close(sio_socket *s, const char *reason);
 static int send_simple(sio_socket *s, enum sio_type type, const char *json, int64_t id);
 static void client_fail(sio_client *c, const char *reason);
+static void attach(sio_client *c, sio_socket *s, struct json_object *auth);
+static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const char *message,
+                          bool bare);
+static void free_socket(sio_socket *s);
 
 /* ---- packets ---- */
 
@@ -281,6 +285,42 @@ size_t sio_namespace_size(const sio_namespace *nsp)
     return nsp->nsockets;
 }
 
+void sio_use_cancel(sio_namespace *nsp, sio_authorize_cancel_fn *fn)
+{
+    nsp->authorize_cancel = fn;
+}
+
+/* Takes s off its client's waiting list; false if it is not on it. */
+static bool unwait(sio_socket *s)
+{
+    sio_client *c = s->client;
+    for (sio_socket **pp = &c->waiting; *pp; pp = &(*pp)->wait_next)
+        if (*pp == s) {
+            *pp = s->wait_next;
+            s->wait_next = NULL;
+            c->nwaiting--;
+            return true;
+        }
+    return false;
+}
+
+void sio_authorize_done(sio_socket *s, const char *error)
+{
+    if (!unwait(s))
+        return;
+    sio_client *c = s->client;
+    if (error) {
+        const char *name = s->nsp->name;
+        connect_error(c, name, strlen(name), error, eio_session_protocol(c->es) == 3);
+        free_socket(s);
+        return;
+    }
+    struct json_object *auth = s->wait_auth;
+    s->wait_auth = NULL;
+    attach(c, s, auth);
+    json_object_put(auth);
+}
+
 void sio_use(sio_namespace *nsp, sio_authorize_fn *fn, void *ud)
 {
     nsp->authorize = fn;
@@ -387,8 +427,20 @@ static sio_socket *client_socket(sio_client *c, const char *nsp, size_t len)
     return NULL;
 }
 
+static sio_socket *client_waiting(sio_client *c, const char *nsp, size_t len)
+{
+    for (sio_socket *s = c->waiting; s; s = s->wait_next) {
+        const char *name = s->nsp->name;
+        if (strlen(name) == len && memcmp(name, nsp, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+
 static void free_socket(sio_socket *s)
 {
+    json_object_put(s->wait_auth);
     sio_recovery_free(s);
     free(s->auth_json);
     free(s->data_json);
@@ -532,6 +584,8 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
 {
     sio_server *srv = c->srv;
     bool v3 = eio_session_protocol(c->es) == 3;
+    if (client_waiting(c, h->nsp, h->nsp_len))
+        return; /* a client's connect() called twice: the pending one answers both */
     if (client_socket(c, h->nsp, h->nsp_len)) {
         client_fail(c, "duplicate connect"); /* the reference closes too */
         return;
@@ -548,7 +602,7 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         connect_error(c, h->nsp, h->nsp_len, "Invalid namespace", false);
         return;
     }
-    if (c->n >= srv->cfg.max_namespaces) {
+    if (c->n + c->nwaiting >= srv->cfg.max_namespaces) {
         connect_error(c, h->nsp, h->nsp_len, "Too many namespaces", false);
         return;
     }
@@ -586,13 +640,30 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
     }
     if (nsp->authorize) {
         const char *err = "Not authorized";
-        if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {
+        int r = nsp->authorize(s, auth, &err, nsp->authorize_ud);
+        if (r == SIO_AUTH_PENDING) {
+            s->wait_auth = auth ? json_object_get(auth) : NULL;
+            s->wait_next = c->waiting;
+            c->waiting = s;
+            c->nwaiting++;
+            return;
+        }
+        if (r != 0) {
             /* v3 clients get the bare message, as the reference sends them */
             connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized", v3);
             free_socket(s);
             return;
         }
     }
+    attach(c, s, auth);
+}
+
+/* An authorized socket joins its namespace and gets the CONNECT answer. */
+static void attach(sio_client *c, sio_socket *s, struct json_object *auth)
+{
+    sio_server *srv = c->srv;
+    sio_namespace *nsp = s->nsp;
+    bool v3 = eio_session_protocol(c->es) == 3;
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         sio_socket **arr = realloc(c->sockets, cap * sizeof *arr);
@@ -885,6 +956,13 @@ static void on_close(eio_session *es, const char *reason, void *ud)
         return;
     eio_session_set_user(es, NULL);
     loop_timer_stop(c->srv->l, &c->connect_timer);
+    while (c->waiting) {
+        sio_socket *s = c->waiting;
+        unwait(s);
+        if (s->nsp->authorize_cancel)
+            s->nsp->authorize_cancel(s, s->nsp->authorize_ud);
+        free_socket(s);
+    }
     while (c->n)
         socket_close(c->sockets[c->n - 1], reason);
     free_reassembly(c->pending);

@@ -73,9 +73,15 @@ void sio_packet_unref(sio_packet *p);
 /* Callbacks. ack_id is -1 when the client asked for no acknowledgement.
  * An authorize callback (middleware) runs before the CONNECT answer: it returns 0 to accept,
  * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string).
+ * It may also return SIO_AUTH_PENDING and answer later with sio_authorize_done() (on the
+ * loop thread), e.g. once a worker thread checked a password: until then the socket is in
+ * no namespace and a second CONNECT to it is refused. If the client goes away first, the
+ * cancel callback of sio_use_cancel() runs and s is freed.
  * A connection callback runs once the CONNECT answer is queued. */
+#define SIO_AUTH_PENDING 1000
 typedef int sio_authorize_fn(sio_socket *s, struct json_object *auth, const char **error,
                              void *ud);
+typedef void sio_authorize_cancel_fn(sio_socket *s, void *ud);
 typedef void sio_connection_fn(sio_socket *s, struct json_object *auth, void *ud);
 typedef void sio_event_fn(sio_socket *s, const char *event, const sio_args *a, int64_t ack_id,
                           void *ud);
@@ -92,6 +98,11 @@ sio_namespace *sio_namespace_find(sio_server *srv, const char *name);
 const char *sio_namespace_name(const sio_namespace *nsp);
 size_t sio_namespace_size(const sio_namespace *nsp);
 void sio_use(sio_namespace *nsp, sio_authorize_fn *fn, void *ud);
+void sio_use_cancel(sio_namespace *nsp, sio_authorize_cancel_fn *fn);
+/* Answers a pending authorization: error NULL accepts (the socket joins its namespace
+ * now, as if the callback had returned 0), otherwise CONNECT_ERROR {"message": error}
+ * (a static string) and s is freed. */
+void sio_authorize_done(sio_socket *s, const char *error);
 void sio_on_connection(sio_namespace *nsp, sio_connection_fn *fn, void *ud);
 void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn *fn, void *ud);
 /* The disconnect handler set now (NULL: none) and its ud, for a layer that chains to it. */

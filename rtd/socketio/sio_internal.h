@@ -44,6 +44,7 @@ struct sio_namespace {
     char *name;
     sio_authorize_fn *authorize;
     void *authorize_ud;
+    sio_authorize_cancel_fn *authorize_cancel;
     sio_connection_fn *on_connection;
     void *connection_ud;
     sio_disconnect_fn *on_disconnect;
@@ -75,6 +76,8 @@ struct sio_socket {
     bool restoring;        /* recovery: CONNECT not answered yet, sends are held */
     sio_packet **held;
     size_t nheld, capheld;
+    sio_socket *wait_next;        /* on its client's waiting list (SIO_AUTH_PENDING) */
+    struct json_object *wait_auth; /* the CONNECT's auth, for the connection callback */
 };
 
 /* A binary packet waiting for its attachments. */
@@ -95,6 +98,8 @@ struct sio_client {
     uint32_t n, cap;
     loop_timer connect_timer;
     struct reassembly *pending;
+    sio_socket *waiting;   /* CONNECTs whose authorization is pending */
+    uint32_t nwaiting;
 };
 
 struct sio_server {

@@ -714,6 +714,8 @@ static void test_bad_input(void **state)
         sbuf_printf(&jar, "; afc_session=%s; last_cookie=1", token);
         r = request("GET", "/admin", sbuf_str(&jar), NULL);
         assert_int_equal(r.status, 200);
+        /* the dashboard links the Socket.IO Admin UI served at /admin/live/ (rtd --admin-ui) */
+        assert_non_null(strstr(r.body, "<a href=\"/admin/live/\">Live console</a>"));
         resp_free(&r);
         /* Still bounded: a Cookie header over HTTP_COOKIE_MAX is refused. */
         while (jar.len <= HTTP_COOKIE_MAX)

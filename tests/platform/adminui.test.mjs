@@ -9,8 +9,8 @@ import path from "node:path";
 import { describe } from "node:test";
 import { instrument } from "@socket.io/admin-ui";
 import { Server } from "socket.io";
-import { io } from "socket.io-client";
-import { HOST, RTD_BIN, connectError, connectSocket, makeClient, nextEvent as nextArgs, rtdTest } from "./lib.mjs";
+import { Manager, io } from "socket.io-client";
+import { HOST, RTD_BIN, connectError, connectSocket, eventually, makeClient, nextEvent as nextArgs, pgCreateDb, pgServerSync, query, rtdTest } from "./lib.mjs";
 
 const nextEvent = async (e, ev, ms) => (await nextArgs(e, ev, ms))[0];
 
@@ -240,5 +240,219 @@ describe("--admin-ui", () => {
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(u.connected);
     admin.close();
+  });
+  // The password check (yescrypt, tens of ms) and the admins lookup run on a worker thread:
+  // on one connection, an ack asked for right after the /admin CONNECT comes back before the
+  // login's answer (on the loop thread, the CONNECT would be answered first, packets being
+  // read in order). An ordering, not a timing.
+  // (Under valgrind, which runs one thread at a time, the worker may finish first: the
+  // PostgreSQL test below holds the lookup itself.)
+  rtdTest("a login does not hold up the loop: an ack sent after it is answered first", { args: ["--admin-ui", "production"], skip: process.env.RTD_VALGRIND ? "under valgrind threads run one at a time; see the PostgreSQL lock test" : false }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const m = new Manager(ctx.rtd.url, { reconnection: false, transports: ["websocket"] });
+    const root = m.socket("/");
+    ctx.track(root);
+    await connectSocket(root);
+    for (const password of [PASSWORD, "wrong"]) {
+      m.nsps = {}; // a new /admin socket each time, not the manager's cached one
+      const admin = m.socket(`/admin`, { auth: { username: "ops", password }, autoConnect: false });
+      const order = [];
+      const answered = new Promise((resolve) => {
+        admin.once("connect", () => resolve(order.push("connect")));
+        admin.once("connect_error", (e) => resolve(order.push(e.message)));
+      });
+      admin.connect();
+      const ack = root.timeout(10000).emitWithAck("join", { room: "r" }).then((a) => order.push("ack") && a);
+      assert.deepEqual(await ack, { ok: true });
+      await answered;
+      assert.deepEqual(order, ["ack", password === PASSWORD ? "connect" : "invalid credentials"]);
+      admin.disconnect();
+    }
+    root.close();
+  });
+
+  // A client that goes away while its login is checked: the answer finds no socket, nothing
+  // leaks (valgrind's run of this file), and the next login works.
+  rtdTest("a client gone while its login is checked; a second CONNECT meanwhile gets the same one answer", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    for (let i = 0; i < 3; i++) {
+      const s = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      s.connect();
+      await new Promise((r) => s.io.engine.once("open", r));
+      s.io.engine.close(); // right after the CONNECT went out
+    }
+    // two CONNECTs to /admin on one connection before the first is answered (the client's
+    // connect() called twice): one answer, and the connection stays
+    const m = new Manager(ctx.rtd.url, { reconnection: false, autoConnect: false, transports: ["websocket"] });
+    const got = [];
+    await new Promise((r) => m.open(r));
+    m.engine.on("packet", (p) => p.type === "message" && got.push(p.data));
+    const twice = `0/admin,${JSON.stringify({ username: "ops", password: PASSWORD })}`;
+    m.engine.write(twice);
+    m.engine.write(twice);
+    m.engine.write("0");
+    await eventually(() => assert.ok(got.some((d) => d.startsWith("0/admin,{\"sid\"")) && got.some((d) => d.startsWith("0{")), JSON.stringify(got)));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(got.filter((d) => d.startsWith("0/admin,") || d.startsWith("4/admin,")).length, 1, JSON.stringify(got));
+    assert.equal(m.engine.readyState, "open");
+    m.engine.close();
+    await new Promise((r) => setTimeout(r, 1100)); // a new second of the token bucket
+    const { s, session } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match(session, /^[0-9a-f]{16}$/);
+    s.close();
+  });
+
+  // On PostgreSQL: the admins are admin-fcgi's, in the admin_users table of the same
+  // database rtd writes to; the worker opens its own libpq connection.
+  let pgSkip = false;
+  try {
+    if (!pgServerSync()) pgSkip = "SKIP: PostgreSQL is not installed";
+  } catch {
+    pgSkip = false;
+  }
+  // While another session holds admin_users locked (ACCESS EXCLUSIVE: readers wait), a
+  // login's lookup waits in the worker; the loop goes on answering, and the login completes
+  // once the lock goes. With the lookup on the loop thread the ack would wait for the lock.
+  rtdTest("on PostgreSQL: a login waiting for a locked admin_users holds up nothing", { start: false, skip: pgSkip, timeout: 60000 }, async (ctx) => {
+    const { startRtd } = await import("./lib.mjs");
+    const { spawn } = await import("node:child_process");
+    const db = pgCreateDb();
+    ctx.rtd = await startRtd({ db, args: ["--admin-ui", "production"] });
+    createAdmin(db);
+    const root = await ctx.client();
+    const psql = spawn("psql", ["-X", "-q", "-A", "-t", "-d", db], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    psql.stdout.setEncoding("utf8").on("data", (d) => (out += d));
+    const exited = new Promise((r) => psql.once("exit", r));
+    psql.stdin.write("BEGIN;\nLOCK TABLE admin_users IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n");
+    try {
+      await eventually(() => assert.ok(out.includes("locked")), { what: "psql to lock admin_users" });
+      const admin = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      let answered = null;
+      admin.once("connect", () => (answered = "connect"));
+      admin.once("connect_error", (e) => (answered = e.message));
+      admin.connect();
+      await eventually(async () => {
+        const rows = await query(db, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+        assert.ok(rows[0].n >= 1);
+      }, { timeout: 20000, what: "the login's lookup to wait for the lock" });
+      for (let i = 0; i < 3; i++) assert.deepEqual(await root.timeout(10000).emitWithAck("join", { room: `r${i}` }), { ok: true });
+      assert.equal(answered, null, "the login waits for the lock");
+      psql.stdin.end("COMMIT;\n\\q\n");
+      await eventually(() => assert.equal(answered, "connect"), { timeout: 20000, what: "the login once the lock went" });
+      admin.close();
+    } finally {
+      psql.stdin.end();
+      await exited;
+    }
+  });
+
+  rtdTest("--store on PostgreSQL: an admin made by --create-admin logs in; a wrong password is refused", { start: false, skip: pgSkip, timeout: 60000 }, async (ctx) => {
+    const { startRtd } = await import("./lib.mjs");
+    const db = pgCreateDb();
+    ctx.rtd = await startRtd({ db, args: ["--admin-ui", "development"] });
+    createAdmin(db);
+    const rows = await query(db, "SELECT username, password_hash FROM admin_users");
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].username, "ops");
+    assert.match(rows[0].password_hash, /^\$y\$/);
+    const { s, session, config } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.match(session, /^[0-9a-f]{16}$/);
+    assert.ok(config.supportedFeatures.includes("ALL_EVENTS"));
+    s.close();
+    for (const auth of [{ username: "ops", password: "wrong" }, { username: "nobody", password: PASSWORD }]) {
+      const bad = adminClient(ctx.rtd.url, auth);
+      assert.equal((await connectError(bad)).message, "invalid credentials");
+      bad.close();
+    }
+    // a password reset with --create-admin is seen by the next login (no cache)
+    createAdmin(db, "ops", "another password");
+    await new Promise((r) => setTimeout(r, 1100));
+    const old = adminClient(ctx.rtd.url, { username: "ops", password: PASSWORD });
+    assert.equal((await connectError(old)).message, "invalid credentials");
+    old.close();
+    const again = await login(ctx, ctx.rtd.url, { username: "ops", password: "another password" });
+    again.s.close();
+  });
+  // Development mode shows at most 1 000 event_received/event_sent a second (the rest are
+  // counted and logged): 3 000 events sent in a burst are not all shown. The bound is
+  // checked against the burst's own duration, so a slow run (valgrind) only loosens it.
+  rtdTest("development mode: at most 1 000 events a second go to the admins", { args: ["--admin-ui", "development", "--rate-limit", "0"], timeout: 60000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const { s: admin } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD });
+    const u = await ctx.client();
+    let shown = 0;
+    admin.on("event_received", (nsp, id) => id === u.id && shown++);
+    const t0 = Date.now();
+    for (let i = 0; i < 3000; i++) u.emit("noise", i);
+    await u.timeout(30000).emitWithAck("join", { room: "after" });
+    const seconds = Math.ceil((Date.now() - t0) / 1000);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(shown >= 1, "some events are shown");
+    assert.ok(shown <= 1000 * (seconds + 1), `${shown} events shown in ${seconds} s`);
+    if (seconds <= 1) assert.ok(shown < 3001, `${shown} of 3 001 shown within a second`);
+    await eventually(() => assert.match(ctx.rtd.stderr, /events not shown/), { what: "the drops logged" });
+    admin.close();
+  });
+  // aggregatedEvents as instrument() makes them: per second (timestamp rounded down), type
+  // rawConnection, rawDisconnection (subType: the close reason), packetsIn/bytesIn and
+  // packetsOut/bytesOut (Engine.IO packets with data and their data bytes), one entry per
+  // (second, type, subType) in a server_stats.
+  async function aggregated(url, auth) {
+    const admin = adminClient(url, auth);
+    const stats = [];
+    admin.on("server_stats", (st) => stats.push(st));
+    await connectSocket(admin);
+    await eventually(() => assert.ok(stats.length >= 1), { timeout: 5000, what: "a first server_stats" });
+    const from = stats.length;
+    const user = io(url, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await connectSocket(user);
+    await user.timeout(3000).emitWithAck("identify", { userId: "u1", platform: "web" });
+    user.close();
+    const events = () => stats.slice(from).flatMap((st) => st.aggregatedEvents);
+    await eventually(() => assert.ok(events().some((e) => e.type === "rawDisconnection")), { timeout: 8000, what: "rawDisconnection" });
+    admin.close();
+    for (const st of stats.slice(from)) {
+      const keys = st.aggregatedEvents.map((e) => `${e.timestamp};${e.type};${e.subType}`);
+      assert.equal(new Set(keys).size, keys.length, `one entry per (second, type, subType): ${keys}`);
+    }
+    return events();
+  }
+
+  rtdTest("aggregatedEvents: the reference's types, buckets and shapes", { args: ["--admin-ui", "production"], timeout: 40000 }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    const ref = await devReference({ mode: "production" });
+    try {
+      const want = await aggregated(ref.url, {});
+      const got = await aggregated(ctx.rtd.url, { username: "ops", password: PASSWORD });
+      const kinds = (evs) => [...new Set(evs.map((e) => (e.subType === undefined ? e.type : `${e.type}/${e.subType}`)))].sort();
+      assert.deepEqual(kinds(got), kinds(want));
+      assert.deepEqual(kinds(got), ["bytesIn", "bytesOut", "packetsIn", "packetsOut", "rawConnection", "rawDisconnection/transport close"]);
+      for (const e of got) {
+        assert.deepEqual(Object.keys(e).sort(), Object.keys(want.find((w) => w.type === e.type)).sort(), e.type);
+        assert.equal(e.timestamp % 1000, 0);
+        assert.ok(Number.isInteger(e.count) && e.count > 0);
+        assert.ok(Math.abs(Date.now() - e.timestamp) < 30000);
+      }
+      const sum = (evs, t) => evs.filter((e) => e.type === t).reduce((n, e) => n + e.count, 0);
+      assert.equal(sum(got, "rawConnection"), sum(want, "rawConnection")); // the user's session
+      assert.ok(sum(got, "bytesIn") >= sum(got, "packetsIn"));
+    } finally {
+      ref.close();
+    }
+  });
+  // Names over 256 bytes and passwords over 1 024 are nobody's: refused before any check
+  // (the worker's buffers are of those sizes), and not counted as failures.
+  rtdTest("over-long names and passwords are refused with invalid credentials", { args: ["--admin-ui", "production"] }, async (ctx) => {
+    createAdmin(ctx.rtd.db);
+    for (let i = 0; i < 6; i++) {
+      const auth = i % 2 ? { username: "x".repeat(257 + i), password: PASSWORD } : { username: "ops", password: "p".repeat(1025 + i * 1000) };
+      const s = adminClient(ctx.rtd.url, auth);
+      assert.equal((await connectError(s)).message, "invalid credentials");
+      s.close();
+    }
+    await new Promise((r) => setTimeout(r, 1100));
+    const { s } = await login(ctx, ctx.rtd.url, { username: "ops", password: PASSWORD }); // not throttled
+    s.close();
   });
 });
