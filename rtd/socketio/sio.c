@@ -553,16 +553,39 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         return;
     }
     sio_socket *s = calloc(1, sizeof *s);
-    if (s && !v3 && srv->cfg.recovery && srv->restore && auth &&
+    if (!s) {
+        connect_error(c, h->nsp, h->nsp_len, "Server error", false);
+        return;
+    }
+    s->id = s->idbuf; /* "" until it is known: authorization comes first */
+    s->client = c;
+    s->nsp = nsp;
+    s->connected_ms = util_wall_ms();
+    if (auth && json_object_is_type(auth, json_type_object)) {
+        const char *j = json_object_to_json_string_ext(auth, JSON_C_TO_STRING_PLAIN);
+        s->auth_json = j ? strdup(j) : NULL;
+    }
+    /* Authorization comes first, recovered or not (README: a token that is no longer valid
+     * never gets back in through a pid), and a refused CONNECT leaves the session unused. */
+    if (nsp->authorize) {
+        const char *err = "Not authorized";
+        if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {
+            /* v3 clients get the bare message, as the reference sends them */
+            connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized", v3);
+            free_socket(s);
+            return;
+        }
+    }
+    if (!v3 && srv->cfg.recovery && srv->restore && auth &&
         json_object_is_type(auth, json_type_object)) {
         struct json_object *jp = NULL, *jo = NULL;
         char sid[UTIL_ID_LEN + 1];
+        /* an offset that is there but not a string fails closed, as Node.js's does */
+        bool has_off = json_object_object_get_ex(auth, "offset", &jo);
         if (json_object_object_get_ex(auth, "pid", &jp) && json_object_is_type(jp, json_type_string) &&
-            json_object_get_string_len(jp) <= UTIL_ID_LEN) {
-            const char *off = json_object_object_get_ex(auth, "offset", &jo) &&
-                                      json_object_is_type(jo, json_type_string)
-                                  ? json_object_get_string(jo)
-                                  : NULL;
+            json_object_get_string_len(jp) <= UTIL_ID_LEN &&
+            (!has_off || json_object_is_type(jo, json_type_string))) {
+            const char *off = has_off ? json_object_get_string(jo) : NULL;
             if (srv->restore(nsp, json_object_get_string(jp), off, sid, srv->recovery_ud) == 0 &&
                 !map_get(&nsp->by_id, sid)) {
                 s->id = s->idbuf;
@@ -572,26 +595,10 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
             }
         }
     }
-    if (!s || (!s->restoring && socket_id(s, c, name) < 0)) {
-        free(s);
+    if (!s->restoring && socket_id(s, c, name) < 0) {
+        free_socket(s);
         connect_error(c, h->nsp, h->nsp_len, "Server error", false);
         return;
-    }
-    s->client = c;
-    s->nsp = nsp;
-    s->connected_ms = util_wall_ms();
-    if (auth && json_object_is_type(auth, json_type_object)) {
-        const char *j = json_object_to_json_string_ext(auth, JSON_C_TO_STRING_PLAIN);
-        s->auth_json = j ? strdup(j) : NULL;
-    }
-    if (nsp->authorize) {
-        const char *err = "Not authorized";
-        if (nsp->authorize(s, auth, &err, nsp->authorize_ud) != 0) {
-            /* v3 clients get the bare message, as the reference sends them */
-            connect_error(c, h->nsp, h->nsp_len, err ? err : "Not authorized", v3);
-            free_socket(s);
-            return;
-        }
     }
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;

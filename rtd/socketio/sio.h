@@ -72,7 +72,8 @@ void sio_packet_unref(sio_packet *p);
 
 /* Callbacks. ack_id is -1 when the client asked for no acknowledgement.
  * An authorize callback (middleware) runs before the CONNECT answer: it returns 0 to accept,
- * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string).
+ * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string). It runs
+ * before a recovery is looked at, so the socket's id is still "" then.
  * A connection callback runs once the CONNECT answer is queued. */
 typedef int sio_authorize_fn(sio_socket *s, struct json_object *auth, const char **error,
                              void *ud);
