@@ -777,6 +777,7 @@ void platform_get_stats(const platform *p, struct platform_stats *out)
     out->recoveries_tried = rs.tried;
     out->recoveries_succeeded = rs.succeeded;
     out->recovery_replayed = rs.replayed;
+    out->recovery_claimed = rs.claimed;
 }
 
 void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),

@@ -39,6 +39,7 @@ struct platform_stats {
     uint64_t recoveries_tried;     /* CONNECTs with a pid (--recovery-window) */
     uint64_t recoveries_succeeded;
     uint64_t recovery_replayed;    /* missed events replayed */
+    uint64_t recovery_claimed;     /* sessions claimed from the shared store */
 };
 
 platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg);

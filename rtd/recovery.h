@@ -9,7 +9,10 @@
  * offset (it got no event before it dropped) it recovers from the time it left. A session
  * is used once; a replay longer than max_events becomes a fresh session. Sessions are also
  * rows of recovery_sessions (written at connect, join, leave, identify and drop; loaded at
- * start), so they survive a restart, SIGKILL included. Loop thread only. */
+ * start), so they survive a restart, SIGKILL included. With the shared PostgreSQL store no
+ * session is kept in memory: a pid this node does not have live is claimed from the store
+ * (DELETE ... RETURNING on the reader thread, so one node gets it), whichever node wrote it,
+ * and replayed from the shared message log. Loop thread only. */
 #ifndef RTD_RECOVERY_H
 #define RTD_RECOVERY_H
 
@@ -51,6 +54,8 @@ struct recovery_stats {
     uint64_t tried;     /* CONNECTs that carried a pid */
     uint64_t succeeded; /* sessions restored (recovered: true) */
     uint64_t replayed;  /* missed events sent */
+    uint64_t claimed;   /* sessions taken from the shared store (another node's, or left
+                         * there by this node before a restart) */
 };
 void recovery_get_stats(const recovery *r, struct recovery_stats *out);
 

@@ -528,11 +528,13 @@ static int socket_id(sio_socket *s, sio_client *c, const char *nsp)
     return 0;
 }
 
+static void connect_finish(sio_client *c, sio_socket *s, const char *name, struct json_object *auth);
+
 static void handle_connect(sio_client *c, const sio_header *h, struct json_object *auth)
 {
     sio_server *srv = c->srv;
     bool v3 = eio_session_protocol(c->es) == 3;
-    if (client_socket(c, h->nsp, h->nsp_len)) {
+    if (client_socket(c, h->nsp, h->nsp_len) || c->prestore) {
         client_fail(c, "duplicate connect"); /* the reference closes too */
         return;
     }
@@ -586,15 +588,59 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
             json_object_get_string_len(jp) <= UTIL_ID_LEN &&
             (!has_off || json_object_is_type(jo, json_type_string))) {
             const char *off = has_off ? json_object_get_string(jo) : NULL;
-            if (srv->restore(nsp, json_object_get_string(jp), off, sid, srv->recovery_ud) == 0 &&
-                !map_get(&nsp->by_id, sid)) {
-                s->id = s->idbuf;
-                memcpy(s->idbuf, sid, sizeof s->idbuf);
+            struct sio_pending_restore *pr = calloc(1, sizeof *pr);
+            if (pr) {
+                pr->c = c;
+                pr->s = s;
+                pr->refs = 2; /* the client's and the hook's */
+                memcpy(pr->name, name, strlen(name) + 1);
                 memcpy(s->pid, json_object_get_string(jp), json_object_get_string_len(jp) + 1);
-                s->restoring = true;
+                c->prestore = pr;
+                int rc = srv->restore(nsp, s->pid, off, sid, pr, srv->recovery_ud);
+                if (rc == 1)
+                    return; /* the hook answers through sio_restore_answer */
+                c->prestore = NULL;
+                free(pr);
+                if (rc == 0 && !map_get(&nsp->by_id, sid)) {
+                    memcpy(s->idbuf, sid, sizeof s->idbuf);
+                    s->restoring = true;
+                } else {
+                    s->pid[0] = '\0';
+                }
             }
         }
     }
+    connect_finish(c, s, name, auth);
+}
+
+void sio_restore_answer(sio_pending_restore *pr, bool ok, const char *sid)
+{
+    sio_client *c = pr->c;
+    if (c) {
+        sio_socket *s = pr->s;
+        c->prestore = NULL;
+        if (ok && sid && strlen(sid) <= UTIL_ID_LEN && !map_get(&s->nsp->by_id, sid)) {
+            memcpy(s->idbuf, sid, strlen(sid) + 1);
+            s->restoring = true;
+        } else {
+            s->pid[0] = '\0';
+        }
+        struct json_object *auth = s->auth_json ? json_tokener_parse(s->auth_json) : NULL;
+        connect_finish(c, s, pr->name, auth);
+        json_object_put(auth);
+    }
+    if (--pr->refs == 0)
+        free(pr);
+}
+
+/* The rest of a CONNECT, once it is known whether s restores a session. */
+static void connect_finish(sio_client *c, sio_socket *s, const char *name, struct json_object *auth)
+{
+    sio_server *srv = c->srv;
+    sio_namespace *nsp = s->nsp;
+    bool v3 = eio_session_protocol(c->es) == 3;
+    const sio_header hh = {.nsp = nsp->name, .nsp_len = strlen(nsp->name)};
+    const sio_header *h = &hh;
     if (!s->restoring && socket_id(s, c, name) < 0) {
         free_socket(s);
         connect_error(c, h->nsp, h->nsp_len, "Server error", false);
@@ -892,6 +938,14 @@ static void on_close(eio_session *es, const char *reason, void *ud)
         return;
     eio_session_set_user(es, NULL);
     loop_timer_stop(c->srv->l, &c->connect_timer);
+    if (c->prestore) { /* the hook's answer will find the client gone */
+        free_socket(c->prestore->s);
+        c->prestore->c = NULL;
+        c->prestore->s = NULL;
+        if (--c->prestore->refs == 0)
+            free(c->prestore);
+        c->prestore = NULL;
+    }
     while (c->n)
         socket_close(c->sockets[c->n - 1], reason);
     free_reassembly(c->pending);

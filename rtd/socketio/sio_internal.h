@@ -95,6 +95,15 @@ struct sio_client {
     uint32_t n, cap;
     loop_timer connect_timer;
     struct reassembly *pending;
+    struct sio_pending_restore *prestore; /* a CONNECT waiting for the restore hook */
+};
+
+/* A CONNECT whose restore hook answers later (sio_restore_answer). */
+struct sio_pending_restore {
+    sio_client *c; /* NULL once the client is gone */
+    sio_socket *s; /* authorized, not yet in its namespace */
+    char name[256];
+    unsigned refs;
 };
 
 struct sio_server {

@@ -903,9 +903,68 @@ static PGresult *run_page(store *st, struct item *it, const char *err_out[1])
     return NULL;
 }
 
+/* K_CLAIM: the session's row, taken out in one statement on the reader's connection
+ * (autocommit), so two nodes claiming one pid cannot both get it. */
+static void pg_claim(store *st, struct item *it)
+{
+    struct pg_be *b = pg_be(st);
+    buf *o = &it->out;
+    char errbuf[512];
+    PGresult *r = NULL;
+    for (int attempt = 0; attempt < 2 && !r; attempt++) {
+        if (!b->r || PQstatus(b->r) != CONNECTION_OK) {
+            if (b->r)
+                PQfinish(b->r);
+            b->r_prepared = false;
+            if (!(b->r = pg_connect(b->conninfo, errbuf, sizeof errbuf)))
+                break;
+        }
+        const char *v[] = {it->s[0]};
+        r = PQexecParams(b->r,
+                         "DELETE FROM recovery_sessions WHERE pid = $1 RETURNING node_id,"
+                         " socket_id, rooms, user_id, platform, left_at_ms, since_id",
+                         1, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            log_error(RLOG_WARN, "Recovery claim failed", PQerrorMessage(b->r), NULL);
+            PQclear(r);
+            r = NULL;
+            if (PQstatus(b->r) == CONNECTION_OK)
+                break;
+        }
+    }
+    if (!r) {
+        it->err = dup_str("the database is unavailable");
+        return;
+    }
+    int rc = 0;
+    if (PQntuples(r) != 1) {
+        rc = buf_puts(o, "null");
+    } else {
+        static const char *const keys[] = {"{\"node\":", ",\"socketId\":", ",\"rooms\":",
+                                           ",\"userId\":", ",\"platform\":"};
+        for (int k = 0; k < 5 && rc == 0; k++)
+            rc = buf_puts(o, keys[k]) < 0 || json_val(o, r, 0, k) < 0 ? -1 : 0;
+        if (rc == 0)
+            rc = buf_printf(o, ",\"leftMs\":%s,\"since\":%s}",
+                            PQgetisnull(r, 0, 5) ? "null" : PQgetvalue(r, 0, 5),
+                            PQgetisnull(r, 0, 6) ? "0" : PQgetvalue(r, 0, 6));
+    }
+    PQclear(r);
+    if (rc < 0 || buf_terminate(o) < 0) {
+        buf_free(o);
+        it->err = dup_str("out of memory");
+        return;
+    }
+    it->ok = true;
+}
+
 static void pg_query(store *st, struct item *it)
 {
     buf *o = &it->out;
+    if (it->kind == K_CLAIM) {
+        pg_claim(st, it);
+        return;
+    }
     if (buf_putc(o, '[') < 0)
         goto oom;
     if (it->num[0] > 0) {

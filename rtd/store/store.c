@@ -259,6 +259,8 @@ int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t
     return push_write(st, it);
 }
 
+static int push_read(store *st, struct item *it);
+
 int store_query_messages(store *st, int limit, int64_t before, const char *room,
                          store_query_done_fn *done, void *ud)
 {
@@ -271,6 +273,28 @@ int store_query_messages(store *st, int limit, int64_t before, const char *room,
     it->num[1] = before;
     it->query_done = done;
     it->ud = ud;
+    return push_read(st, it);
+}
+
+int store_session_claim(store *st, const char *pid, store_query_done_fn *done, void *ud)
+{
+    const char *s[] = {pid};
+    size_t len[] = {slen(pid)};
+    struct item *it = item_new(K_CLAIM, 1, s, len);
+    if (!it)
+        return -1;
+    it->query_done = done;
+    it->ud = ud;
+    return push_read(st, it);
+}
+
+bool store_shared(const store *st)
+{
+    return st->be == &store_pg_backend;
+}
+
+static int push_read(store *st, struct item *it)
+{
     pthread_mutex_lock(&st->rmu);
     if (st->rstop || st->rdepth >= st->max_queue) {
         pthread_mutex_unlock(&st->rmu);
