@@ -575,6 +575,11 @@ static void presence(platform *p, const char *event, const char *socket_id, sio_
     presence_send(p, event, socket_id, except, sio_namespace_size(p->root));
 }
 
+void platform_set_recovery_kick(platform *p, platform_kick_fn *kick, void *ud)
+{
+    recovery_set_kick(p->rec, kick, ud);
+}
+
 void platform_set_counter(platform *p, platform_count_fn *count, void *ud)
 {
     p->count = count;

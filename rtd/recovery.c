@@ -35,6 +35,8 @@ struct recovery {
     recovery_who_fn *who;
     recovery_restore_fn *restore;
     void *ud;
+    recovery_kick_fn *kick;
+    void *kick_ud;
     map sessions;  /* pid -> struct session */
     map claimed;   /* sid -> struct session, taken by a restoring socket */
     map live;      /* pid -> struct live_pid, of the connected sockets */
@@ -203,6 +205,8 @@ static void claim_done(void *ud, bool ok, const char *json, size_t len, const ch
         if (ss && accept_session(r, ss, cl->has_offset ? cl->offset : NULL, sid) == 0) {
             restored = true;
             r->stats.claimed++;
+            if (r->kick)
+                r->kick(r->kick_ud, sid);
             rlogf(RLOG_INFO, "Recovery session claimed", "{\"socketId\":\"%s\",\"from\":\"%s\"}",
                   sid, str_field(o, "node") ? str_field(o, "node") : "");
         }
@@ -451,6 +455,14 @@ void recovery_free(recovery *r)
     r->dead = true;
     if (r->outstanding == 0)
         really_free(r);
+}
+
+void recovery_set_kick(recovery *r, recovery_kick_fn *kick, void *ud)
+{
+    if (r) {
+        r->kick = kick;
+        r->kick_ud = ud;
+    }
 }
 
 void recovery_note(recovery *r, int64_t id)

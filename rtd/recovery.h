@@ -39,6 +39,11 @@ typedef void recovery_restore_fn(sio_socket *s, const char *user_id, const char 
 recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
                        const struct recovery_config *cfg, recovery_who_fn *who,
                        recovery_restore_fn *restore, void *ud);
+/* A session claimed from the shared store may still have a live socket on another node
+ * (its transport died unnoticed there, or a second tab): kick asks the cluster to close it,
+ * so that one socket per pid lives cluster-wide. */
+typedef void recovery_kick_fn(void *ud, const char *sid);
+void recovery_set_kick(recovery *r, recovery_kick_fn *kick, void *ud);
 /* Marks it dead; the store's last completion for it frees it. */
 void recovery_free(recovery *r);
 /* A stored message was broadcast with offset id. */

@@ -399,6 +399,38 @@ export const MUTATIONS = [
     why: "--recovery-max-events: a longer replay gives a fresh session",
     tests: [{ node: ["platform/recovery.test.mjs"], grep: "recovery-max-events" }],
   },
+  {
+    id: "recovery-claim-cross-node",
+    file: "rtd/recovery.c",
+    from: "        if (!store_shared(r->st))\n            return -1;",
+    to: "        if (true)\n            return -1;",
+    why: "--recovery-window on PostgreSQL: a pid this node does not know is claimed from the shared store",
+    tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "A killed" }],
+  },
+  {
+    id: "recovery-claim-once",
+    file: "rtd/store/pg.c",
+    from: "\"DELETE FROM recovery_sessions WHERE pid = $1 RETURNING node_id,\"\n                         \" socket_id, rooms, user_id, platform, left_at_ms, since_id\"",
+    to: "\"SELECT node_id,\"\n                         \" socket_id, rooms, user_id, platform, left_at_ms, since_id FROM recovery_sessions WHERE pid = $1\"",
+    why: "a claimed session leaves the shared store in the same statement: one node gets it, once",
+    tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "A killed" }],
+  },
+  {
+    id: "recovery-kick-remote",
+    file: "rtd/recovery.c",
+    from: "            if (r->kick)\n                r->kick(r->kick_ud, sid);",
+    to: "            if (false)\n                r->kick(r->kick_ud, sid);",
+    why: "one live socket per pid across the cluster: the old node's socket is closed",
+    tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "old node still has" }],
+  },
+  {
+    id: "recovery-offset-string",
+    file: "rtd/socketio/sio.c",
+    from: "(!has_off || json_object_is_type(jo, json_type_string))",
+    to: "true",
+    why: "an offset that is not a string fails closed, as Node.js's",
+    tests: [{ node: ["platform/recovery-ref.test.mjs"], grep: "not a string" }],
+  },
   // ---- Laravel mode (rtd/laravel/) ----------------------------------------------------------
   {
     id: "pusher-timestamp",

@@ -631,6 +631,8 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
             }
             break;
         }
+        if (t == REQ_REMOTE_DISCONNECT && uid && !strcmp(uid, c->uid))
+            break; /* ours (cluster_disconnect_remote): it is for the other nodes */
         if (target_from(opts, &tl) < 0) {
             drop(c, channel, channel_len, "bad opts");
             target_free(&tl);
@@ -676,6 +678,8 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
         }
         if (uid && !strcmp(uid, c->uid))
             break;
+        if (t == REQ_REMOTE_DISCONNECT && uid && !strcmp(uid, c->uid))
+            break; /* ours (cluster_disconnect_remote): it is for the other nodes */
         if (target_from(opts, &tl) < 0) {
             drop(c, channel, channel_len, "bad opts");
             target_free(&tl);
@@ -776,6 +780,21 @@ static void count_numsub(const long long *ints, int n, void *ud)
     }
     buf_free(&b);
     q->asked = true;
+}
+
+int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid)
+{
+    struct cnsp *cn = find_nsp(c, nsp, strlen(nsp));
+    if (!cn)
+        return -1;
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"uid\":\"%s\",\"type\":%d,\"opts\":{\"rooms\":[", c->uid,
+               REQ_REMOTE_DISCONNECT);
+    put_json_str(&b, sid);
+    buf_puts(&b, "],\"except\":[]},\"close\":true}");
+    int rc = buf_terminate(&b) < 0 ? -1 : publish_str(c, cn->request, &b);
+    buf_free(&b);
+    return rc;
 }
 
 int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,

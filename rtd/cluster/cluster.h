@@ -50,6 +50,9 @@ typedef void cluster_count_fn(uint64_t remote, bool ok, void *arg);
 int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,
                          void *arg);
 
+/* Asks the other nodes to disconnect the socket sid of nsp, closing its connection (the
+ * adapter's disconnectSockets with close true); this node ignores its own request. */
+int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid);
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
 /* Free the sio server first: its last disconnects still broadcast through the cluster. */
 void cluster_free(cluster *c);

@@ -72,8 +72,12 @@ static const char *const pstmt_sql[P_COUNT] = {
                     " ON CONFLICT (pid) DO UPDATE SET node_id = excluded.node_id,"
                     " socket_id = excluded.socket_id, rooms = excluded.rooms,"
                     " user_id = excluded.user_id, platform = excluded.platform,"
-                    " left_at_ms = excluded.left_at_ms, since_id = excluded.since_id",
-    [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1",
+                    " left_at_ms = excluded.left_at_ms, since_id = excluded.since_id"
+                    /* a node writes only its own rows: once another node claimed the
+                     * session (recovery.c), a late save or delete of the old node's
+                     * socket leaves the new owner's row alone */
+                    " WHERE recovery_sessions.node_id = excluded.node_id",
+    [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1 AND node_id = $2",
     [P_CONN_OPEN] = "INSERT INTO connections(socket_id, platform, status, connected_at, created_at,"
                     " transport, remote_addr, user_agent, node_id)"
                     " VALUES($1, 'unknown', 'active', $2, $2, $3, $4, $5, $6)"
@@ -420,8 +424,8 @@ static int apply_message(store *st, struct item *it)
 static int apply_session(store *st, struct item *it)
 {
     if (it->num[2]) {
-        const char *v[] = {it->s[0]};
-        return wrun(pg_be(st), P_SESS_DEL, 1, v);
+        const char *v[] = {it->s[0], st->node_id};
+        return wrun(pg_be(st), P_SESS_DEL, 2, v);
     }
     char left[24], since[24];
     snprintf(left, sizeof left, "%lld", (long long)it->num[0]);
