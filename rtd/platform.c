@@ -638,8 +638,13 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     c->user_id = sio_socket_user(s); /* the token's subject, set by authorize() */
     sio_socket_set_user(s, c);
     eio_session *es = sio_socket_session(s);
-    if (store_connection_open(p->st, c->socket_id, transport_name(s), eio_session_remote_addr(es),
-                              eio_session_user_agent(es), c->connected_ms) < 0)
+    bool reopen = sio_socket_restoring(s); /* a recovered socket has its row already */
+    if ((reopen ? store_connection_reopen(p->st, c->socket_id, transport_name(s),
+                                          eio_session_remote_addr(es), eio_session_user_agent(es),
+                                          c->connected_ms)
+                : store_connection_open(p->st, c->socket_id, transport_name(s),
+                                        eio_session_remote_addr(es), eio_session_user_agent(es),
+                                        c->connected_ms)) < 0)
         rlog(RLOG_WARN, "Store queue full: connection not recorded", NULL);
     if (c->user_id || strcmp(c->platform, "unknown") != 0)
         store_connection_identify(p->st, c->socket_id, c->user_id,

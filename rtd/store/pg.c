@@ -44,6 +44,7 @@ enum {
 
 enum pstmt {
     P_CONN_OPEN,
+    P_CONN_REOPEN,
     P_CONN_GET,
     P_CONN_IDENTIFY,
     P_CONN_TRANSPORT,
@@ -78,6 +79,9 @@ static const char *const pstmt_sql[P_COUNT] = {
                      * socket leaves the new owner's row alone */
                     " WHERE recovery_sessions.node_id = excluded.node_id",
     [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1 AND node_id = $2",
+    [P_CONN_REOPEN] = "UPDATE connections SET status = 'active', disconnected_at = NULL,"
+                      " duration_ms = NULL, transport = $2, remote_addr = $3, user_agent = $4,"
+                      " node_id = $5 WHERE socket_id = $1",
     [P_CONN_OPEN] = "INSERT INTO connections(socket_id, platform, status, connected_at, created_at,"
                     " transport, remote_addr, user_agent, node_id)"
                     " VALUES($1, 'unknown', 'active', $2, $2, $3, $4, $5, $6)"
@@ -321,6 +325,16 @@ static int apply_open(store *st, struct item *it)
     }
     char ts[24], hour[20];
     util_format_db_time(it->at_ms, ts);
+    if (it->num[0]) { /* reopen: the row of a recovered socket; a new one if there is none */
+        const char *u[] = {it->s[0], it->s[1], it->s[2], it->s[3], st->node_id};
+        PGresult *r = wexec(b, P_CONN_REOPEN, 5, u);
+        if (!r)
+            return -1;
+        bool updated = strcmp(PQcmdTuples(r), "0") != 0;
+        PQclear(r);
+        if (updated)
+            return 0;
+    }
     const char *v[] = {it->s[0], ts, it->s[1], it->s[2], it->s[3], st->node_id};
     PGresult *r = wexec(b, P_CONN_OPEN, 6, v);
     if (!r)

@@ -148,15 +148,29 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
-int store_connection_open(store *st, const char *socket_id, const char *transport,
-                          const char *remote_addr, const char *user_agent, int64_t at_ms)
+static int open_item(store *st, const char *socket_id, const char *transport,
+                     const char *remote_addr, const char *user_agent, int64_t at_ms, bool reopen)
 {
     const char *s[] = {socket_id, transport, remote_addr, user_agent};
     size_t len[] = {slen(socket_id), slen(transport), slen(remote_addr), slen(user_agent)};
     struct item *it = item_new(K_OPEN, 4, s, len);
-    if (it)
+    if (it) {
         it->at_ms = at_ms;
+        it->num[0] = reopen;
+    }
     return push_write(st, it);
+}
+
+int store_connection_open(store *st, const char *socket_id, const char *transport,
+                          const char *remote_addr, const char *user_agent, int64_t at_ms)
+{
+    return open_item(st, socket_id, transport, remote_addr, user_agent, at_ms, false);
+}
+
+int store_connection_reopen(store *st, const char *socket_id, const char *transport,
+                            const char *remote_addr, const char *user_agent, int64_t at_ms)
+{
+    return open_item(st, socket_id, transport, remote_addr, user_agent, at_ms, true);
 }
 
 int store_connection_identify(store *st, const char *socket_id, const char *user_id,

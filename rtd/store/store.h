@@ -50,6 +50,11 @@ void store_close(store *st);
  * 0, or -1 when the queue is full (the write is dropped; the caller reports it). */
 int store_connection_open(store *st, const char *socket_id, const char *transport,
                           const char *remote_addr, const char *user_agent, int64_t at_ms);
+/* A recovered socket (the same socket id): its row is active again (status, transport,
+ * address, user agent; disconnected_at cleared), counted as no new connection; with no row
+ * a new one opened at at_ms, as store_connection_open. */
+int store_connection_reopen(store *st, const char *socket_id, const char *transport,
+                            const char *remote_addr, const char *user_agent, int64_t at_ms);
 int store_connection_identify(store *st, const char *socket_id, const char *user_id,
                               const char *platform, const char *app_version);
 int store_connection_transport(store *st, const char *socket_id, const char *transport);

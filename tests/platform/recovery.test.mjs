@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { Polling } from "../js/lib/http.mjs";
-import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd } from "./lib.mjs";
+import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd, waitConnectionRow } from "./lib.mjs";
 
 const WINDOW = ["--recovery-window", "5000"];
 
@@ -78,6 +78,10 @@ describe("connection-state recovery", () => {
     assert.equal(mine.platform, "flutter");
     await sleep(100);
     assert.deepEqual(texts(a.got.messages.items), ["seen", "hello1", "hello2", "hello3", "live", "mine"]);
+    // its connection row is active again (the same socket id: no second row, no new connection)
+    await waitConnectionRow(ctx.rtd.db, id, (row) => row.status === "active" && row.disconnected_at === null, "active again");
+    assert.equal(await count(ctx.rtd.db, "connections", `socket_id = '${id}'`), 1);
+    assert.deepEqual(ctx.rtd.logLines(/Store write rejected/), []);
     const m = (await metrics(ctx.rtd)).samples;
     assert.equal(m.get("rtd_recoveries_tried_total"), 1);
     assert.equal(m.get("rtd_recoveries_succeeded_total"), 1);
