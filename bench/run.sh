@@ -244,7 +244,7 @@ cluster_step() {
 }
 cluster_step
 # Recovery (opt-in, ONLY=recovery): 1 000 clients recover 100 missed messages each after a restart of rtd.
-case ",${ONLY:-}," in *",recovery,"*) port=$((port + 1)); mkdir -p "$work/recovery"; "$node" "$here/recovery.mjs" --rtd "$rtd" --port "$port" --dir "$work/recovery" --json "$out/recovery.rtd.json" ;; esac
+case ",${ONLY:-}," in *",recovery,"*) port=$((port + 1)); mkdir -p "$work/recovery"; "$node" "$here/recovery.mjs" --rtd "$rtd" --port "$port" --dir "$work/recovery" --json "$out/recovery.rtd.result" ;; esac
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 "$node" "$here/report.mjs" "$out" | tee "$out/summary.md"
