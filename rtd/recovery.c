@@ -41,6 +41,7 @@ struct recovery {
     map claimed;   /* sid -> struct session, taken by a restoring socket */
     map live;      /* pid -> struct live_pid, of the connected sockets */
     int64_t newest;
+    int64_t expired_ms; /* the last store_sessions_expire (shared store) */
     struct recovery_stats stats;
     unsigned outstanding;
     bool dead;
@@ -325,8 +326,16 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
     int64_t now = util_wall_ms();
     save_row(r, s, now);
     purge(r, now);
-    if (store_shared(r->st))
-        return; /* the store's row is the session: any node claims it */
+    if (store_shared(r->st)) {
+        /* the store's row is the session: any node claims it; the rows nobody came back
+         * for go, at most once a window (or a minute) */
+        int64_t every = r->cfg.window_ms < 60000 ? r->cfg.window_ms : 60000;
+        if (now - r->expired_ms >= every) {
+            r->expired_ms = now;
+            store_sessions_expire(r->st, now - (int64_t)r->cfg.window_ms);
+        }
+        return;
+    }
     struct session *ss = calloc(1, sizeof *ss);
     if (!ss)
         return;

@@ -64,6 +64,7 @@ enum pstmt {
     P_IDS,
     P_SESS_SAVE,
     P_SESS_DEL,
+    P_SESS_EXPIRE,
     P_COUNT
 };
 
@@ -79,6 +80,7 @@ static const char *const pstmt_sql[P_COUNT] = {
                      * socket leaves the new owner's row alone */
                     " WHERE recovery_sessions.node_id = excluded.node_id",
     [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1 AND node_id = $2",
+    [P_SESS_EXPIRE] = "DELETE FROM recovery_sessions WHERE left_at_ms < $1",
     [P_CONN_REOPEN] = "UPDATE connections SET status = 'active', disconnected_at = NULL,"
                       " duration_ms = NULL, transport = $2, remote_addr = $3, user_agent = $4,"
                       " node_id = $5 WHERE socket_id = $1",
@@ -437,6 +439,12 @@ static int apply_message(store *st, struct item *it)
 
 static int apply_session(store *st, struct item *it)
 {
+    if (it->num[2] == 2) {
+        char before[24];
+        snprintf(before, sizeof before, "%lld", (long long)it->num[0]);
+        const char *v[] = {before};
+        return wrun(pg_be(st), P_SESS_EXPIRE, 1, v);
+    }
     if (it->num[2]) {
         const char *v[] = {it->s[0], st->node_id};
         return wrun(pg_be(st), P_SESS_DEL, 2, v);

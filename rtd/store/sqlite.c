@@ -296,6 +296,8 @@ static int apply_message(store *st, struct item *it)
 static int apply_session(store *st, struct item *it)
 {
     union wstmts *w = &sqlite_be(st)->ws;
+    if (it->num[2] == 2)
+        return 0; /* expiry: the shared store's (store_sessions_expire) */
     sqlite3_stmt *s = it->num[2] ? w->sess_del : w->sess_save;
     bind_str(s, 1, it->s[0], it->len[0]);
     if (!it->num[2]) {

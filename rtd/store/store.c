@@ -204,6 +204,18 @@ int store_session_delete(store *st, const char *pid)
     return push_write(st, it);
 }
 
+int store_sessions_expire(store *st, int64_t before_ms)
+{
+    if (!store_shared(st))
+        return 0; /* one node: recovery.c deletes its expired sessions one by one */
+    struct item *it = item_new(K_SESSION, 0, NULL, NULL);
+    if (it) {
+        it->num[0] = before_ms;
+        it->num[2] = 2;
+    }
+    return push_write(st, it);
+}
+
 struct item *store_session_item(const char *const *s, int64_t left_ms, int64_t since)
 {
     size_t len[5];

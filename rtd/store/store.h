@@ -84,6 +84,9 @@ int store_query_messages(store *st, int limit, int64_t before, const char *room,
 int store_session_save(store *st, const char *pid, const char *socket_id, const char *rooms_json,
                        const char *user_id, const char *platform, int64_t left_ms, int64_t since);
 int store_session_delete(store *st, const char *pid);
+/* Shared store: deletes every node's sessions left before before_ms (nobody claims them any
+ * more). A no-op on SQLite. */
+int store_sessions_expire(store *st, int64_t before_ms);
 /* Takes the pid's session out of the database, whichever node wrote it, in one statement
  * (PostgreSQL: DELETE ... RETURNING), so that of two nodes asking for it one gets it. Runs
  * on the reader thread; done receives a JSON object {node, socketId, rooms (the rooms_json

@@ -51,6 +51,35 @@ describe("connection-state recovery", () => {
     assert.equal(msg.id, ack.id);
   });
 
+  // Only stored events can be replayed, so only they carry an offset (README): the others'
+  // last argument is an object, never a string socket.io-client would take for an offset.
+  rtdTest("offsets: only receive-message has one; identified, presence and error events do not, and are not replayed", { args: [...WINDOW, "--presence", "on"] }, async (ctx) => {
+    const a = await ctx.client();
+    const raw = [];
+    a.onAny((ev, ...args) => raw.push([ev, args]));
+    await emitAck(a, "identify", { userId: "u1", platform: "web" });
+    const b = await ctx.client(); // user-connected to a
+    a.emit("no-such-event"); // an error event
+    await emitAck(b, "send-message", { sender: "b", text: "hi" });
+    await a.got.messages.next();
+    await a.got.errors.next();
+    const byName = Object.fromEntries(raw.map(([ev, args]) => [ev, args]));
+    assert.deepEqual(Object.keys(byName).sort(), ["error", "identified", "receive-message", "user-connected"]);
+    for (const ev of ["identified", "user-connected", "error"]) {
+      assert.equal(byName[ev].length, 1, ev);
+      assert.equal(typeof byName[ev][0], "object", ev);
+    }
+    assert.equal(typeof byName["receive-message"].at(-1), "string");
+    await drop(ctx, a);
+    const c = await ctx.client(); // user-connected while a is away: not stored, not replayed
+    await emitAck(c, "send-message", { sender: "c", text: "missed" });
+    raw.length = 0;
+    const r = await back(a);
+    assert.equal(r.recovered, true);
+    assert.deepEqual(texts(r.beforeConnect), ["missed"]);
+    assert.deepEqual(raw.map(([ev]) => ev), ["receive-message"]);
+  });
+
   rtdTest("restores the session, rooms, identity and missed packets, in order, once", { args: WINDOW }, async (ctx) => {
     const a = await ctx.client();
     await emitAck(a, "identify", { userId: "u1", platform: "flutter" });
@@ -264,6 +293,17 @@ describe("connection-state recovery", () => {
     assert.equal(r.recovered, true);
     assert.equal(a.id, id);
     assert.deepEqual(texts(r.beforeConnect), ["after room1"]);
+  });
+
+  rtdTest("a session nobody came back for leaves the store after the window", { args: ["--recovery-window", "300"] }, async (ctx) => {
+    const a = await ctx.client();
+    const b = await ctx.client();
+    const pid = a._pid;
+    await drop(ctx, a);
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions", `pid = '${pid}'`), 1));
+    await sleep(500);
+    await drop(ctx, b); // a drop is when expired sessions go
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions", `pid = '${pid}'`), 0));
   });
 
   rtdTest("a client's own disconnect removes its stored session", { args: WINDOW }, async (ctx) => {
