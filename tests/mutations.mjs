@@ -416,6 +416,14 @@ export const MUTATIONS = [
     tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "A killed" }],
   },
   {
+    id: "recovery-dead-node-window",
+    file: "rtd/store/pg.c",
+    from: "\" THEN $2::bigint ELSE h.ms END FROM daemon_status d, LATERAL (SELECT\"",
+    to: "\" THEN $2::bigint ELSE $2::bigint END FROM daemon_status d, LATERAL (SELECT\"",
+    why: "a still-connected session of a node that died counts as left at its last heartbeat: the window applies",
+    tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "died longer" }],
+  },
+  {
     id: "recovery-kick-remote",
     file: "rtd/recovery.c",
     from: "            if (r->kick)\n                r->kick(r->kick_ud, sid);",

@@ -80,7 +80,12 @@ static const char *const pstmt_sql[P_COUNT] = {
                      * socket leaves the new owner's row alone */
                     " WHERE recovery_sessions.node_id = excluded.node_id",
     [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1 AND node_id = $2",
-    [P_SESS_EXPIRE] = "DELETE FROM recovery_sessions WHERE left_at_ms < $1",
+    /* Rows still "connected" ($2: now) whose node's last heartbeat is older than the cutoff
+     * and than 15 s (three heartbeats: the node is gone) go too: nobody will mark them left. */
+    [P_SESS_EXPIRE] = "DELETE FROM recovery_sessions r WHERE r.left_at_ms < $1::bigint"
+                      " OR (r.left_at_ms IS NULL AND EXISTS (SELECT 1 FROM daemon_status d"
+                      " WHERE d.node_id = r.node_id AND extract(epoch FROM"
+                      " d.updated_at::timestamptz) * 1000 < least($1::bigint, $2::bigint - 15000)))",
     [P_CONN_REOPEN] = "UPDATE connections SET status = 'active', disconnected_at = NULL,"
                       " duration_ms = NULL, transport = $2, remote_addr = $3, user_agent = $4,"
                       " node_id = $5 WHERE socket_id = $1",
@@ -440,10 +445,11 @@ static int apply_message(store *st, struct item *it)
 static int apply_session(store *st, struct item *it)
 {
     if (it->num[2] == 2) {
-        char before[24];
+        char before[24], now[24];
         snprintf(before, sizeof before, "%lld", (long long)it->num[0]);
-        const char *v[] = {before};
-        return wrun(pg_be(st), P_SESS_EXPIRE, 1, v);
+        snprintf(now, sizeof now, "%lld", (long long)it->num[1]);
+        const char *v[] = {before, now};
+        return wrun(pg_be(st), P_SESS_EXPIRE, 2, v);
     }
     if (it->num[2]) {
         const char *v[] = {it->s[0], st->node_id};
@@ -945,11 +951,20 @@ static void pg_claim(store *st, struct item *it)
             if (!(b->r = pg_connect(b->conninfo, errbuf, sizeof errbuf)))
                 break;
         }
-        const char *v[] = {it->s[0]};
+        char now[24];
+        snprintf(now, sizeof now, "%lld", (long long)it->at_ms);
+        const char *v[] = {it->s[0], now};
+        /* A row still "connected" ($2: now) was left now if its node is alive (it will be
+         * asked to close that socket), else at the node's last heartbeat: a node that
+         * stopped, or has been silent for 15 s (three heartbeats), left it then. */
         r = PQexecParams(b->r,
-                         "DELETE FROM recovery_sessions WHERE pid = $1 RETURNING node_id,"
-                         " socket_id, rooms, user_id, platform, left_at_ms, since_id",
-                         1, NULL, v, NULL, NULL, 0);
+                         "DELETE FROM recovery_sessions r WHERE r.pid = $1 RETURNING r.node_id,"
+                         " r.socket_id, r.rooms, r.user_id, r.platform, coalesce(r.left_at_ms,"
+                         " (SELECT CASE WHEN d.stopped_at IS NULL AND h.ms > $2::bigint - 15000"
+                         " THEN $2::bigint ELSE h.ms END FROM daemon_status d, LATERAL (SELECT"
+                         " (extract(epoch FROM d.updated_at::timestamptz) * 1000)::bigint AS ms) h"
+                         " WHERE d.node_id = r.node_id)), r.since_id",
+                         2, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             log_error(RLOG_WARN, "Recovery claim failed", PQerrorMessage(b->r), NULL);
             PQclear(r);

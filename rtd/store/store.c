@@ -211,6 +211,7 @@ int store_sessions_expire(store *st, int64_t before_ms)
     struct item *it = item_new(K_SESSION, 0, NULL, NULL);
     if (it) {
         it->num[0] = before_ms;
+        it->num[1] = util_wall_ms();
         it->num[2] = 2;
     }
     return push_write(st, it);
@@ -309,6 +310,7 @@ int store_session_claim(store *st, const char *pid, store_query_done_fn *done, v
     struct item *it = item_new(K_CLAIM, 1, s, len);
     if (!it)
         return -1;
+    it->at_ms = util_wall_ms();
     it->query_done = done;
     it->ud = ud;
     return push_read(st, it);

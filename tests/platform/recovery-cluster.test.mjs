@@ -6,7 +6,7 @@
 // PostgreSQL binaries are absent.
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { emitAck, eventually, makeClient, connectSocket, metrics, pgCreateDb, pgServerSync, rtdTest, sleep, startRtd, within } from "./lib.mjs";
+import { emitAck, eventually, makeClient, connectSocket, metrics, pgCreateDb, pgServerSync, query, rtdTest, sleep, startRtd, within } from "./lib.mjs";
 import { startRedis, waitRedisUp } from "./redis.mjs";
 
 let skip = false;
@@ -105,6 +105,26 @@ describe("connection-state recovery across nodes (PostgreSQL + Redis)", () => {
     await connectSocket(again, { ms: 10000 * SLOW });
     assert.notEqual(again.id, id);
     assert.notEqual(again._pid, pid);
+  });
+
+  // a row still "connected" of a node that died: left at the node's last heartbeat
+  clusterTest("a socket of a node that died longer than the window ago is not recovered", async (ctx) => {
+    const { a: nodeA, b: nodeB } = await twoNodes(ctx);
+    const a = await ctx.client({}, nodeA);
+    const b = await ctx.client({}, nodeB);
+    await emitAck(b, "send-message", { sender: "b", text: "seen" });
+    await a.got.messages.next();
+    const id = a.id;
+    await sleep(300);
+    const gone = new Promise((resolve) => a.once("disconnect", resolve));
+    nodeA.signal("SIGKILL");
+    await nodeA.waitExit();
+    await within(gone, 5000, "the client to notice");
+    // node A's last heartbeat, an hour ago (as if it had died then)
+    await query(nodeA.db, `UPDATE daemon_status SET updated_at = to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') WHERE node_id = '${nodeA.args[nodeA.args.indexOf("--node-id") + 1]}'`);
+    const r = await backOn(a, nodeB);
+    assert.equal(r.recovered, false);
+    assert.notEqual(a.id, id);
   });
 
   clusterTest("the old node still has the socket: B restores the session and A's socket is closed (one live socket per pid)", async (ctx) => {
