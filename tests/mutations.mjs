@@ -410,8 +410,8 @@ export const MUTATIONS = [
   {
     id: "recovery-claim-once",
     file: "rtd/store/pg.c",
-    from: "\"DELETE FROM recovery_sessions WHERE pid = $1 RETURNING node_id,\"\n                         \" socket_id, rooms, user_id, platform, left_at_ms, since_id\"",
-    to: "\"SELECT node_id,\"\n                         \" socket_id, rooms, user_id, platform, left_at_ms, since_id FROM recovery_sessions WHERE pid = $1\"",
+    from: "\"DELETE FROM recovery_sessions r WHERE r.pid = $1 RETURNING r.node_id,\"\n                         \" r.socket_id, r.rooms, r.user_id, r.platform, coalesce(r.left_at_ms,\"\n                         \" (SELECT CASE WHEN d.stopped_at IS NULL AND h.ms > $2::bigint - 15000\"\n                         \" THEN $2::bigint ELSE h.ms END FROM daemon_status d, LATERAL (SELECT\"\n                         \" (extract(epoch FROM d.updated_at::timestamptz) * 1000)::bigint AS ms) h\"\n                         \" WHERE d.node_id = r.node_id)), r.since_id\"",
+    to: "\"SELECT r.node_id,\"\n                         \" r.socket_id, r.rooms, r.user_id, r.platform, coalesce(r.left_at_ms,\"\n                         \" (SELECT CASE WHEN d.stopped_at IS NULL AND h.ms > $2::bigint - 15000\"\n                         \" THEN $2::bigint ELSE h.ms END FROM daemon_status d, LATERAL (SELECT\"\n                         \" (extract(epoch FROM d.updated_at::timestamptz) * 1000)::bigint AS ms) h\"\n                         \" WHERE d.node_id = r.node_id)), r.since_id FROM recovery_sessions r WHERE r.pid = $1\"",
     why: "a claimed session leaves the shared store in the same statement: one node gets it, once",
     tests: [{ node: ["platform/recovery-cluster.test.mjs"], grep: "A killed" }],
   },
