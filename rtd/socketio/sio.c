@@ -619,6 +619,7 @@ void sio_restore_answer(sio_pending_restore *pr, bool ok, const char *sid)
     if (c) {
         sio_socket *s = pr->s;
         c->prestore = NULL;
+        pr->refs--; /* the client's */
         if (ok && sid && strlen(sid) <= UTIL_ID_LEN && !map_get(&s->nsp->by_id, sid)) {
             memcpy(s->idbuf, sid, strlen(sid) + 1);
             s->restoring = true;
