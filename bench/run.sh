@@ -10,9 +10,10 @@
 # Environment:
 #   QUICK=1        about 2½ minutes (short windows, fewer steps) instead of about 9
 #   ONLY=a,b       run only these steps: fanout1 fanout4 latency ingest idle conns mixed,
-#                  curve100 curve5000 curve10000, cluster, adminui (opt-in, rtd only:
-#                  bench/adminui.sh); "fanout" and "curve" name their
-#                  group (cluster needs redis-server: two nodes of each server on one Redis)
+#                  curve100 curve5000 curve10000, cluster; "fanout" and "curve" name their
+#                  group (cluster needs redis-server: two nodes of each server on one Redis);
+#                  opt-in only: adminui (rtd, bench/adminui.sh), fanout-recovery (rtd,
+#                  --recovery-window), recovery (bench/recovery.mjs), laravel (bench/laravel.sh)
 #   SERVERS=...    "rtd node" (default), or one of them
 #   PORT=N         first port to listen on (default 30100; each server start takes the next one;
 #                  keep it below the ephemeral range, where rtload's TIME_WAIT sockets live)
@@ -168,6 +169,9 @@ fan="--scenario fanout --max-lag 256 --warmup $warm --duration $d"
 step fanout1 - $fan --clients 1000 --senders 1 --window 256
 [ "$quick" = 1 ] || step fanout4 - $fan --clients 1000 --senders 4 --window 64
 case ",${ONLY:-}," in *,adminui,*) . "$here/adminui.sh" ;; esac # opt-in: fanout1 with an admin
+# Recovery (opt-in: ONLY=fanout1,fanout-recovery compares): fanout1 with --recovery-window,
+# every receive-message carrying its offset (rtd only); docs/BENCHMARKS.md.
+case ",${ONLY:-}," in *",fanout-recovery,"*) servers=rtd step fanout-recovery --recovery-window,120000 $fan --clients 1000 --senders 1 --window 256 ;; esac
 # Latency: 10 000 messages/s fanned out to 100 clients (1 000 000 deliveries/s).
 step latency - --scenario fanout --clients 100 --senders 4 --rate 10000 --window 4096 --duration $d
 # Ingest: 200 senders, each in its own room, as fast as acks come back.
@@ -242,6 +246,8 @@ cluster_step() {
 }
 cluster_step
 case ",${ONLY:-}," in *,laravel,*) PORT=$((port + 1)) NODE=$node SERVERS=$servers RTD_FLAGS=$rtd_flags QUICK=$quick "$here/laravel.sh" "$rtd" "$rtload" "$out" ;; esac # opt-in: ONLY=laravel (bench/laravel.sh)
+# Recovery (opt-in, ONLY=recovery): 1 000 clients recover 100 missed messages each after a restart of rtd.
+case ",${ONLY:-}," in *",recovery,"*) port=$((port + 1)); mkdir -p "$work/recovery"; "$node" "$here/recovery.mjs" --rtd "$rtd" --port "$port" --dir "$work/recovery" --json "$out/recovery.rtd.result" ;; esac
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 "$node" "$here/report.mjs" "$out" | tee "$out/summary.md"

@@ -171,6 +171,11 @@ static int count_cluster(void *ud, platform_count_done *done, void *arg)
     return cluster_count_remote(ud, "/", 1000, done, arg);
 }
 
+static void kick_cluster(void *ud, const char *socket_id)
+{
+    cluster_disconnect_remote(ud, "/", socket_id);
+}
+
 static int backup(const struct rtd_options *o)
 {
     char *err = NULL;
@@ -384,6 +389,7 @@ int main(int argc, char **argv)
         }
         cluster_on_server_event(d.cluster, on_server_event, &d);
         platform_set_counter(d.plat, count_cluster, d.cluster);
+        platform_set_recovery_kick(d.plat, kick_cluster, d.cluster);
         if (d.admin)
             adminui_set_cluster(d.admin, d.cluster);
     }

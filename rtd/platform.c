@@ -575,6 +575,11 @@ static void presence(platform *p, const char *event, const char *socket_id, sio_
     presence_send(p, event, socket_id, except, sio_namespace_size(p->root));
 }
 
+void platform_set_recovery_kick(platform *p, platform_kick_fn *kick, void *ud)
+{
+    recovery_set_kick(p->rec, kick, ud);
+}
+
 void platform_set_counter(platform *p, platform_count_fn *count, void *ud)
 {
     p->count = count;
@@ -633,8 +638,13 @@ static void on_connection(sio_socket *s, struct json_object *auth, void *ud)
     c->user_id = sio_socket_user(s); /* the token's subject, set by authorize() */
     sio_socket_set_user(s, c);
     eio_session *es = sio_socket_session(s);
-    if (store_connection_open(p->st, c->socket_id, transport_name(s), eio_session_remote_addr(es),
-                              eio_session_user_agent(es), c->connected_ms) < 0)
+    bool reopen = sio_socket_restoring(s); /* a recovered socket has its row already */
+    if ((reopen ? store_connection_reopen(p->st, c->socket_id, transport_name(s),
+                                          eio_session_remote_addr(es), eio_session_user_agent(es),
+                                          c->connected_ms)
+                : store_connection_open(p->st, c->socket_id, transport_name(s),
+                                        eio_session_remote_addr(es), eio_session_user_agent(es),
+                                        c->connected_ms)) < 0)
         rlog(RLOG_WARN, "Store queue full: connection not recorded", NULL);
     if (c->user_id || strcmp(c->platform, "unknown") != 0)
         store_connection_identify(p->st, c->socket_id, c->user_id,
@@ -777,6 +787,7 @@ void platform_get_stats(const platform *p, struct platform_stats *out)
     out->recoveries_tried = rs.tried;
     out->recoveries_succeeded = rs.succeeded;
     out->recovery_replayed = rs.replayed;
+    out->recovery_claimed = rs.claimed;
 }
 
 void platform_each_count(const platform *p, void (*fn)(const char *platform, unsigned n, void *ud),

@@ -39,6 +39,7 @@ struct platform_stats {
     uint64_t recoveries_tried;     /* CONNECTs with a pid (--recovery-window) */
     uint64_t recoveries_succeeded;
     uint64_t recovery_replayed;    /* missed events replayed */
+    uint64_t recovery_claimed;     /* sessions claimed from the shared store */
 };
 
 platform *platform_new(loop *l, sio_server *srv, store *st, const struct platform_config *cfg);
@@ -61,5 +62,9 @@ unsigned platform_connections(const platform *p);
 typedef void platform_count_done(uint64_t remote, bool ok, void *arg);
 typedef int platform_count_fn(void *ud, platform_count_done *done, void *arg);
 void platform_set_counter(platform *p, platform_count_fn *count, void *ud);
+/* --recovery-window with a cluster: how a session claimed from the shared store closes the
+ * socket another node may still have for it (recovery.h). */
+typedef void platform_kick_fn(void *ud, const char *socket_id);
+void platform_set_recovery_kick(platform *p, platform_kick_fn *kick, void *ud);
 
 #endif

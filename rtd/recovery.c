@@ -35,10 +35,13 @@ struct recovery {
     recovery_who_fn *who;
     recovery_restore_fn *restore;
     void *ud;
+    recovery_kick_fn *kick;
+    void *kick_ud;
     map sessions;  /* pid -> struct session */
     map claimed;   /* sid -> struct session, taken by a restoring socket */
     map live;      /* pid -> struct live_pid, of the connected sockets */
     int64_t newest;
+    int64_t expired_ms; /* the last store_sessions_expire (shared store) */
     struct recovery_stats stats;
     unsigned outstanding;
     bool dead;
@@ -88,6 +91,7 @@ static void purge(recovery *r, int64_t now)
 }
 
 static void save_row(recovery *r, sio_socket *s, int64_t left_ms);
+static void really_free(recovery *r);
 
 /* The pid is still attached to a connected socket (its transport died unnoticed, or another
  * tab has the same pid): the newest connection takes the session, the old socket is closed
@@ -122,19 +126,11 @@ static struct session *take_live(recovery *r, const char *pid)
     return ss;
 }
 
-static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
-                      char sid[UTIL_ID_LEN + 1], void *ud)
+/* The checks and the claim every restore ends with, ss in hand (taken from the sessions):
+ * 0 and sid, or -1 (ss freed). */
+static int accept_session(recovery *r, struct session *ss, const char *offset,
+                          char sid[UTIL_ID_LEN + 1])
 {
-    recovery *r = ud;
-    if (nsp != r->root)
-        return -1;
-    r->stats.tried++;
-    struct session *ss = map_get(&r->sessions, pid);
-    if (ss)
-        map_del(&r->sessions, pid); /* one use */
-    else if (!(ss = take_live(r, pid)))
-        return -1;
-    store_session_delete(r->st, pid);
     int64_t off = ss->since;
     if (offset) {
         char *end;
@@ -165,6 +161,100 @@ static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
     }
     memcpy(sid, ss->sid, UTIL_ID_LEN + 1);
     return 0;
+}
+
+static struct session *session_from_row(const char *pid, const char *sid, const char *rooms_json,
+                                        const char *user_id, const char *platform,
+                                        int64_t left_ms, int64_t since);
+
+/* A pid this node does not know, asked of the shared store. */
+struct claim {
+    recovery *r;
+    sio_pending_restore *pr;
+    bool has_offset;
+    char pid[UTIL_ID_LEN + 1];
+    char offset[]; /* "" when has_offset is false */
+};
+
+static const char *str_field(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+static void claim_done(void *ud, bool ok, const char *json, size_t len, const char *error)
+{
+    struct claim *cl = ud;
+    recovery *r = cl->r;
+    (void)len;
+    r->outstanding--;
+    char sid[UTIL_ID_LEN + 1];
+    bool restored = false;
+    struct json_object *o = ok && !r->dead ? json_tokener_parse(json) : NULL;
+    if (!ok)
+        rlogf(RLOG_WARN, "Recovery lookup failed", "{\"error\":\"%s\"}", error ? error : "");
+    if (o && json_object_is_type(o, json_type_object)) {
+        struct json_object *v;
+        int64_t left = json_object_object_get_ex(o, "leftMs", &v) && v ? json_object_get_int64(v)
+                                                                      : util_wall_ms();
+        int64_t since = json_object_object_get_ex(o, "since", &v) ? json_object_get_int64(v) : 0;
+        struct session *ss = session_from_row(cl->pid, str_field(o, "socketId"),
+                                              str_field(o, "rooms"), str_field(o, "userId"),
+                                              str_field(o, "platform"), left, since);
+        if (ss && accept_session(r, ss, cl->has_offset ? cl->offset : NULL, sid) == 0) {
+            restored = true;
+            r->stats.claimed++;
+            if (r->kick)
+                r->kick(r->kick_ud, sid);
+            rlogf(RLOG_INFO, "Recovery session claimed", "{\"socketId\":\"%s\",\"from\":\"%s\"}",
+                  sid, str_field(o, "node") ? str_field(o, "node") : "");
+        }
+    }
+    json_object_put(o);
+    sio_restore_answer(cl->pr, restored, restored ? sid : NULL);
+    free(cl);
+    if (r->dead && r->outstanding == 0)
+        really_free(r);
+}
+
+static int on_restore(sio_namespace *nsp, const char *pid, const char *offset,
+                      char sid[UTIL_ID_LEN + 1], sio_pending_restore *pr, void *ud)
+{
+    recovery *r = ud;
+    if (nsp != r->root)
+        return -1;
+    r->stats.tried++;
+    struct session *ss = map_get(&r->sessions, pid);
+    if (ss) {
+        map_del(&r->sessions, pid); /* one use */
+    } else if (!(ss = take_live(r, pid))) {
+        if (!store_shared(r->st))
+            return -1;
+        /* Another node's session, or one this node left in the shared store: claimed there
+         * (the store deletes it as it returns it), off the loop thread. */
+        size_t olen = offset ? strlen(offset) : 0;
+        if (olen > 64)
+            return -1;
+        struct claim *cl = calloc(1, sizeof *cl + olen + 1);
+        if (!cl)
+            return -1;
+        cl->r = r;
+        cl->pr = pr;
+        cl->has_offset = offset != NULL;
+        memcpy(cl->pid, pid, strlen(pid) + 1);
+        if (offset)
+            memcpy(cl->offset, offset, olen + 1);
+        if (store_session_claim(r->st, pid, claim_done, cl) < 0) {
+            free(cl);
+            return -1;
+        }
+        r->outstanding++;
+        return 1;
+    }
+    store_session_delete(r->st, pid);
+    return accept_session(r, ss, offset, sid);
 }
 
 /* The row of s in the store: connected (left_ms < 0) or left. */
@@ -236,6 +326,16 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
     int64_t now = util_wall_ms();
     save_row(r, s, now);
     purge(r, now);
+    if (store_shared(r->st)) {
+        /* the store's row is the session: any node claims it; the rows nobody came back
+         * for go, at most once a window (or a minute) */
+        int64_t every = r->cfg.window_ms < 60000 ? r->cfg.window_ms : 60000;
+        if (now - r->expired_ms >= every) {
+            r->expired_ms = now;
+            store_sessions_expire(r->st, now - (int64_t)r->cfg.window_ms);
+        }
+        return;
+    }
     struct session *ss = calloc(1, sizeof *ss);
     if (!ss)
         return;
@@ -265,36 +365,51 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
         session_free(ss);
 }
 
-/* A session the store kept from before the start. */
-static void load_one(const char *pid, const char *sid, const char *rooms_json, const char *user_id,
-                     const char *platform, int64_t left_ms, int64_t since, void *ud)
+static struct session *session_from_row(const char *pid, const char *sid, const char *rooms_json,
+                                        const char *user_id, const char *platform,
+                                        int64_t left_ms, int64_t since)
 {
-    recovery *r = ud;
-    if (left_ms + r->cfg.window_ms < util_wall_ms() || !pid || strlen(pid) > UTIL_ID_LEN || !sid ||
-        strlen(sid) > UTIL_ID_LEN || map_get(&r->sessions, pid)) {
-        if (pid)
-            store_session_delete(r->st, pid);
-        return;
-    }
+    if (!pid || strlen(pid) > UTIL_ID_LEN || !sid || !*sid || strlen(sid) > UTIL_ID_LEN)
+        return NULL;
     struct session *ss = calloc(1, sizeof *ss);
     if (!ss)
-        return;
+        return NULL;
     memcpy(ss->pid, pid, strlen(pid) + 1);
     memcpy(ss->sid, sid, strlen(sid) + 1);
     ss->left_ms = left_ms;
     ss->since = since;
     struct json_object *a = rooms_json ? json_tokener_parse(rooms_json) : NULL;
     size_t n = a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+    if (n > 256)
+        n = 256;
     ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
     for (size_t i = 0; ss->rooms && i < n; i++) {
         struct json_object *e = json_object_array_get_idx(a, i);
-        if (json_object_is_type(e, json_type_string) &&
+        if (json_object_is_type(e, json_type_string) && json_object_get_string_len(e) <= 128 &&
             (ss->rooms[ss->nrooms] = strdup(json_object_get_string(e))))
             ss->nrooms++;
     }
     json_object_put(a);
-    ss->user_id = user_id ? strdup(user_id) : NULL;
-    ss->platform = platform ? strdup(platform) : NULL;
+    ss->user_id = user_id ? strndup(user_id, 128) : NULL;
+    ss->platform = platform ? strndup(platform, 64) : NULL;
+    return ss;
+}
+
+/* A session the store kept from before the start. With a shared store the rows stay there,
+ * claimed when a client comes back (on_restore), so that every node sees the same ones. */
+static void load_one(const char *pid, const char *sid, const char *rooms_json, const char *user_id,
+                     const char *platform, int64_t left_ms, int64_t since, void *ud)
+{
+    recovery *r = ud;
+    if (store_shared(r->st))
+        return;
+    struct session *ss = NULL;
+    if (left_ms + r->cfg.window_ms < util_wall_ms() || map_get(&r->sessions, pid ? pid : "") ||
+        !(ss = session_from_row(pid, sid, rooms_json, user_id, platform, left_ms, since))) {
+        if (pid)
+            store_session_delete(r->st, pid);
+        return;
+    }
     if (map_put(&r->sessions, ss->pid, ss) < 0)
         session_free(ss);
 }
@@ -349,6 +464,14 @@ void recovery_free(recovery *r)
     r->dead = true;
     if (r->outstanding == 0)
         really_free(r);
+}
+
+void recovery_set_kick(recovery *r, recovery_kick_fn *kick, void *ud)
+{
+    if (r) {
+        r->kick = kick;
+        r->kick_ud = ud;
+    }
 }
 
 void recovery_note(recovery *r, int64_t id)

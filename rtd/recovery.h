@@ -9,7 +9,10 @@
  * offset (it got no event before it dropped) it recovers from the time it left. A session
  * is used once; a replay longer than max_events becomes a fresh session. Sessions are also
  * rows of recovery_sessions (written at connect, join, leave, identify and drop; loaded at
- * start), so they survive a restart, SIGKILL included. Loop thread only. */
+ * start), so they survive a restart, SIGKILL included. With the shared PostgreSQL store no
+ * session is kept in memory: a pid this node does not have live is claimed from the store
+ * (DELETE ... RETURNING on the reader thread, so one node gets it), whichever node wrote it,
+ * and replayed from the shared message log. Loop thread only. */
 #ifndef RTD_RECOVERY_H
 #define RTD_RECOVERY_H
 
@@ -36,6 +39,11 @@ typedef void recovery_restore_fn(sio_socket *s, const char *user_id, const char 
 recovery *recovery_new(sio_server *srv, sio_namespace *root, store *st,
                        const struct recovery_config *cfg, recovery_who_fn *who,
                        recovery_restore_fn *restore, void *ud);
+/* A session claimed from the shared store may still have a live socket on another node
+ * (its transport died unnoticed there, or a second tab): kick asks the cluster to close it,
+ * so that one socket per pid lives cluster-wide. */
+typedef void recovery_kick_fn(void *ud, const char *sid);
+void recovery_set_kick(recovery *r, recovery_kick_fn *kick, void *ud);
 /* Marks it dead; the store's last completion for it frees it. */
 void recovery_free(recovery *r);
 /* A stored message was broadcast with offset id. */
@@ -51,6 +59,8 @@ struct recovery_stats {
     uint64_t tried;     /* CONNECTs that carried a pid */
     uint64_t succeeded; /* sessions restored (recovered: true) */
     uint64_t replayed;  /* missed events sent */
+    uint64_t claimed;   /* sessions taken from the shared store (another node's, or left
+                         * there by this node before a restart) */
 };
 void recovery_get_stats(const recovery *r, struct recovery_stats *out);
 

@@ -117,9 +117,12 @@ void status_metrics(http_request *req, void *ud)
                "rtd_recoveries_succeeded_total %llu\n"
                "# HELP rtd_recovery_replayed_total Missed events replayed to recovered sockets.\n"
                "# TYPE rtd_recovery_replayed_total counter\n"
-               "rtd_recovery_replayed_total %llu\n",
+               "rtd_recovery_replayed_total %llu\n"
+               "# HELP rtd_recovery_claimed_total Sessions claimed from the shared store (PostgreSQL).\n"
+               "# TYPE rtd_recovery_claimed_total counter\n"
+               "rtd_recovery_claimed_total %llu\n",
                (unsigned long long)ps.recoveries_tried, (unsigned long long)ps.recoveries_succeeded,
-               (unsigned long long)ps.recovery_replayed);
+               (unsigned long long)ps.recovery_replayed, (unsigned long long)ps.recovery_claimed);
     for (int i = 0; i < 8; i++)
         buf_printf(&b, "rtd_store_commit_seconds_bucket{le=\"%g\"} %llu\n",
                    store_commit_buckets_ms[i] / 1000.0, (unsigned long long)st.commit_le[i]);

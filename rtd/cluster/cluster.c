@@ -651,6 +651,8 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
             }
             break;
         }
+        if (t == REQ_REMOTE_DISCONNECT && uid && !strcmp(uid, c->uid))
+            break; /* ours (cluster_disconnect_remote): it is for the other nodes */
         if (target_from(opts, &tl) < 0) {
             drop(c, channel, channel_len, "bad opts");
             target_free(&tl);
@@ -696,6 +698,8 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
         }
         if (uid && !strcmp(uid, c->uid))
             break;
+        if (t == REQ_REMOTE_DISCONNECT && uid && !strcmp(uid, c->uid))
+            break; /* ours (cluster_disconnect_remote): it is for the other nodes */
         if (target_from(opts, &tl) < 0) {
             drop(c, channel, channel_len, "bad opts");
             target_free(&tl);
@@ -797,6 +801,7 @@ static void count_numsub(const long long *ints, int n, void *ud)
     buf_free(&b);
     q->asked = true;
 }
+
 
 int cluster_count_remote(cluster *c, const char *nsp, unsigned timeout_ms, cluster_count_fn *fn,
                          void *arg)
@@ -951,6 +956,11 @@ int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const cha
     int r = buf_terminate(&b) == 0 ? publish_str(c, cn->request, &b) : -1;
     buf_free(&b);
     return r < 0 ? -1 : 0;
+}
+
+int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid)
+{
+    return cluster_remote_op(c, nsp, CLUSTER_DISCONNECT, sid, NULL, true); /* its own room */
 }
 
 /* A response on a namespace's response channels: to a fetch or to the count of ours, or

@@ -70,6 +70,9 @@ enum cluster_op { CLUSTER_JOIN, CLUSTER_LEAVE, CLUSTER_DISCONNECT };
 int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const char *in_room,
                       const char *room, bool close);
 
+/* Asks the other nodes to disconnect the socket sid of nsp, closing its connection (the
+ * adapter's disconnectSockets with close true); this node ignores its own request. */
+int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid);
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
 /* Free the sio server first: its last disconnects still broadcast through the cluster. */
 void cluster_free(cluster *c);

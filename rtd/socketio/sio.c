@@ -27,6 +27,7 @@ static void socket_close(sio_socket *s, const char *reason);
 static int send_simple(sio_socket *s, enum sio_type type, const char *json, int64_t id);
 static void client_fail(sio_client *c, const char *reason);
 static void attach(sio_client *c, sio_socket *s, struct json_object *auth);
+static void authorized(sio_client *c, sio_socket *s, struct json_object *auth);
 static void connect_error(sio_client *c, const char *nsp, size_t nsp_len, const char *message,
                           bool bare);
 static void free_socket(sio_socket *s);
@@ -317,7 +318,7 @@ void sio_authorize_done(sio_socket *s, const char *error)
     }
     struct json_object *auth = s->wait_auth;
     s->wait_auth = NULL;
-    attach(c, s, auth);
+    authorized(c, s, auth);
     json_object_put(auth);
 }
 
@@ -437,6 +438,11 @@ static sio_socket *client_waiting(sio_client *c, const char *nsp, size_t len)
     return NULL;
 }
 
+/* True if a CONNECT to this namespace waits for the restore hook. */
+static bool client_restoring(const sio_client *c, const char *nsp, size_t len)
+{
+    return c->prestore && strlen(c->prestore->name) == len && memcmp(c->prestore->name, nsp, len) == 0;
+}
 
 static void free_socket(sio_socket *s)
 {
@@ -584,7 +590,7 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
 {
     sio_server *srv = c->srv;
     bool v3 = eio_session_protocol(c->es) == 3;
-    if (client_waiting(c, h->nsp, h->nsp_len))
+    if (client_waiting(c, h->nsp, h->nsp_len) || client_restoring(c, h->nsp, h->nsp_len))
         return; /* a client's connect() called twice: the pending one answers both */
     if (client_socket(c, h->nsp, h->nsp_len)) {
         client_fail(c, "duplicate connect"); /* the reference closes too */
@@ -602,35 +608,16 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         connect_error(c, h->nsp, h->nsp_len, "Invalid namespace", false);
         return;
     }
-    if (c->n + c->nwaiting >= srv->cfg.max_namespaces) {
+    if (c->n + c->nwaiting + (c->prestore ? 1 : 0) >= srv->cfg.max_namespaces) {
         connect_error(c, h->nsp, h->nsp_len, "Too many namespaces", false);
         return;
     }
     sio_socket *s = calloc(1, sizeof *s);
-    if (s && !v3 && srv->cfg.recovery && srv->restore && auth &&
-        json_object_is_type(auth, json_type_object)) {
-        struct json_object *jp = NULL, *jo = NULL;
-        char sid[UTIL_ID_LEN + 1];
-        if (json_object_object_get_ex(auth, "pid", &jp) && json_object_is_type(jp, json_type_string) &&
-            json_object_get_string_len(jp) <= UTIL_ID_LEN) {
-            const char *off = json_object_object_get_ex(auth, "offset", &jo) &&
-                                      json_object_is_type(jo, json_type_string)
-                                  ? json_object_get_string(jo)
-                                  : NULL;
-            if (srv->restore(nsp, json_object_get_string(jp), off, sid, srv->recovery_ud) == 0 &&
-                !map_get(&nsp->by_id, sid)) {
-                s->id = s->idbuf;
-                memcpy(s->idbuf, sid, sizeof s->idbuf);
-                memcpy(s->pid, json_object_get_string(jp), json_object_get_string_len(jp) + 1);
-                s->restoring = true;
-            }
-        }
-    }
-    if (!s || (!s->restoring && socket_id(s, c, name) < 0)) {
-        free(s);
+    if (!s) {
         connect_error(c, h->nsp, h->nsp_len, "Server error", false);
         return;
     }
+    s->id = s->idbuf; /* "" until it is known: authorization comes first */
     s->client = c;
     s->nsp = nsp;
     s->connected_ms = util_wall_ms();
@@ -638,6 +625,8 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
         const char *j = json_object_to_json_string_ext(auth, JSON_C_TO_STRING_PLAIN);
         s->auth_json = j ? strdup(j) : NULL;
     }
+    /* Authorization comes first, recovered or not (README: a token that is no longer valid
+     * never gets back in through a pid), and a refused CONNECT leaves the session unused. */
     if (nsp->authorize) {
         const char *err = "Not authorized";
         int r = nsp->authorize(s, auth, &err, nsp->authorize_ud);
@@ -655,15 +644,85 @@ static void handle_connect(sio_client *c, const sio_header *h, struct json_objec
             return;
         }
     }
+    authorized(c, s, auth);
+}
+
+/* An authorized socket: a recovery is looked at first (the restore hook may answer later,
+ * through sio_restore_answer), then it joins its namespace. */
+static void authorized(sio_client *c, sio_socket *s, struct json_object *auth)
+{
+    sio_server *srv = c->srv;
+    sio_namespace *nsp = s->nsp;
+    bool v3 = eio_session_protocol(c->es) == 3;
+    if (!c->prestore && !v3 && srv->cfg.recovery && srv->restore && auth &&
+        json_object_is_type(auth, json_type_object)) {
+        struct json_object *jp = NULL, *jo = NULL;
+        char sid[UTIL_ID_LEN + 1];
+        /* an offset that is there but not a string fails closed, as Node.js's does */
+        bool has_off = json_object_object_get_ex(auth, "offset", &jo);
+        if (json_object_object_get_ex(auth, "pid", &jp) && json_object_is_type(jp, json_type_string) &&
+            json_object_get_string_len(jp) <= UTIL_ID_LEN &&
+            (!has_off || json_object_is_type(jo, json_type_string))) {
+            const char *off = has_off ? json_object_get_string(jo) : NULL;
+            struct sio_pending_restore *pr = calloc(1, sizeof *pr);
+            if (pr) {
+                pr->c = c;
+                pr->s = s;
+                pr->refs = 2; /* the client's and the hook's */
+                snprintf(pr->name, sizeof pr->name, "%s", nsp->name);
+                memcpy(s->pid, json_object_get_string(jp), json_object_get_string_len(jp) + 1);
+                c->prestore = pr;
+                int rc = srv->restore(nsp, s->pid, off, sid, pr, srv->recovery_ud);
+                if (rc == 1)
+                    return; /* the hook answers through sio_restore_answer */
+                c->prestore = NULL;
+                free(pr);
+                if (rc == 0 && !map_get(&nsp->by_id, sid)) {
+                    memcpy(s->idbuf, sid, sizeof s->idbuf);
+                    s->restoring = true;
+                } else {
+                    s->pid[0] = '\0';
+                }
+            }
+        }
+    }
     attach(c, s, auth);
 }
 
-/* An authorized socket joins its namespace and gets the CONNECT answer. */
+void sio_restore_answer(sio_pending_restore *pr, bool ok, const char *sid)
+{
+    sio_client *c = pr->c;
+    if (c) {
+        sio_socket *s = pr->s;
+        c->prestore = NULL;
+        pr->refs--; /* the client's */
+        if (ok && sid && strlen(sid) <= UTIL_ID_LEN && !map_get(&s->nsp->by_id, sid)) {
+            memcpy(s->idbuf, sid, strlen(sid) + 1);
+            s->restoring = true;
+        } else {
+            s->pid[0] = '\0';
+        }
+        struct json_object *auth = s->auth_json ? json_tokener_parse(s->auth_json) : NULL;
+        attach(c, s, auth);
+        json_object_put(auth);
+    }
+    if (--pr->refs == 0)
+        free(pr);
+}
+
+/* An authorized socket joins its namespace and gets the CONNECT answer (or, restoring,
+ * waits for its replay). */
 static void attach(sio_client *c, sio_socket *s, struct json_object *auth)
 {
     sio_server *srv = c->srv;
     sio_namespace *nsp = s->nsp;
     bool v3 = eio_session_protocol(c->es) == 3;
+    if (!s->restoring && socket_id(s, c, nsp->name) < 0) {
+        const char *name = nsp->name;
+        free_socket(s);
+        connect_error(c, name, strlen(name), "Server error", false);
+        return;
+    }
     if (c->n == c->cap) {
         uint32_t cap = c->cap ? c->cap * 2 : 2;
         sio_socket **arr = realloc(c->sockets, cap * sizeof *arr);
@@ -962,6 +1021,14 @@ static void on_close(eio_session *es, const char *reason, void *ud)
         if (s->nsp->authorize_cancel)
             s->nsp->authorize_cancel(s, s->nsp->authorize_ud);
         free_socket(s);
+    }
+    if (c->prestore) { /* the hook's answer will find the client gone */
+        free_socket(c->prestore->s);
+        c->prestore->c = NULL;
+        c->prestore->s = NULL;
+        if (--c->prestore->refs == 0)
+            free(c->prestore);
+        c->prestore = NULL;
     }
     while (c->n)
         socket_close(c->sockets[c->n - 1], reason);

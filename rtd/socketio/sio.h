@@ -72,7 +72,8 @@ void sio_packet_unref(sio_packet *p);
 
 /* Callbacks. ack_id is -1 when the client asked for no acknowledgement.
  * An authorize callback (middleware) runs before the CONNECT answer: it returns 0 to accept,
- * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string).
+ * or non-zero to refuse with CONNECT_ERROR {"message": *error} (a static string). It runs
+ * before a recovery is looked at, so the socket's id is still "" then.
  * It may also return SIO_AUTH_PENDING and answer later with sio_authorize_done() (on the
  * loop thread), e.g. once a worker thread checked a password: until then the socket is in
  * no namespace and a second CONNECT to it is refused. If the client goes away first, the
@@ -212,9 +213,17 @@ void *sio_socket_user(const sio_socket *s);
  * hook returns 0 and fills sid (the socket id to give back) when it will restore the
  * session; the socket is then "restoring": it joins the namespace under that id, the
  * connection callback runs, but the CONNECT answer waits and everything sent to it is held
- * until sio_recovery_done. offset is the auth's offset, or NULL when it sent none. */
+ * until sio_recovery_done. offset is the auth's offset, or NULL when it sent none. The hook
+ * returns -1 for a fresh session, or 1 when it has to ask elsewhere (the shared store): it
+ * then calls sio_restore_answer(pr, ...) exactly once, later, on the loop thread; the
+ * CONNECT waits (bounded by the connect timeout) and pr stays valid until that call, even if
+ * the client went away meanwhile. */
+typedef struct sio_pending_restore sio_pending_restore;
 typedef int sio_restore_fn(sio_namespace *nsp, const char *pid, const char *offset,
-                           char sid[UTIL_ID_LEN + 1], void *ud);
+                           char sid[UTIL_ID_LEN + 1], sio_pending_restore *pr, void *ud);
+/* The answer to a restore hook that returned 1: ok and the socket id to give back, or a
+ * fresh session (ok false). */
+void sio_restore_answer(sio_pending_restore *pr, bool ok, const char *sid);
 /* Runs as a socket closes, before it leaves its rooms (reason as the disconnect callback's). */
 typedef void sio_close_hook(sio_socket *s, const char *reason, void *ud);
 void sio_set_recovery_hooks(sio_server *srv, sio_restore_fn *restore, sio_close_hook *close,

@@ -100,6 +100,15 @@ struct sio_client {
     struct reassembly *pending;
     sio_socket *waiting;   /* CONNECTs whose authorization is pending */
     uint32_t nwaiting;
+    struct sio_pending_restore *prestore; /* a CONNECT waiting for the restore hook */
+};
+
+/* A CONNECT whose restore hook answers later (sio_restore_answer). */
+struct sio_pending_restore {
+    sio_client *c; /* NULL once the client is gone */
+    sio_socket *s; /* authorized, not yet in its namespace */
+    char name[256];
+    unsigned refs;
 };
 
 struct sio_server {

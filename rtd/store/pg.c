@@ -44,6 +44,7 @@ enum {
 
 enum pstmt {
     P_CONN_OPEN,
+    P_CONN_REOPEN,
     P_CONN_GET,
     P_CONN_IDENTIFY,
     P_CONN_TRANSPORT,
@@ -63,6 +64,7 @@ enum pstmt {
     P_IDS,
     P_SESS_SAVE,
     P_SESS_DEL,
+    P_SESS_EXPIRE,
     P_COUNT
 };
 
@@ -72,8 +74,21 @@ static const char *const pstmt_sql[P_COUNT] = {
                     " ON CONFLICT (pid) DO UPDATE SET node_id = excluded.node_id,"
                     " socket_id = excluded.socket_id, rooms = excluded.rooms,"
                     " user_id = excluded.user_id, platform = excluded.platform,"
-                    " left_at_ms = excluded.left_at_ms, since_id = excluded.since_id",
-    [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1",
+                    " left_at_ms = excluded.left_at_ms, since_id = excluded.since_id"
+                    /* a node writes only its own rows: once another node claimed the
+                     * session (recovery.c), a late save or delete of the old node's
+                     * socket leaves the new owner's row alone */
+                    " WHERE recovery_sessions.node_id = excluded.node_id",
+    [P_SESS_DEL] = "DELETE FROM recovery_sessions WHERE pid = $1 AND node_id = $2",
+    /* Rows still "connected" ($2: now) whose node's last heartbeat is older than the cutoff
+     * and than 15 s (three heartbeats: the node is gone) go too: nobody will mark them left. */
+    [P_SESS_EXPIRE] = "DELETE FROM recovery_sessions r WHERE r.left_at_ms < $1::bigint"
+                      " OR (r.left_at_ms IS NULL AND EXISTS (SELECT 1 FROM daemon_status d"
+                      " WHERE d.node_id = r.node_id AND extract(epoch FROM"
+                      " d.updated_at::timestamptz) * 1000 < least($1::bigint, $2::bigint - 15000)))",
+    [P_CONN_REOPEN] = "UPDATE connections SET status = 'active', disconnected_at = NULL,"
+                      " duration_ms = NULL, transport = $2, remote_addr = $3, user_agent = $4,"
+                      " node_id = $5 WHERE socket_id = $1",
     [P_CONN_OPEN] = "INSERT INTO connections(socket_id, platform, status, connected_at, created_at,"
                     " transport, remote_addr, user_agent, node_id)"
                     " VALUES($1, 'unknown', 'active', $2, $2, $3, $4, $5, $6)"
@@ -317,6 +332,16 @@ static int apply_open(store *st, struct item *it)
     }
     char ts[24], hour[20];
     util_format_db_time(it->at_ms, ts);
+    if (it->num[0]) { /* reopen: the row of a recovered socket; a new one if there is none */
+        const char *u[] = {it->s[0], it->s[1], it->s[2], it->s[3], st->node_id};
+        PGresult *r = wexec(b, P_CONN_REOPEN, 5, u);
+        if (!r)
+            return -1;
+        bool updated = strcmp(PQcmdTuples(r), "0") != 0;
+        PQclear(r);
+        if (updated)
+            return 0;
+    }
     const char *v[] = {it->s[0], ts, it->s[1], it->s[2], it->s[3], st->node_id};
     PGresult *r = wexec(b, P_CONN_OPEN, 6, v);
     if (!r)
@@ -419,9 +444,16 @@ static int apply_message(store *st, struct item *it)
 
 static int apply_session(store *st, struct item *it)
 {
+    if (it->num[2] == 2) {
+        char before[24], now[24];
+        snprintf(before, sizeof before, "%lld", (long long)it->num[0]);
+        snprintf(now, sizeof now, "%lld", (long long)it->num[1]);
+        const char *v[] = {before, now};
+        return wrun(pg_be(st), P_SESS_EXPIRE, 2, v);
+    }
     if (it->num[2]) {
-        const char *v[] = {it->s[0]};
-        return wrun(pg_be(st), P_SESS_DEL, 1, v);
+        const char *v[] = {it->s[0], st->node_id};
+        return wrun(pg_be(st), P_SESS_DEL, 2, v);
     }
     char left[24], since[24];
     snprintf(left, sizeof left, "%lld", (long long)it->num[0]);
@@ -903,9 +935,77 @@ static PGresult *run_page(store *st, struct item *it, const char *err_out[1])
     return NULL;
 }
 
+/* K_CLAIM: the session's row, taken out in one statement on the reader's connection
+ * (autocommit), so two nodes claiming one pid cannot both get it. */
+static void pg_claim(store *st, struct item *it)
+{
+    struct pg_be *b = pg_be(st);
+    buf *o = &it->out;
+    char errbuf[512];
+    PGresult *r = NULL;
+    for (int attempt = 0; attempt < 2 && !r; attempt++) {
+        if (!b->r || PQstatus(b->r) != CONNECTION_OK) {
+            if (b->r)
+                PQfinish(b->r);
+            b->r_prepared = false;
+            if (!(b->r = pg_connect(b->conninfo, errbuf, sizeof errbuf)))
+                break;
+        }
+        char now[24];
+        snprintf(now, sizeof now, "%lld", (long long)it->at_ms);
+        const char *v[] = {it->s[0], now};
+        /* A row still "connected" ($2: now) was left now if its node is alive (it will be
+         * asked to close that socket), else at the node's last heartbeat: a node that
+         * stopped, or has been silent for 15 s (three heartbeats), left it then. */
+        r = PQexecParams(b->r,
+                         "DELETE FROM recovery_sessions r WHERE r.pid = $1 RETURNING r.node_id,"
+                         " r.socket_id, r.rooms, r.user_id, r.platform, coalesce(r.left_at_ms,"
+                         " (SELECT CASE WHEN d.stopped_at IS NULL AND h.ms > $2::bigint - 15000"
+                         " THEN $2::bigint ELSE h.ms END FROM daemon_status d, LATERAL (SELECT"
+                         " (extract(epoch FROM d.updated_at::timestamptz) * 1000)::bigint AS ms) h"
+                         " WHERE d.node_id = r.node_id)), r.since_id",
+                         2, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            log_error(RLOG_WARN, "Recovery claim failed", PQerrorMessage(b->r), NULL);
+            PQclear(r);
+            r = NULL;
+            if (PQstatus(b->r) == CONNECTION_OK)
+                break;
+        }
+    }
+    if (!r) {
+        it->err = dup_str("the database is unavailable");
+        return;
+    }
+    int rc = 0;
+    if (PQntuples(r) != 1) {
+        rc = buf_puts(o, "null");
+    } else {
+        static const char *const keys[] = {"{\"node\":", ",\"socketId\":", ",\"rooms\":",
+                                           ",\"userId\":", ",\"platform\":"};
+        for (int k = 0; k < 5 && rc == 0; k++)
+            rc = buf_puts(o, keys[k]) < 0 || json_val(o, r, 0, k) < 0 ? -1 : 0;
+        if (rc == 0)
+            rc = buf_printf(o, ",\"leftMs\":%s,\"since\":%s}",
+                            PQgetisnull(r, 0, 5) ? "null" : PQgetvalue(r, 0, 5),
+                            PQgetisnull(r, 0, 6) ? "0" : PQgetvalue(r, 0, 6));
+    }
+    PQclear(r);
+    if (rc < 0 || buf_terminate(o) < 0) {
+        buf_free(o);
+        it->err = dup_str("out of memory");
+        return;
+    }
+    it->ok = true;
+}
+
 static void pg_query(store *st, struct item *it)
 {
     buf *o = &it->out;
+    if (it->kind == K_CLAIM) {
+        pg_claim(st, it);
+        return;
+    }
     if (buf_putc(o, '[') < 0)
         goto oom;
     if (it->num[0] > 0) {

@@ -62,6 +62,10 @@ static int prepare_writer(store *st, char **err)
          "INSERT INTO connections(socket_id, platform, status, connected_at, created_at,"
          " transport, remote_addr, user_agent)"
          " VALUES(?1, 'unknown', 'active', ?2, ?2, ?3, ?4, ?5)"},
+        /* A recovered socket (the same id): its row is active again, not a new connection. */
+        {&w->conn_reopen,
+         "UPDATE connections SET status = 'active', disconnected_at = NULL, duration_ms = NULL,"
+         " transport = ?3, remote_addr = ?4, user_agent = ?5 WHERE socket_id = ?1"},
         {&w->conn_get, "SELECT platform, connected_at FROM connections WHERE socket_id = ?1"},
         {&w->conn_identify,
          "UPDATE connections SET user_id = coalesce(?2, user_id),"
@@ -170,6 +174,16 @@ static int apply_open(store *st, struct item *it)
     sqlite3_stmt *s = sqlite_be(st)->ws.conn_open;
     char ts[24], hour[20];
     util_format_db_time(it->at_ms, ts);
+    if (it->num[0]) { /* reopen: the row of a recovered socket; a new one if there is none */
+        sqlite3_stmt *u = sqlite_be(st)->ws.conn_reopen;
+        bind_str(u, 1, it->s[0], it->len[0]);
+        for (int i = 1; i <= 3; i++)
+            bind_str(u, 2 + i, it->s[i], it->len[i]);
+        int r = item_result(st, it, sqlite3_step(u));
+        sqlite3_reset(u);
+        if (r != 0 || sqlite3_changes(sqlite_be(st)->wdb) > 0)
+            return r;
+    }
     bind_str(s, 1, it->s[0], it->len[0]);
     sqlite3_bind_text(s, 2, ts, 23, SQLITE_STATIC);
     for (int i = 1; i <= 3; i++)
@@ -282,6 +296,8 @@ static int apply_message(store *st, struct item *it)
 static int apply_session(store *st, struct item *it)
 {
     union wstmts *w = &sqlite_be(st)->ws;
+    if (it->num[2] == 2)
+        return 0; /* expiry: the shared store's (store_sessions_expire) */
     sqlite3_stmt *s = it->num[2] ? w->sess_del : w->sess_save;
     bind_str(s, 1, it->s[0], it->len[0]);
     if (!it->num[2]) {
@@ -366,6 +382,7 @@ static int sq_apply(store *st, struct item *it)
         st->status_set = true;
         return 0;
     case K_QUERY:
+    case K_CLAIM:
         break;
     }
     return 1;
@@ -589,6 +606,10 @@ static int json_row(buf *b, sqlite3_stmt *s)
 static void sq_query(store *st, struct item *it)
 {
     buf *b = &it->out;
+    if (it->kind == K_CLAIM) { /* one node: its sessions were loaded at open */
+        it->ok = buf_puts(b, "null") == 0 && buf_terminate(b) == 0;
+        return;
+    }
     int64_t limit = it->num[0];
     int64_t before = it->num[1] > 0 ? it->num[1] : INT64_MAX;
     if (buf_putc(b, '[') < 0)

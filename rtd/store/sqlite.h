@@ -7,7 +7,7 @@
 #include "rtd/store/store_internal.h"
 
 /* The writer's prepared statements, by name and as an array (to clear or finalize all). */
-#define WSTMT_COUNT 21
+#define WSTMT_COUNT 22
 union wstmts {
     struct {
         sqlite3_stmt *begin, *commit, *rollback;
@@ -15,10 +15,11 @@ union wstmts {
         sqlite3_stmt *msg_insert, *status;
         sqlite3_stmt *mc_add, *mc_prune, *cc_add, *cc_prune, *tot_add, *tot_max;
         sqlite3_stmt *retention, *close_active, *sess_save, *sess_del, *stopped;
+        sqlite3_stmt *conn_reopen;
     };
     sqlite3_stmt *all[WSTMT_COUNT];
 };
-_Static_assert(offsetof(union wstmts, stopped) == (WSTMT_COUNT - 1) * sizeof(sqlite3_stmt *),
+_Static_assert(offsetof(union wstmts, conn_reopen) == (WSTMT_COUNT - 1) * sizeof(sqlite3_stmt *),
                "WSTMT_COUNT must match the named statements");
 
 struct sqlite_be {

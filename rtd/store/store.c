@@ -148,15 +148,29 @@ static size_t slen(const char *s)
     return s ? strlen(s) : 0;
 }
 
-int store_connection_open(store *st, const char *socket_id, const char *transport,
-                          const char *remote_addr, const char *user_agent, int64_t at_ms)
+static int open_item(store *st, const char *socket_id, const char *transport,
+                     const char *remote_addr, const char *user_agent, int64_t at_ms, bool reopen)
 {
     const char *s[] = {socket_id, transport, remote_addr, user_agent};
     size_t len[] = {slen(socket_id), slen(transport), slen(remote_addr), slen(user_agent)};
     struct item *it = item_new(K_OPEN, 4, s, len);
-    if (it)
+    if (it) {
         it->at_ms = at_ms;
+        it->num[0] = reopen;
+    }
     return push_write(st, it);
+}
+
+int store_connection_open(store *st, const char *socket_id, const char *transport,
+                          const char *remote_addr, const char *user_agent, int64_t at_ms)
+{
+    return open_item(st, socket_id, transport, remote_addr, user_agent, at_ms, false);
+}
+
+int store_connection_reopen(store *st, const char *socket_id, const char *transport,
+                            const char *remote_addr, const char *user_agent, int64_t at_ms)
+{
+    return open_item(st, socket_id, transport, remote_addr, user_agent, at_ms, true);
 }
 
 int store_connection_identify(store *st, const char *socket_id, const char *user_id,
@@ -187,6 +201,19 @@ int store_session_delete(store *st, const char *pid)
     struct item *it = item_new(K_SESSION, 1, s, len);
     if (it)
         it->num[2] = 1;
+    return push_write(st, it);
+}
+
+int store_sessions_expire(store *st, int64_t before_ms)
+{
+    if (!store_shared(st))
+        return 0; /* one node: recovery.c deletes its expired sessions one by one */
+    struct item *it = item_new(K_SESSION, 0, NULL, NULL);
+    if (it) {
+        it->num[0] = before_ms;
+        it->num[1] = util_wall_ms();
+        it->num[2] = 2;
+    }
     return push_write(st, it);
 }
 
@@ -259,6 +286,8 @@ int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t
     return push_write(st, it);
 }
 
+static int push_read(store *st, struct item *it);
+
 int store_query_messages(store *st, int limit, int64_t before, const char *room,
                          store_query_done_fn *done, void *ud)
 {
@@ -271,6 +300,29 @@ int store_query_messages(store *st, int limit, int64_t before, const char *room,
     it->num[1] = before;
     it->query_done = done;
     it->ud = ud;
+    return push_read(st, it);
+}
+
+int store_session_claim(store *st, const char *pid, store_query_done_fn *done, void *ud)
+{
+    const char *s[] = {pid};
+    size_t len[] = {slen(pid)};
+    struct item *it = item_new(K_CLAIM, 1, s, len);
+    if (!it)
+        return -1;
+    it->at_ms = util_wall_ms();
+    it->query_done = done;
+    it->ud = ud;
+    return push_read(st, it);
+}
+
+bool store_shared(const store *st)
+{
+    return st->be == &store_pg_backend;
+}
+
+static int push_read(store *st, struct item *it)
+{
     pthread_mutex_lock(&st->rmu);
     if (st->rstop || st->rdepth >= st->max_queue) {
         pthread_mutex_unlock(&st->rmu);

@@ -50,6 +50,11 @@ void store_close(store *st);
  * 0, or -1 when the queue is full (the write is dropped; the caller reports it). */
 int store_connection_open(store *st, const char *socket_id, const char *transport,
                           const char *remote_addr, const char *user_agent, int64_t at_ms);
+/* A recovered socket (the same socket id): its row is active again (status, transport,
+ * address, user agent; disconnected_at cleared), counted as no new connection; with no row
+ * a new one opened at at_ms, as store_connection_open. */
+int store_connection_reopen(store *st, const char *socket_id, const char *transport,
+                            const char *remote_addr, const char *user_agent, int64_t at_ms);
 int store_connection_identify(store *st, const char *socket_id, const char *user_id,
                               const char *platform, const char *app_version);
 int store_connection_transport(store *st, const char *socket_id, const char *transport);
@@ -79,6 +84,18 @@ int store_query_messages(store *st, int limit, int64_t before, const char *room,
 int store_session_save(store *st, const char *pid, const char *socket_id, const char *rooms_json,
                        const char *user_id, const char *platform, int64_t left_ms, int64_t since);
 int store_session_delete(store *st, const char *pid);
+/* Shared store: deletes every node's sessions left before before_ms (nobody claims them any
+ * more). A no-op on SQLite. */
+int store_sessions_expire(store *st, int64_t before_ms);
+/* Takes the pid's session out of the database, whichever node wrote it, in one statement
+ * (PostgreSQL: DELETE ... RETURNING), so that of two nodes asking for it one gets it. Runs
+ * on the reader thread; done receives a JSON object {node, socketId, rooms (the rooms_json
+ * text), userId, platform, leftMs (null: it was connected when its node stopped), since},
+ * or null when there is no such session (always, on SQLite: one node, which loaded its
+ * sessions at open). Returns 0, or -1 when the read queue is full. */
+int store_session_claim(store *st, const char *pid, store_query_done_fn *done, void *ud);
+/* Whether the database is shared by several nodes (PostgreSQL). */
+bool store_shared(const store *st);
 /* The sessions of this node found at open (after marking the connected ones left at the
  * open time), each once, and the newest message id then (*newest). Loop thread. */
 typedef void store_session_fn(const char *pid, const char *socket_id, const char *rooms_json,

@@ -36,7 +36,7 @@ enum {
     ITEM_FAIL_LOG_MS = 10000,
 };
 
-enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, K_QUERY, K_SESSION };
+enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, K_QUERY, K_SESSION, K_CLAIM };
 
 /* String slots per kind:
  *   K_OPEN      socket_id, transport, remote_addr, user_agent
@@ -45,6 +45,7 @@ enum item_kind { K_OPEN, K_IDENTIFY, K_TRANSPORT, K_CLOSE, K_MESSAGE, K_STATUS, 
  *   K_CLOSE     socket_id
  *   K_MESSAGE   socket_id, sender, text, platform, room
  *   K_QUERY     room
+ *   K_CLAIM     pid (a read: the reader thread takes the session, see store_session_claim)
  *   K_SESSION   pid, socket_id, rooms, user_id, platform (num: left_ms, since, 1 = delete) */
 #define NSTR 5
 

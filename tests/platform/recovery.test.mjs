@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe } from "node:test";
 import { Polling } from "../js/lib/http.mjs";
-import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd } from "./lib.mjs";
+import { count, emitAck, eventually, makeClient, connectSocket, metrics, query, rtdTest, sleep, startRtd, waitConnectionRow } from "./lib.mjs";
 
 const WINDOW = ["--recovery-window", "5000"];
 
@@ -51,6 +51,35 @@ describe("connection-state recovery", () => {
     assert.equal(msg.id, ack.id);
   });
 
+  // Only stored events can be replayed, so only they carry an offset (README): the others'
+  // last argument is an object, never a string socket.io-client would take for an offset.
+  rtdTest("offsets: only receive-message has one; identified, presence and error events do not, and are not replayed", { args: [...WINDOW, "--presence", "on"] }, async (ctx) => {
+    const a = await ctx.client();
+    const raw = [];
+    a.onAny((ev, ...args) => raw.push([ev, args]));
+    await emitAck(a, "identify", { userId: "u1", platform: "web" });
+    const b = await ctx.client(); // user-connected to a
+    a.emit("no-such-event"); // an error event
+    await emitAck(b, "send-message", { sender: "b", text: "hi" });
+    await a.got.messages.next();
+    await a.got.errors.next();
+    const byName = Object.fromEntries(raw.map(([ev, args]) => [ev, args]));
+    assert.deepEqual(Object.keys(byName).sort(), ["error", "identified", "receive-message", "user-connected"]);
+    for (const ev of ["identified", "user-connected", "error"]) {
+      assert.equal(byName[ev].length, 1, ev);
+      assert.equal(typeof byName[ev][0], "object", ev);
+    }
+    assert.equal(typeof byName["receive-message"].at(-1), "string");
+    await drop(ctx, a);
+    const c = await ctx.client(); // user-connected while a is away: not stored, not replayed
+    await emitAck(c, "send-message", { sender: "c", text: "missed" });
+    raw.length = 0;
+    const r = await back(a);
+    assert.equal(r.recovered, true);
+    assert.deepEqual(texts(r.beforeConnect), ["missed"]);
+    assert.deepEqual(raw.map(([ev]) => ev), ["receive-message"]);
+  });
+
   rtdTest("restores the session, rooms, identity and missed packets, in order, once", { args: WINDOW }, async (ctx) => {
     const a = await ctx.client();
     await emitAck(a, "identify", { userId: "u1", platform: "flutter" });
@@ -78,6 +107,10 @@ describe("connection-state recovery", () => {
     assert.equal(mine.platform, "flutter");
     await sleep(100);
     assert.deepEqual(texts(a.got.messages.items), ["seen", "hello1", "hello2", "hello3", "live", "mine"]);
+    // its connection row is active again (the same socket id: no second row, no new connection)
+    await waitConnectionRow(ctx.rtd.db, id, (row) => row.status === "active" && row.disconnected_at === null, "active again");
+    assert.equal(await count(ctx.rtd.db, "connections", `socket_id = '${id}'`), 1);
+    assert.deepEqual(ctx.rtd.logLines(/Store write rejected/), []);
     const m = (await metrics(ctx.rtd)).samples;
     assert.equal(m.get("rtd_recoveries_tried_total"), 1);
     assert.equal(m.get("rtd_recoveries_succeeded_total"), 1);
@@ -260,6 +293,17 @@ describe("connection-state recovery", () => {
     assert.equal(r.recovered, true);
     assert.equal(a.id, id);
     assert.deepEqual(texts(r.beforeConnect), ["after room1"]);
+  });
+
+  rtdTest("a session nobody came back for leaves the store after the window", { args: ["--recovery-window", "300"] }, async (ctx) => {
+    const a = await ctx.client();
+    const b = await ctx.client();
+    const pid = a._pid;
+    await drop(ctx, a);
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions", `pid = '${pid}'`), 1));
+    await sleep(500);
+    await drop(ctx, b); // a drop is when expired sessions go
+    await eventually(async () => assert.equal(await count(ctx.rtd.db, "recovery_sessions", `pid = '${pid}'`), 0));
   });
 
   rtdTest("a client's own disconnect removes its stored session", { args: WINDOW }, async (ctx) => {
