@@ -401,6 +401,14 @@ export const MUTATIONS = [
   },
   // ---- Laravel mode (rtd/laravel/) ----------------------------------------------------------
   {
+    id: "laravel-cookie-length",
+    file: "rtd/engine/eio.c",
+    from: "strlen(cookie) <= keep_cookie",
+    to: "true",
+    why: "the handshake Cookie kept for the Laravel auth callout is at most LARAVEL_MAX_COOKIE bytes",
+    tests: [{ node: ["platform/laravel.test.mjs"], grep: "handshake's Cookie" }],
+  },
+  {
     id: "pusher-timestamp",
     file: "rtd/laravel/laravel.c",
     from: "if (*end || t < now - 600 || t > now + 600)",

@@ -315,14 +315,16 @@ static bool header_name_ok(const char *k)
     return true;
 }
 
-/* POST authHost+authEndpoint, form channel_name=<channel>, with the client's auth.headers
- * and X-Requested-With: XMLHttpRequest, as laravel-echo-server does (private-channel.ts). */
+/* POST authHost+authEndpoint, form channel_name=<channel>, with the client's auth.headers,
+ * the Cookie of the connection's handshake unless auth.headers has one, and
+ * X-Requested-With: XMLHttpRequest, as laravel-echo-server does (private-channel.ts). */
 static int auth_callout(laravel *lv, sio_socket *s, const char *ch, json_object *headers)
 {
     if (!lv->http || lv->npending >= MAX_PENDING)
         return -1;
-    buf url = BUF_INIT, form = BUF_INIT, hb[MAX_HEADERS];
-    const char *hv[MAX_HEADERS + 3];
+    buf url = BUF_INIT, form = BUF_INIT, hb[MAX_HEADERS + 1];
+    const char *hv[MAX_HEADERS + 4];
+    bool has_cookie = false;
     size_t nh = 0;
     int r = -1;
     if (buf_puts(&url, lv->cfg->auth_hosts[0]) < 0 || buf_puts(&url, lv->cfg->auth_endpoint) < 0 ||
@@ -353,7 +355,18 @@ static int auth_callout(laravel *lv, sio_socket *s, const char *ch, json_object 
             }
             hv[nh] = (const char *)hb[nh].data;
             nh++;
+            has_cookie |= !strcasecmp(k, "Cookie");
         }
+    }
+    const char *cookie = eio_session_cookie(sio_socket_session(s));
+    if (!has_cookie && cookie) { /* LARAVEL_MAX_COOKIE at most, no CR/LF (an HTTP header) */
+        hb[nh] = (buf)BUF_INIT;
+        if (buf_printf(&hb[nh], "Cookie: %s", cookie) < 0 || buf_terminate(&hb[nh]) < 0) {
+            buf_free(&hb[nh]);
+            goto out;
+        }
+        hv[nh] = (const char *)hb[nh].data;
+        nh++;
     }
     size_t n = nh;
     hv[n++] = "X-Requested-With: XMLHttpRequest";

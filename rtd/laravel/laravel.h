@@ -18,6 +18,10 @@
 
 typedef struct laravel laravel;
 
+/* Bytes of a handshake's Cookie header kept for the auth callout (eio_config.keep_cookie);
+ * a longer Cookie is not forwarded. */
+#define LARAVEL_MAX_COOKIE 4096
+
 struct laravel_stats {
     uint64_t subscribes;  /* channels joined */
     uint64_t refused;     /* subscribe/unsubscribe with a bad payload, private channels refused */

@@ -234,6 +234,40 @@ describe("Laravel private and presence channels, whisper", () => {
   });
 });
 
+describe("Laravel: the handshake's Cookie in the auth callout", () => {
+  it("forwarded unless auth.headers has a Cookie; over polling too; one over 4096 bytes is not", async () => {
+    const cookies = [];
+    const auth = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => { cookies.push(req.headers.cookie ?? null); res.writeHead(200).end("true"); });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { authHost: `http://127.0.0.1:${auth.address().port}`, subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const socks = [];
+    try {
+      const sub = async (cookie, opts, headers = {}) => {
+        const s = record(await connectSocket(makeClient(rtd, { extraHeaders: { Cookie: cookie }, ...opts })));
+        socks.push(s);
+        const n = cookies.length;
+        s.emit("subscribe", { channel: "private-x", auth: { headers } });
+        await eventually(() => assert.equal(cookies.length, n + 1));
+        return cookies.at(-1);
+      };
+      assert.equal(await sub("laravel_session=abc; XSRF-TOKEN=t"), "laravel_session=abc; XSRF-TOKEN=t");
+      assert.equal(await sub("laravel_session=poll", { kind: "polling" }), "laravel_session=poll");
+      assert.equal(await sub("laravel_session=hs", {}, { Cookie: "laravel_session=mine" }), "laravel_session=mine");
+      assert.equal(await sub("a=" + "x".repeat(4094)), "a=" + "x".repeat(4094)); // 4096 bytes: kept
+      assert.equal(await sub("a=" + "x".repeat(4095)), null); // 4097: not kept, not forwarded
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+      auth.close();
+    }
+  });
+});
+
 describe("Laravel HTTP API and HTTP subscriber", () => {
   it("apps/:appId status, channels, users, events with the clients' keys; 400/403 bodies", async () => {
     const dir = (await import("./lib.mjs")).tempDir();
