@@ -380,3 +380,80 @@ for (const target of TARGETS) {
     });
   }
 }
+
+// Two rtd nodes with the same laravel-echo-server.json (database "redis"): presence members
+// are shared through Redis, so Echo users agree whichever node they are on. laravel-echo-server
+// keeps members per process (its removeInactive drops other nodes' members), so this runs
+// against rtd only.
+describe("Laravel Echo presence across two rtd nodes sharing one Redis", () => {
+  it("here/joining/leaving agree across nodes; leaving only when a user's last socket on any node goes; a dead node's members go", { timeout: 90000 }, async () => {
+    const redis = await startRedis();
+    const php = await startPhpAuth();
+    const cfg = writeConfig(echoConfig(redis, php.url, { clients: [APP] }));
+    const start = () => startRtd({ args: ["--allow-eio3", "--laravel-config", cfg, "--redis", redis.url] });
+    const nodes = { A: await start(), B: await start() };
+    await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 2), { timeout: 10000, what: "both PSUBSCRIBEs" });
+    const echos = [];
+    const tab = async (node, user, client = io4) => {
+      const e = new Echo({ broadcaster: "socket.io", host: nodes[node].url, client, transports: ["websocket"], forceNew: true,
+        reconnection: false, auth: { headers: {} }, bearerToken: String(user) });
+      echos.push(e);
+      const s = e.connector.socket;
+      if (!s.connected) await new Promise((res, rej) => { s.once("connect", res); s.once("connect_error", rej); });
+      e.seen = [];
+      e.here = new Promise((res) => e.join("room").here(res)
+        .joining((u) => e.seen.push(["joining", u.name])).leaving((u) => e.seen.push(["leaving", u.name])));
+      e.here.then((h) => (e.hereNames = h.map((u) => u.name)));
+      await e.here;
+      return e;
+    };
+    const users = async (node) => {
+      const r = await fetch(`${nodes[node].url}/apps/${APP.appId}/channels/presence-room/users`, { headers: { Authorization: `Bearer ${APP.key}` } });
+      assert.equal(r.status, 200);
+      return (await r.json()).users.map((u) => u.id).sort();
+    };
+    try {
+      const a1 = await tab("A", 1);
+      assert.deepEqual(a1.hereNames, ["u1"]);
+      // user 2 on node B sees user 1 of node A in here(); user 1 sees joining
+      const b2 = await tab("B", 2, io2);
+      assert.deepEqual(b2.hereNames, ["u2", "u1"]);
+      await eventually(() => assert.deepEqual(a1.seen, [["joining", "u2"]]));
+      // user 1's second tab, on node B: no joining anywhere
+      const b1 = await tab("B", 1);
+      assert.deepEqual(b1.hereNames.sort(), ["u1", "u2"]);
+      const a3 = await tab("A", 3);
+      assert.deepEqual(a3.hereNames.sort(), ["u1", "u2", "u3"]);
+      await eventually(() => assert.deepEqual(b2.seen, [["joining", "u3"]]));
+      assert.deepEqual(await users("A"), [1, 2, 3]);
+      assert.deepEqual(await users("B"), [1, 2, 3]);
+      const info = await (await fetch(`${nodes.B.url}/apps/${APP.appId}/channels/presence-room`, { headers: { Authorization: `Bearer ${APP.key}` } })).json();
+      assert.deepEqual(info, { subscription_count: 2, occupied: true, user_count: 3 }); // sockets on B, users everywhere
+      // user 1's tab on A goes: still on B, so nobody sees leaving
+      a1.disconnect();
+      await sleep(500);
+      assert.deepEqual([b2.seen, a3.seen], [[["joining", "u3"]], []]);
+      // the last one (on B) goes: leaving, on both nodes, once
+      b1.leave("room");
+      await eventually(() => {
+        assert.deepEqual(b2.seen, [["joining", "u3"], ["leaving", "u1"]]);
+        assert.deepEqual(a3.seen, [["leaving", "u1"]]);
+      }, { timeout: 10000 });
+      // node A dies (SIGKILL: no leave is sent): its user 3 goes once its liveness key expires
+      await nodes.A.kill();
+      await eventually(() => assert.deepEqual(b2.seen, [["joining", "u3"], ["leaving", "u1"], ["leaving", "u3"]]), { timeout: 30000, what: "the dead node's member leaving" });
+      assert.deepEqual(await users("B"), [2]);
+      // a new node joining later sees only the live members
+      nodes.C = await start();
+      const c4 = await tab("C", 4);
+      assert.deepEqual(c4.hereNames, ["u4", "u2"]);
+      await eventually(() => assert.deepEqual(b2.seen.at(-1), ["joining", "u4"]));
+    } finally {
+      for (const e of echos) e.disconnect();
+      await sleep(100);
+      for (const n of Object.values(nodes)) if (n.exit === null) await n.stop();
+      await php.stop();
+      await redis.stop();
+    }
+  });
+});
