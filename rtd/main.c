@@ -348,7 +348,8 @@ int main(int argc, char **argv)
     d.sio = sio_server_new(d.l, &sioc, &ec);
     struct platform_config pc = {
         .max_message_bytes = o.max_message_bytes,
-        .presence = o.presence,
+        /* laravel-echo-server sends no such events: off for Laravel unless asked for */
+        .presence = o.presence && (!o.laravel_config || o.presence_given),
         .recovery_window_ms = o.recovery_window_ms,
         .recovery_max_events = o.recovery_max_events,
         .rate_limit = o.rate_limit,

@@ -63,6 +63,27 @@ describe("--laravel-config", () => {
   }));
 });
 
+describe("--laravel-config and rtd's own presence events", () => {
+  it("no user-connected/user-disconnected for Laravel clients unless --presence on is given", () => withTempDir(async (dir) => {
+    const f = config(dir, { subscribers: { redis: false } });
+    for (const [args, want] of [[[], false], [["--presence", "on"], true]]) {
+      const rtd = await startRtd({ args: ["--laravel-config", f, ...args] });
+      const a = await connectSocket(makeClient(rtd));
+      const got = [];
+      a.onAny((e) => got.push(e));
+      const b = await connectSocket(makeClient(rtd));
+      b.close();
+      if (want) await eventually(() => assert.deepEqual(got, ["user-connected", "user-disconnected"]));
+      else {
+        await sleep(300);
+        assert.deepEqual(got, [], "laravel-echo-server sends no such events");
+      }
+      a.close();
+      await rtd.stop();
+    }
+  }));
+});
+
 // Everything a client gets, in order, as [event, ...args].
 function record(s) {
   s.all = [];
