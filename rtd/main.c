@@ -395,7 +395,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
+    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster, lv};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
             rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", o.client_js);

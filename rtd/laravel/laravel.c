@@ -74,6 +74,12 @@ static void auth_done(long status, const char *body, size_t len, void *ud)
 {
     struct pending *p = ud;
     laravel *lv = p->lv;
+    if (status == 200)
+        lv->stats.auth_ok++;
+    else if (status)
+        lv->stats.auth_denied++;
+    else
+        lv->stats.auth_failed++;
     sio_socket *s = sio_socket_find(lv->nsp, p->socket_id);
     /* a socket that left meanwhile, or is already in, is not joined (the original crashes) */
     if (s && sio_in_room(s, p->channel))
@@ -86,7 +92,6 @@ static void auth_done(long status, const char *body, size_t len, void *ud)
             if (sio_join(s, p->channel) == 0)
                 lv->stats.subscribes++;
         } else {
-            lv->stats.refused++;
             lv_emit_error(s, p->channel, (int)status);
         }
     }

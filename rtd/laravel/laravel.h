@@ -24,13 +24,17 @@ typedef struct laravel laravel;
 
 struct laravel_stats {
     uint64_t subscribes;  /* channels joined */
-    uint64_t refused;     /* subscribe/unsubscribe with a bad payload, private channels refused */
+    uint64_t refused;     /* subscribe/unsubscribe/client event: bad payload, over the limits */
     uint64_t received;    /* Redis messages received */
-    uint64_t broadcasts;  /* of them, sent to a channel */
+    uint64_t http_events;   /* events taken by POST events/batch_events with a client's key */
+    uint64_t pusher_events; /* the same, Pusher-signed */
+    uint64_t broadcasts;  /* events sent to a channel (every source, presence events too) */
     uint64_t delivered;   /* packets sent to sockets */
     uint64_t dropped;     /* Redis messages not JSON or without an event name */
+    uint64_t auth_ok, auth_denied, auth_failed; /* auth callouts: 200, another status, none */
+    uint64_t member_refused; /* presence answers without a usable channel_data.user_id */
     uint64_t api_requests; /* HTTP API and subscriber requests */
-    uint64_t api_refused;  /* of them, refused: 403, 400, 413 */
+    uint64_t api_unauthorized, api_bad_request, api_too_large; /* refused: 403, 400, 413 */
 };
 
 /* c must outlive the result. NULL with *err (static text) on failure. */

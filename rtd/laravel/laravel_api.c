@@ -203,8 +203,12 @@ static bool event_valid(json_object *o)
            has_data;
 }
 
-static void event_publish(laravel *lv, json_object *o)
+static void event_publish(laravel *lv, json_object *o, bool pusher)
 {
+    if (pusher)
+        lv->stats.pusher_events++;
+    else
+        lv->stats.http_events++;
     json_object *chs = NULL, *ch = NULL, *name = NULL, *data = NULL, *sock = NULL, *parsed = NULL;
     json_object_object_get_ex(o, "channels", &chs);
     json_object_object_get_ex(o, "channel", &ch);
@@ -247,7 +251,7 @@ static void api_events(laravel *lv, http_request *r)
     size_t len;
     const unsigned char *body = http_request_body(r, &len);
     if (http_request_too_large(r)) {
-        lv->stats.api_refused++;
+        lv->stats.api_too_large++;
         api_answer(lv, r, 413, "{\"error\":\"Payload too large\"}");
         return;
     }
@@ -256,18 +260,18 @@ static void api_events(laravel *lv, http_request *r)
     bool ok = tok && json_tokener_get_error(tok) == json_tokener_success;
     json_tokener_free(tok);
     if (!ok || !json_object_is_type(o, json_type_object)) {
-        lv->stats.api_refused++;
+        lv->stats.api_bad_request++;
         json_object_put(o);
         api_answer(lv, r, 400, "{\"error\":\"Body must be a JSON object\"}");
         return;
     }
     if (!event_valid(o)) {
-        lv->stats.api_refused++;
+        lv->stats.api_bad_request++;
         json_object_put(o);
         api_answer(lv, r, 400, "{\"error\":\"Event must include channel, event name and data\"}");
         return;
     }
-    event_publish(lv, o);
+    event_publish(lv, o, http_request_query(r, "auth_signature") != NULL);
     json_object_put(o);
     api_answer(lv, r, 200, http_request_query(r, "auth_signature") ? "{}" : "{\"message\":\"ok\"}");
 }
@@ -283,14 +287,21 @@ static void api_batch(laravel *lv, http_request *r)
               json_object_is_type(batch, json_type_array) && json_object_array_length(batch) <= 10;
     for (size_t i = 0; ok && i < json_object_array_length(batch); i++)
         ok = event_valid(json_object_array_get_idx(batch, i));
+    if (http_request_too_large(r)) {
+        lv->stats.api_too_large++;
+        json_object_put(o);
+        api_answer(lv, r, 413, "{\"error\":\"Payload too large\"}");
+        return;
+    }
     if (!ok) {
-        lv->stats.api_refused++;
+        lv->stats.api_bad_request++;
         json_object_put(o);
         api_answer(lv, r, 400, "{\"error\":\"Batch must hold up to 10 events with channel, event name and data\"}");
         return;
     }
     for (size_t i = 0; i < json_object_array_length(batch); i++)
-        event_publish(lv, json_object_array_get_idx(batch, i));
+        event_publish(lv, json_object_array_get_idx(batch, i),
+                      http_request_query(r, "auth_signature") != NULL);
     json_object_put(o);
     api_answer(lv, r, 200, "{}");
 }
@@ -357,7 +368,7 @@ static void route_apps(http_request *r, void *ud)
     const char *method = http_request_method(r);
     lv->stats.api_requests++;
     if (!api_allowed(lv, r, path, id_len)) {
-        lv->stats.api_refused++;
+        lv->stats.api_unauthorized++;
         api_answer(lv, r, 403, "{\"error\":\"Unauthorized\"}");
         return;
     }

@@ -446,7 +446,7 @@ void lv_presence_join(laravel *lv, sio_socket *s, const char *channel, const cha
         u = json_object_get_string(uid);
     if (!u || !*u || strlen(u) > MAX_USER_ID || strchr(u, '\t')) {
         rlog(RLOG_WARN, "Member data for presence channel missing", NULL);
-        lv->stats.refused++;
+        lv->stats.member_refused++;
         lv_emit_error(s, channel, 0);
         json_object_put(parsed);
         json_object_put(res);

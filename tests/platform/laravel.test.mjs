@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { describe, it } from "node:test";
 import io2 from "sio2";
-import { connectSocket, eventually, makeClient, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
+import { connectSocket, eventually, makeClient, metrics, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
 import { startRedis } from "./redis.mjs";
 
 function config(dir, obj, name = "laravel-echo-server.json") {
@@ -285,6 +285,72 @@ describe("Laravel: the handshake's Cookie in the auth callout", () => {
       for (const s of socks) s.close();
       await rtd.stop();
       auth.close();
+    }
+  });
+});
+
+describe("Laravel metrics on /metrics", () => {
+  it("rtd_laravel_*: broadcasts by source, deliveries, auth callouts by result, refusals by kind", async () => {
+    const crypto = await import("node:crypto");
+    const redis = await startRedis();
+    const auth = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        const ch = new URLSearchParams(body).get("channel_name");
+        if (ch === "presence-nodata") return res.writeHead(200).end("{}");
+        res.writeHead(ch === "private-ok" ? 200 : 403).end("{}");
+      });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const prefix = "p_";
+    const f = config(redis.dir, {
+      authHost: `http://127.0.0.1:${auth.address().port}`, clients: [{ appId: "a", key: "k", secret: "s" }],
+      databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: prefix } },
+    });
+    const rtd = await startRtd({ args: ["--laravel-config", f, "--max-payload", "20000"] });
+    const socks = [];
+    try {
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000 });
+      const a = record(await connectSocket(makeClient(rtd)));
+      const b = record(await connectSocket(makeClient(rtd)));
+      socks.push(a, b);
+      for (const s of [a, b]) s.emit("subscribe", { channel: "orders" });
+      a.emit("subscribe", { channel: "private-ok" });
+      a.emit("subscribe", { channel: "private-no" });
+      a.emit("subscribe", { channel: "presence-nodata" });
+      a.emit("subscribe", { nochannel: 1 });
+      await eventually(() => assert.equal(a.all.filter((e) => e[0] === "subscription_error").length, 2));
+      await redis.command(["PUBLISH", prefix + "orders", JSON.stringify({ event: "E", data: 1 })]);
+      await redis.command(["PUBLISH", prefix + "orders", "nope"]);
+      const api = (p, body, q = "") => fetch(`${rtd.url}/apps/a/${p}${q}`, { method: "POST", body, headers: { Authorization: "Bearer k" } });
+      assert.equal((await api("events", JSON.stringify({ channel: "orders", name: "H", data: 2 }))).status, 200);
+      assert.equal((await api("events", "{bad")).status, 400);
+      assert.equal((await api("events", JSON.stringify({ channel: "orders", name: "H", data: "x".repeat(30000) }))).status, 413);
+      assert.equal((await fetch(`${rtd.url}/apps/a/channels`, { headers: { Authorization: "Bearer wrong" } })).status, 403);
+      const body = JSON.stringify({ channel: "orders", name: "P", data: "{}" });
+      const q = { auth_key: "k", auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: "1.0", body_md5: crypto.createHash("md5").update(body).digest("hex") };
+      const sig = crypto.createHmac("sha256", "s").update(`POST\n/apps/a/events\n${Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join("&")}`).digest("hex");
+      assert.equal((await fetch(`${rtd.url}/apps/a/events?${new URLSearchParams({ ...q, auth_signature: sig })}`, { method: "POST", body })).status, 200);
+      await eventually(() => assert.deepEqual(b.all.map((e) => e[0]), ["E", "H", "P"]));
+      const m = (await metrics(rtd)).samples;
+      const get = (k) => m.get(`rtd_laravel_${k}`);
+      assert.deepEqual([get('broadcasts_received_total{source="redis"}'), get('broadcasts_received_total{source="http"}'), get('broadcasts_received_total{source="pusher"}')], [2, 1, 1]);
+      assert.equal(get("broadcasts_total"), 3);
+      assert.equal(get("deliveries_total"), 6);
+      assert.deepEqual([get('auth_callouts_total{result="ok"}'), get('auth_callouts_total{result="denied"}'), get('auth_callouts_total{result="failed"}')], [2, 1, 0]);
+      assert.equal(get('refused_total{kind="redis_message"}'), 1);
+      assert.equal(get('refused_total{kind="client_payload"}'), 1);
+      assert.equal(get('refused_total{kind="member_data"}'), 1);
+      assert.equal(get('refused_total{kind="unauthorized"}'), 1);
+      assert.equal(get('refused_total{kind="bad_request"}'), 1);
+      assert.equal(get('refused_total{kind="too_large"}'), 1);
+      assert.equal(get("api_requests_total"), 5);
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+      auth.close();
+      await redis.stop();
     }
   });
 });
