@@ -94,7 +94,12 @@ static void status_tick(loop *l, void *ud)
     struct daemon *d = ud;
     struct platform_stats ps;
     platform_get_stats(d->plat, &ps);
-    store_status(d->st, platform_connections(d->plat), ps.messages_in, ps.messages_out);
+    buf lj = BUF_INIT; /* --laravel-config's figures for admin-fcgi */
+    bool lok = d->status.laravel &&
+               laravel_status_json(d->status.laravel, &lj, STORE_STATUS_LARAVEL_MAX) == 0;
+    store_status_laravel(d->st, platform_connections(d->plat), ps.messages_in, ps.messages_out,
+                         lok ? (const char *)lj.data : NULL);
+    buf_free(&lj);
     loop_timer_start(l, &d->status_timer, STATUS_EVERY_MS, status_tick, d);
 }
 

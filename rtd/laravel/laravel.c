@@ -416,3 +416,35 @@ void laravel_get_stats(const laravel *lv, struct laravel_stats *out)
 {
     *out = lv->stats;
 }
+
+struct status_ctx {
+    laravel *lv;
+    buf *out;
+    size_t max;
+    bool first, full;
+};
+
+static void status_room(const char *room, void *ud)
+{
+    struct status_ctx *x = ud;
+    if (x->full || sio_socket_find(x->lv->nsp, room))
+        return; /* a socket's own room */
+    size_t before = x->out->len;
+    if (buf_puts(x->out, x->first ? "\"" : ",\"") < 0 || buf_json_escape(x->out, room, strlen(room)) < 0 ||
+        buf_printf(x->out, "\":%zu", sio_room_size(x->lv->nsp, room)) < 0 || x->out->len + 3 > x->max) {
+        x->out->len = before; /* this one does not fit: stop here */
+        x->full = true;
+        return;
+    }
+    x->first = false;
+}
+
+int laravel_status_json(laravel *lv, buf *out, size_t max)
+{
+    if (buf_printf(out, "{\"broadcasts\":%llu,\"deliveries\":%llu,\"channels\":{",
+                   (unsigned long long)lv->stats.broadcasts, (unsigned long long)lv->stats.delivered) < 0)
+        return -1;
+    struct status_ctx x = {lv, out, max, true, false};
+    sio_each_room(lv->nsp, status_room, &x);
+    return buf_puts(out, "}}") < 0 || buf_terminate(out) < 0 ? -1 : 0;
+}

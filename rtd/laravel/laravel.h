@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rtd/laravel/laravel_config.h"
+#include "rtd/lib/buf.h"
 #include "rtd/net/http.h"
 #include "rtd/net/loop.h"
 #include "rtd/socketio/sio.h"
@@ -44,5 +45,9 @@ void laravel_free(laravel *lv);
  * and the HTTP subscriber (POST /apps/:appId/events), with the clients' keys. */
 int laravel_serve(laravel *lv, http_server *h, size_t max_body);
 void laravel_get_stats(const laravel *lv, struct laravel_stats *out);
+/* For the heartbeat (daemon_status.laravel, admin-fcgi's pages): {"broadcasts": N,
+ * "deliveries": N, "channels": {"<name>": <sockets on this node>, ...}} into out, the
+ * channels cut off below max bytes in all. */
+int laravel_status_json(laravel *lv, buf *out, size_t max);
 
 #endif

@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { describe, it } from "node:test";
 import io2 from "sio2";
-import { connectSocket, eventually, makeClient, metrics, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
+import { connectSocket, eventually, makeClient, metrics, query, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
 import { startRedis } from "./redis.mjs";
 
 function config(dir, obj, name = "laravel-echo-server.json") {
@@ -351,6 +351,40 @@ describe("Laravel metrics on /metrics", () => {
       await rtd.stop();
       auth.close();
       await redis.stop();
+    }
+  });
+});
+
+describe("Laravel figures in the heartbeat (daemon_status.laravel, for admin-fcgi)", () => {
+  it("broadcasts, deliveries and each channel's subscribers, rewritten with the heartbeat", { timeout: 30000 }, async () => {
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { clients: [{ appId: "a", key: "k" }], subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const socks = [];
+    try {
+      for (let i = 0; i < 3; i++) socks.push(record(await connectSocket(makeClient(rtd))));
+      for (const s of socks) s.emit("subscribe", { channel: "orders" });
+      socks[0].emit("subscribe", { channel: 'news"<x>' });
+      await sleep(200);
+      const r = await fetch(`${rtd.url}/apps/a/events`, { method: "POST", headers: { Authorization: "Bearer k" },
+        body: JSON.stringify({ channel: "orders", name: "E", data: { n: 1 } }) });
+      assert.equal(r.status, 200);
+      await eventually(async () => {
+        const [row] = await query(rtd.db, "SELECT laravel FROM daemon_status");
+        assert.deepEqual(JSON.parse(row.laravel), { broadcasts: 1, deliveries: 3, channels: { orders: 3, 'news"<x>': 1 } });
+      }, { timeout: 20000, interval: 500, what: "the heartbeat's Laravel figures" });
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+    }
+    // without --laravel-config the column stays NULL
+    const plain = await startRtd({ db: rtd.db, dir });
+    try {
+      await sleep(5500);
+      const [row] = await query(plain.db, "SELECT laravel FROM daemon_status");
+      assert.equal(row.laravel, null);
+    } finally {
+      await plain.stop();
     }
   });
 });
