@@ -306,6 +306,29 @@ void lv_publish(laravel *lv, const char *room, const char *event, json_object *d
     buf_free(&args);
 }
 
+void lv_fanout(laravel *lv, const char *room, const char *event, json_object *d,
+               const char *socket_id)
+{
+    if (!lv->shared) {
+        lv_publish(lv, room, event, d, socket_id);
+        return;
+    }
+    json_object *msg = json_object_new_object();
+    json_object_object_add(msg, "event", json_object_new_string(event));
+    json_object_object_add(msg, "data", json_object_get(d));
+    json_object_object_add(msg, "socket", socket_id ? json_object_new_string(socket_id) : NULL);
+    json_object_object_add(msg, "rtd", json_object_new_int(1)); /* counted where it came in */
+    buf ch = BUF_INIT;
+    const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+    if (buf_puts(&ch, lv->cfg->key_prefix) < 0 || buf_puts(&ch, room) < 0 ||
+        redis_link_publish(lv->redis, (const char *)ch.data, ch.len, text, strlen(text)) < 0) {
+        rlog(RLOG_WARN, "Laravel event sent on this node only: Redis refused it", NULL);
+        lv_publish(lv, room, event, d, socket_id);
+    }
+    buf_free(&ch);
+    json_object_put(msg);
+}
+
 /* PUBLISH <keyPrefix><channel> {"event": name, "data": {...}, "socket": id|null}. */
 static void on_message(const char *pattern, const char *channel, size_t channel_len,
                        const unsigned char *data, size_t len, void *ud)
@@ -341,6 +364,8 @@ static void on_message(const char *pattern, const char *channel, size_t channel_
     }
     json_object_object_get_ex(msg, "data", &d);
     json_object_object_get_ex(msg, "socket", &sock);
+    if (json_object_object_get_ex(msg, "rtd", NULL))
+        lv->stats.received--; /* an rtd node's fan-out (HTTP subscriber, presence): not Laravel's */
     lv_publish(lv, room, json_object_get_string(ev), d,
             json_object_is_type(sock, json_type_string) ? json_object_get_string(sock) : NULL);
     json_object_put(msg);

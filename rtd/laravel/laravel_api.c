@@ -224,10 +224,10 @@ static void event_publish(laravel *lv, json_object *o, bool pusher)
             json_object *c = json_object_array_get_idx(chs, i);
             if (json_object_is_type(c, json_type_string) && json_object_get_string_len(c) &&
                 json_object_get_string_len(c) <= MAX_CHANNEL)
-                lv_publish(lv, json_object_get_string(c), ev, parsed ? parsed : data, sid);
+                lv_fanout(lv, json_object_get_string(c), ev, parsed ? parsed : data, sid);
         }
     } else if (json_object_get_string_len(ch) <= MAX_CHANNEL) {
-        lv_publish(lv, json_object_get_string(ch), ev, parsed ? parsed : data, sid);
+        lv_fanout(lv, json_object_get_string(ch), ev, parsed ? parsed : data, sid);
     }
     json_object_put(parsed);
 }

@@ -69,6 +69,11 @@ bool lv_header_name_ok(const char *k);
 /* (event, channel, data) to the channel's sockets on this node, except socket_id. */
 void lv_publish(laravel *lv, const char *room, const char *event, json_object *d,
                 const char *socket_id);
+/* The same for every node: with shared members (the nodes' common Redis) a Laravel message
+ * PUBLISHed to <keyPrefix><room>, which every node's subscriber delivers; here only when
+ * Redis refuses it or there is none. */
+void lv_fanout(laravel *lv, const char *room, const char *event, json_object *d,
+               const char *socket_id);
 
 /* laravel_presence.c */
 struct presence *lv_presence_find(laravel *lv, const char *name, bool create);

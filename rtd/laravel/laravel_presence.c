@@ -191,21 +191,7 @@ static void emit_to(sio_socket *s, const char *event, const char *channel, json_
 static void announce(laravel *lv, const char *channel, const char *event, json_object *member,
                      const char *except_id)
 {
-    if (!lv->shared) {
-        lv_publish(lv, channel, event, member, except_id);
-        return;
-    }
-    json_object *msg = json_object_new_object();
-    json_object_object_add(msg, "event", json_object_new_string(event));
-    json_object_object_add(msg, "data", json_object_get(member));
-    json_object_object_add(msg, "socket", except_id ? json_object_new_string(except_id) : NULL);
-    buf ch = BUF_INIT;
-    const char *text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
-    if (buf_puts(&ch, lv->cfg->key_prefix) < 0 || buf_puts(&ch, channel) < 0 ||
-        redis_link_publish(lv->redis, (const char *)ch.data, ch.len, text, strlen(text)) < 0)
-        rlogf(RLOG_WARN, "Laravel presence event not sent: Redis refused it", "{\"event\":\"%s\"}", event);
-    buf_free(&ch);
-    json_object_put(msg);
+    lv_fanout(lv, channel, event, member, except_id);
 }
 
 /* ---- shared members in Redis ---- */

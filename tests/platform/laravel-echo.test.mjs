@@ -16,7 +16,7 @@ import Pusher from "pusher";
 import io2 from "sio2";
 import { io as io4 } from "socket.io-client";
 import { freePort } from "../js/lib/server.mjs";
-import { eventually, HOST, sleep, startRtd, TESTS_DIR, tryConnect } from "./lib.mjs";
+import { eventually, HOST, metrics, sleep, startRtd, TESTS_DIR, tryConnect } from "./lib.mjs";
 import { startRedis } from "./redis.mjs";
 
 const PREFIX = "laravel_database_";
@@ -439,6 +439,19 @@ describe("Laravel Echo presence across two rtd nodes sharing one Redis", () => {
         assert.deepEqual(b2.seen, [["joining", "u3"], ["leaving", "u1"]]);
         assert.deepEqual(a3.seen, [["leaving", "u1"]]);
       }, { timeout: 10000 });
+      // the HTTP subscriber (and Pusher's API) of one node reaches every node's sockets, once
+      const got = [];
+      a3.join("room").listen("Shipped", (d) => got.push(["A", d.n]));
+      b2.join("room").listen("Shipped", (d) => got.push(["B", d.n]));
+      const r = await fetch(`${nodes.B.url}/apps/${APP.appId}/events`, { method: "POST", headers: { Authorization: `Bearer ${APP.key}` },
+        body: JSON.stringify({ channel: "presence-room", name: "App\\Events\\Shipped", data: { n: 1 }, socket_id: b2.socketId() }) });
+      assert.equal(r.status, 200);
+      await eventually(() => assert.deepEqual(got, [["A", 1]]));
+      await sleep(300);
+      assert.deepEqual(got, [["A", 1]], "not to the excluded socket, not twice");
+      const m = (await metrics(nodes.B)).samples;
+      assert.equal(m.get('rtd_laravel_broadcasts_received_total{source="http"}'), 1);
+      assert.equal(m.get('rtd_laravel_broadcasts_received_total{source="redis"}'), 0, "its own fan-out is not Laravel's");
       // node A dies (SIGKILL: no leave is sent): its user 3 goes once its liveness key expires
       await nodes.A.kill();
       await eventually(() => assert.deepEqual(b2.seen, [["joining", "u3"], ["leaving", "u1"], ["leaving", "u3"]]), { timeout: 30000, what: "the dead node's member leaving" });
