@@ -289,6 +289,37 @@ describe("Laravel: the handshake's Cookie in the auth callout", () => {
   });
 });
 
+describe("Laravel presence: the member's user_id is bounded", () => {
+  it("a user_id over 200 bytes or with a tab is refused with subscription_error(channel, 0); 200 bytes joins", async () => {
+    const ids = { "presence-long": "x".repeat(201), "presence-tab": "a\tb", "presence-ok": "y".repeat(200) };
+    const auth = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        const ch = new URLSearchParams(body).get("channel_name");
+        res.writeHead(200).end(JSON.stringify({ channel_data: { user_id: ids[ch], user_info: {} } }));
+      });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    const rtd = await startRtd({ args: ["--laravel-config", config(dir, { authHost: `http://127.0.0.1:${auth.address().port}`, subscribers: { redis: false } })], dir });
+    const a = record(await connectSocket(makeClient(rtd)));
+    try {
+      for (const ch of Object.keys(ids)) a.emit("subscribe", { channel: ch });
+      await eventually(() => {
+        assert.deepEqual(a.all.filter((e) => e[0] === "subscription_error").map((e) => e[1]).sort(), ["presence-long", "presence-tab"]);
+        assert.deepEqual(a.all.find((e) => e[0] === "presence:subscribed")?.[2], [{ user_id: ids["presence-ok"], user_info: {}, socketId: a.id }]);
+      });
+      assert.ok(a.all.every((e) => e[0] !== "subscription_error" || e[2] === 0));
+      assert.equal((await metrics(rtd)).samples.get('rtd_laravel_refused_total{kind="member_data"}'), 2);
+    } finally {
+      a.close();
+      await rtd.stop();
+      auth.close();
+    }
+  });
+});
+
 describe("Laravel metrics on /metrics", () => {
   it("rtd_laravel_*: broadcasts by source, deliveries, auth callouts by result, refusals by kind", async () => {
     const crypto = await import("node:crypto");
@@ -385,6 +416,32 @@ describe("Laravel figures in the heartbeat (daemon_status.laravel, for admin-fcg
       assert.equal(row.laravel, null);
     } finally {
       await plain.stop();
+    }
+  });
+});
+
+describe("Laravel figures in the heartbeat: bounded", () => {
+  it("channels past 16 KiB of JSON are left out; the row is still written, valid", { timeout: 30000 }, async () => {
+    const dir = (await import("./lib.mjs")).tempDir();
+    const rtd = await startRtd({ args: ["--laravel-config", config(dir, { subscribers: { redis: false } })], dir });
+    const socks = [];
+    try {
+      // 5 sockets x 100 channels (the per-socket limit) x ~45 bytes of JSON each: over 16 KiB
+      for (let i = 0; i < 5; i++) {
+        const s = record(await connectSocket(makeClient(rtd)));
+        socks.push(s);
+        for (let j = 0; j < 100; j++) s.emit("subscribe", { channel: `orders.${i}.${j}.${"z".repeat(24)}` });
+      }
+      await eventually(async () => {
+        const [row] = await query(rtd.db, "SELECT laravel FROM daemon_status");
+        assert.ok(row.laravel, "written");
+        const n = Object.keys(JSON.parse(row.laravel).channels).length;
+        assert.ok(n > 100 && n < 500, `${n} channels`);
+        assert.ok(row.laravel.length < 16384);
+      }, { timeout: 20000, interval: 500, what: "a bounded heartbeat" });
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
     }
   });
 });
