@@ -412,6 +412,8 @@ int main(int argc, char **argv)
     http_route(d.http, ec.path, route_engine, eio, o.max_payload);
     http_route(d.http, "/health", status_health, &d.status, 0);
     http_route(d.http, "/metrics", status_metrics, &d.status, 0);
+    if (lv) /* laravel-echo-server's GET / -> OK; last: "/" matches every path left */
+        laravel_serve_root(lv, d.http);
     status_tick(d.l, &d);
 
     rlogf(RLOG_INFO, "Socket.IO server running",

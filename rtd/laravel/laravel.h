@@ -44,6 +44,9 @@ void laravel_free(laravel *lv);
 /* The HTTP API (GET /apps/:appId/status, /channels, /channels/:name, /channels/:name/users)
  * and the HTTP subscriber (POST /apps/:appId/events), with the clients' keys. */
 int laravel_serve(laravel *lv, http_server *h, size_t max_body);
+/* GET / answers "OK" as laravel-echo-server does (a load balancer's health check); other
+ * paths 404. Register it after every other route: "/" is a prefix of them all. */
+int laravel_serve_root(laravel *lv, http_server *h);
 void laravel_get_stats(const laravel *lv, struct laravel_stats *out);
 /* For the heartbeat (daemon_status.laravel, admin-fcgi's pages): {"broadcasts": N,
  * "deliveries": N, "channels": {"<name>": <sockets on this node>, ...}} into out, the

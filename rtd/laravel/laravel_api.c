@@ -3,6 +3,7 @@
  * the Pusher way (a client with a secret): POST events and batch_events, signed GETs. */
 #include "config.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,10 +392,18 @@ static void route_apps(http_request *r, void *ud)
         }
         json_object_object_add(out, "subscription_count",
                                json_object_new_int64((int64_t)sio_server_socket_count(lv->srv)));
-        json_object_object_add(out, "uptime",
-                               json_object_new_double((double)(loop_now(lv->l) - lv->started_ms) / 1000.0));
+        double up = (double)(loop_now(lv->l) - lv->started_ms) / 1000.0;
+        char ups[32];
+        snprintf(ups, sizeof ups, "%.3f", up);
+        json_object_object_add(out, "uptime", json_object_new_double_s(up, ups));
+        /* process.memoryUsage()'s keys: the heap is malloc's; no V8 here, so no external */
+        struct mallinfo2 mi = mallinfo2();
         json_object *mem = json_object_new_object();
         json_object_object_add(mem, "rss", json_object_new_int64((int64_t)rss_pages * 4096));
+        json_object_object_add(mem, "heapTotal", json_object_new_int64((int64_t)(mi.arena + mi.hblkhd)));
+        json_object_object_add(mem, "heapUsed", json_object_new_int64((int64_t)(mi.uordblks + mi.hblkhd)));
+        json_object_object_add(mem, "external", json_object_new_int64(0));
+        json_object_object_add(mem, "arrayBuffers", json_object_new_int64(0));
         json_object_object_add(out, "memory_usage", mem);
     } else if (get && !strcmp(rest, "/channels")) {
         json_object *chans = json_object_new_object();
@@ -407,7 +416,7 @@ static void route_apps(http_request *r, void *ud)
         const char *n = rest + 10;
         const char *users = strstr(n, "/users");
         size_t nl = users && !users[6] ? (size_t)(users - n) : strlen(n);
-        if (nl > MAX_CHANNEL) {
+        if (nl > MAX_CHANNEL || memchr(n, '/', nl)) { /* Express's :channelName has no '/' */
             api_answer(lv, r, 404, "{\"error\":\"Not found\"}");
             return;
         }
@@ -453,6 +462,22 @@ static void route_apps(http_request *r, void *ud)
     }
     api_answer(lv, r, 200, json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN));
     json_object_put(out);
+}
+
+static void route_root(http_request *r, void *ud)
+{
+    laravel *lv = ud;
+    if (strcmp(http_request_path(r), "/") != 0) {
+        http_respond(r, 404, "text/plain; charset=utf-8", "Not Found", 9);
+        return;
+    }
+    api_headers(lv, r);
+    http_respond(r, 200, "text/html; charset=utf-8", "OK", 2);
+}
+
+int laravel_serve_root(laravel *lv, http_server *h)
+{
+    return http_route(h, "/", route_root, lv, 0);
 }
 
 int laravel_serve(laravel *lv, http_server *h, size_t max_body)

@@ -285,7 +285,12 @@ for (const target of TARGETS) {
         assert.deepEqual(Object.keys(st.json), ["subscription_count", "uptime", "memory_usage"]);
         assert.equal(st.json.subscription_count, 2);
         assert.equal(typeof st.json.uptime, "number");
-        assert.equal(typeof st.json.memory_usage.rss, "number");
+        assert.deepEqual(Object.keys(st.json.memory_usage), ["rss", "heapTotal", "heapUsed", "external", "arrayBuffers"]);
+        for (const v of Object.values(st.json.memory_usage)) assert.equal(typeof v, "number");
+        // GET / (a load balancer's health check) and a channel name with a slash
+        const root = await fetch(`${server.url}/`);
+        assert.deepEqual([root.status, await root.text()], [200, "OK"]);
+        assert.equal((await api("channels/news/users/x")).status, 404);
         const users = await api("channels/news/users");
         assert.deepEqual([users.status, users.text], [400, '{"error":"User list is only possible for Presence Channels"}']);
         for (const key of ["wrong", null]) {
