@@ -84,6 +84,31 @@ const TARGETS = [
   { name: "rtd --laravel-config", reference: false, start: startRtdLaravel, clients: ["socket.io-client 2.5", "socket.io-client 4.8"] },
 ];
 
+// The raw events each tab got in a scenario, socket ids replaced by tab names: rtd's must
+// equal the reference's, frame for frame (filled by the reference's run, which comes first).
+const FRAMES = new Map();
+function rawEvents(e) {
+  const s = e.connector.socket;
+  s.raw = [];
+  s.rawId = s.id; // a closed socket has no id any more
+  if (s.onAny) s.onAny((...a) => s.raw.push(a));
+  else { // socket.io-client 2 has no onAny
+    const onevent = s.onevent;
+    s.onevent = function (packet) { s.raw.push(packet.data); return onevent.call(this, packet); };
+  }
+}
+// Records (before) or compares (after) a scenario's frames against the reference's.
+function sameFrames(target, name, tabs) {
+  const frames = normalized(tabs);
+  if (target.reference) FRAMES.set(name, frames);
+  else if (FRAMES.has(name)) assert.deepEqual(frames, FRAMES.get(name), `${name}: the same frames as laravel-echo-server`);
+}
+function normalized(tabs) {
+  const names = new Map(Object.entries(tabs).map(([n, e]) => [e.connector.socket.rawId, n]));
+  const fix = (v) => JSON.parse(JSON.stringify(v, (k, x) => (typeof x === "string" && names.has(x) ? `<${names.get(x)}>` : x)));
+  return Object.fromEntries(Object.entries(tabs).map(([n, e]) => [n, fix(e.connector.socket.raw)]));
+}
+
 // Laravel's RedisBroadcaster::broadcast from PHP (tests/laravel/publish.php)
 function phpPublish(redis, channel, event, payload) {
   return new Promise((resolve, reject) => {
@@ -144,6 +169,8 @@ for (const target of TARGETS) {
       it("public channel: listen() with the namespace and with a leading dot; Redis, Laravel's RedisBroadcaster, the HTTP subscriber", SLOW, async () => {
         const a = await tab();
         const b = await tab();
+        rawEvents(a);
+        rawEvents(b);
         const got = { a: [], b: [], dot: [] };
         a.channel("orders").listen("OrderShipped", (d) => got.a.push(d)).listen(".order.paid", (d) => got.dot.push(d));
         b.channel("orders").listen("OrderShipped", (d) => got.b.push(d));
@@ -165,6 +192,7 @@ for (const target of TARGETS) {
         await eventually(() => assert.equal(got.a.length, 4));
         await sleep(200);
         assert.equal(got.b.length, 3);
+        sameFrames(target, "public", { a, b });
         close(a);
         close(b);
       });
@@ -172,6 +200,8 @@ for (const target of TARGETS) {
       it("private channel: allowed by Laravel's channel callback, denied with subscription_error(channel, 403)", SLOW, async () => {
         const u3 = await tab({ user: 3 });
         const guest = await tab();
+        rawEvents(u3);
+        rawEvents(guest);
         const got = { ok: [], denied: [], guest: [] };
         u3.private("orders.1").listen("Paid", (d) => got.ok.push(d));
         u3.private("orders.2").listen("Paid", (d) => got.denied.push(d));
@@ -187,6 +217,7 @@ for (const target of TARGETS) {
         await eventually(() => assert.deepEqual(got.ok, [{ n: 1 }]));
         await sleep(200);
         assert.deepEqual([got.denied, got.guest], [[], []]);
+        sameFrames(target, "private", { u3, guest });
         close(u3);
         close(guest);
       });
@@ -194,14 +225,17 @@ for (const target of TARGETS) {
       it("presence: here, joining, leaving over two tabs of one user (leaving only when the last tab goes); users API", SLOW, async () => {
         const seen = { a1: [], b: [] };
         const a1 = await tab({ user: 1 });
+        rawEvents(a1);
         const here1 = new Promise((res) => a1.join("room").here(res).joining((u) => seen.a1.push(["joining", u])).leaving((u) => seen.a1.push(["leaving", u])));
         assert.deepEqual(await here1, [{ name: "u1" }]);
         const b = await tab({ user: 2 });
+        rawEvents(b);
         const hereB = new Promise((res) => b.join("room").here(res).joining((u) => seen.b.push(["joining", u])).leaving((u) => seen.b.push(["leaving", u])));
         assert.deepEqual(await hereB, [{ name: "u2" }, { name: "u1" }]);
         await eventually(() => assert.deepEqual(seen.a1, [["joining", { name: "u2" }]]));
         // a second tab of user 1: its here() has both users, nobody sees joining again
         const a2 = await tab({ user: 1 });
+        rawEvents(a2);
         const here2 = await new Promise((res) => a2.join("room").here(res));
         assert.deepEqual(here2.map((u) => u.name).sort(), ["u1", "u2"]);
         await waitCount("presence-room", 3);
@@ -220,6 +254,7 @@ for (const target of TARGETS) {
         await sleep(200);
         assert.deepEqual(seen.b, [["leaving", { name: "u1" }]]);
         assert.deepEqual((await api("channels/presence-room/users")).json, { users: [{ id: 2, user_info: { name: "u2" } }] });
+        sameFrames(target, "presence", { a1, a2, b });
         close(a2);
         close(b);
       });
@@ -248,6 +283,8 @@ for (const target of TARGETS) {
       it("toOthers(): the X-Socket-ID's socket is left out (RedisBroadcaster's socket, the HTTP subscriber's socket_id)", SLOW, async () => {
         const me = await tab();
         const other = await tab();
+        rawEvents(me);
+        rawEvents(other);
         const got = { me: [], other: [] };
         me.channel("orders").listen("Shipped", (d) => got.me.push(d.n));
         other.channel("orders").listen("Shipped", (d) => got.other.push(d.n));
@@ -260,6 +297,7 @@ for (const target of TARGETS) {
         await eventually(() => assert.deepEqual(got.other, [1, 2, 3]));
         await sleep(200);
         assert.deepEqual(got.me, [3]);
+        sameFrames(target, "toOthers", { me, other });
         close(me);
         close(other);
       });
