@@ -513,3 +513,47 @@ describe("Laravel Echo presence across two rtd nodes sharing one Redis", () => {
     }
   });
 });
+
+// laravel-echo-server stores members with a GET, modify and SET of one JSON array with no
+// lock, so joins at the same moment lose members (laravel.md §1.7); rtd's members are one
+// hash field per socket, written by a Lua script: none is lost, across nodes too.
+describe("Laravel presence: joins at the same moment on two rtd nodes", () => {
+  it("20 users joining at once, 10 per node: every node's users API and the last one's here() list all 20", { timeout: 60000 }, async () => {
+    const redis = await startRedis();
+    const php = await startPhpAuth();
+    const cfg = writeConfig(echoConfig(redis, php.url, { clients: [APP] }));
+    const nodes = [];
+    const echos = [];
+    try {
+      for (let i = 0; i < 2; i++) nodes.push(await startRtd({ args: ["--laravel-config", cfg] }));
+      // both subscribers are up (one pattern, so NUMPAT says 1: count the connections)
+      await eventually(async () => assert.equal((String(await redis.command(["CLIENT", "LIST"])).match(/ psub=1 /g) ?? []).length, 2),
+        { timeout: 10000, what: "both nodes' PSUBSCRIBE" });
+      const tabs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+        const e = new Echo({ broadcaster: "socket.io", host: nodes[i % 2].url, client: io4, transports: ["websocket"], forceNew: true,
+          reconnection: false, auth: { headers: {} }, bearerToken: String(100 + i) });
+        echos.push(e);
+        const s = e.connector.socket;
+        if (!s.connected) await new Promise((res, rej) => { s.once("connect", res); s.once("connect_error", rej); });
+        return e;
+      }));
+      await Promise.all(tabs.map((e) => new Promise((res) => e.join("room").here(res))));
+      const want = Array.from({ length: 20 }, (_, i) => 100 + i);
+      for (const n of nodes) {
+        const r = await fetch(`${n.url}/apps/${APP.appId}/channels/presence-room/users`, { headers: { Authorization: `Bearer ${APP.key}` } });
+        assert.deepEqual((await r.json()).users.map((u) => u.id).sort((a, b) => a - b), want);
+      }
+      const late = new Echo({ broadcaster: "socket.io", host: nodes[0].url, client: io4, transports: ["websocket"], forceNew: true,
+        reconnection: false, auth: { headers: {} }, bearerToken: "200" });
+      echos.push(late);
+      const here = await new Promise((res) => late.join("room").here(res));
+      assert.equal(here.length, 21);
+    } finally {
+      for (const e of echos) e.disconnect();
+      await sleep(100);
+      for (const n of nodes) await n.stop();
+      await php.stop();
+      await redis.stop();
+    }
+  });
+});
