@@ -406,7 +406,7 @@ laravel *laravel_new(loop *l, sio_server *srv, const struct laravel_config *c, c
     lv->next_disconnect = sio_disconnect_handler(lv->nsp, &lv->next_disconnect_ud);
     sio_on_disconnect(lv->nsp, on_disconnect, lv);
     lv->prefix_len = strlen(c->key_prefix);
-    if (c->sub_redis && !strcmp(c->database, "redis")) {
+    if (c->sub_redis) { /* whatever the database, as the original (echo-server.ts) */
         struct redis_url u = {.host = c->redis_host, .port = c->redis_port,
                               .password = c->redis_password, .db = c->redis_db};
         lv->redis = redis_link_new(l, &u, on_message, on_state, lv);

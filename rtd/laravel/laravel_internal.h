@@ -36,7 +36,8 @@ struct laravel {
     size_t npending;
     struct presence *presences; /* presence channels with members on this node */
     /* database "redis" with the Redis subscriber on: members live in Redis, shared by the
-     * nodes (laravel_presence.c), and presence events go out through Redis. */
+     * nodes (laravel_presence.c), and presence and HTTP events go out through Redis;
+     * "sqlite" keeps members on each node (rtd's own store has no place for them). */
     bool shared;
     bool was_up;             /* the Redis link was up before */
     bool closing;            /* laravel_free under way: Redis replies only free their state */

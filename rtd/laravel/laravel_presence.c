@@ -585,7 +585,7 @@ void lv_presence_relink(laravel *lv)
 
 int lv_presence_start(laravel *lv)
 {
-    lv->shared = lv->redis != NULL;
+    lv->shared = lv->redis != NULL && !strcmp(lv->cfg->database, "redis");
     if (!lv->shared)
         return 0;
     new_instance(lv);

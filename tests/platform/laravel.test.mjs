@@ -150,6 +150,28 @@ describe("Laravel channels and the Redis subscriber", () => {
   });
 });
 
+describe("Laravel: the Redis subscriber with database \"sqlite\"", () => {
+  it("runs whatever the database, as the original's; members stay on the node (no rtd keys in Redis)", async () => {
+    const redis = await startRedis();
+    const f = config(redis.dir, { database: "sqlite", databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: "p_" } } });
+    const rtd = await startRtd({ args: ["--laravel-config", f] });
+    const a = record(await connectSocket(makeClient(rtd)));
+    try {
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000, what: "its PSUBSCRIBE" });
+      a.emit("subscribe", { channel: "orders" });
+      await sleep(200);
+      await redis.command(["PUBLISH", "p_orders", JSON.stringify({ event: "E", data: { n: 1 } })]);
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["E", "orders", { n: 1 }]));
+      await sleep(500);
+      assert.deepEqual(await redis.command(["KEYS", "*rtd:*"]), []);
+    } finally {
+      a.close();
+      await rtd.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe("Laravel private and presence channels, whisper", () => {
   it("the auth callout (POST authHost+authEndpoint), 200 joins, others answer subscription_error; client events", async () => {
     const seen = [];
