@@ -346,7 +346,7 @@ int main(int argc, char **argv)
         .max_per_ip = o.max_connections_per_ip,
         .allow_eio3 = o.allow_eio3,
         .send_threads = o.send_threads,
-        .keep_cookie = o.laravel_config ? LARAVEL_MAX_COOKIE : 0, /* for the auth callout */
+        .keep_headers = o.laravel_config ? LARAVEL_MAX_HEADER : 0, /* for the auth callout */
     };
     struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms,
                              .recovery = o.recovery_window_ms > 0};

@@ -403,10 +403,18 @@ export const MUTATIONS = [
   {
     id: "laravel-cookie-length",
     file: "rtd/engine/eio.c",
-    from: "strlen(cookie) <= keep_cookie",
+    from: "strlen(cookie) <= keep_headers",
     to: "true",
-    why: "the handshake Cookie kept for the Laravel auth callout is at most LARAVEL_MAX_COOKIE bytes",
+    why: "the handshake Cookie kept for the Laravel auth callout is at most LARAVEL_MAX_HEADER bytes",
     tests: [{ node: ["platform/laravel.test.mjs"], grep: "handshake's Cookie" }],
+  },
+  {
+    id: "laravel-referer-length",
+    file: "rtd/engine/eio.c",
+    from: "strlen(referer) <= keep_headers",
+    to: "true",
+    why: "the handshake Referer kept for the Laravel authHost choice is at most LARAVEL_MAX_HEADER bytes",
+    tests: [{ node: ["platform/laravel-echo.test.mjs"], grep: "Referer chooses" }],
   },
   {
     id: "laravel-user-id-length",

@@ -144,6 +144,7 @@ static void free_session(eio_session *s)
     free(s->remote_addr);
     free(s->user_agent);
     free(s->cookie);
+    free(s->referer);
     free(s->query);
     free(s);
 }
@@ -198,12 +199,13 @@ void eio_handshake_free(struct eio_handshake *hs)
     free(hs->remote_addr);
     free(hs->user_agent);
     free(hs->cookie);
+    free(hs->referer);
     free(hs->query);
     memset(hs, 0, sizeof *hs);
 }
 
 int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol,
-                          size_t keep_cookie)
+                          size_t keep_headers)
 {
     memset(hs, 0, sizeof *hs);
     hs->protocol = protocol;
@@ -217,8 +219,10 @@ int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int proto
         return -1;
     }
     hs->query = q.data;
-    const char *cookie = keep_cookie ? http_request_header(req, "Cookie") : NULL;
-    if (cookie && *cookie && strlen(cookie) <= keep_cookie && !(hs->cookie = strdup(cookie))) {
+    const char *cookie = keep_headers ? http_request_header(req, "Cookie") : NULL;
+    const char *referer = keep_headers ? http_request_header(req, "Referer") : NULL;
+    if ((cookie && *cookie && strlen(cookie) <= keep_headers && !(hs->cookie = strdup(cookie))) ||
+        (referer && *referer && strlen(referer) <= keep_headers && !(hs->referer = strdup(referer)))) {
         eio_handshake_free(hs);
         return -1;
     }
@@ -247,6 +251,7 @@ eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum 
     s->remote_addr = hs->remote_addr;
     s->user_agent = hs->user_agent;
     s->cookie = hs->cookie;
+    s->referer = hs->referer;
     s->query = hs->query;
     memset(hs, 0, sizeof *hs);
     eio_set_transport_counts(srv, s, +1);
@@ -605,6 +610,11 @@ const char *eio_session_user_agent(const eio_session *s)
 const char *eio_session_cookie(const eio_session *s)
 {
     return s->cookie;
+}
+
+const char *eio_session_referer(const eio_session *s)
+{
+    return s->referer;
 }
 
 const char *eio_session_query(const eio_session *s, const char *name)

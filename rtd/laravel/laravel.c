@@ -109,6 +109,39 @@ bool lv_header_name_ok(const char *k)
     return true;
 }
 
+/* The authHost for a socket (private-channel.ts authHost, hasMatchingHost): the first entry;
+ * with a handshake Referer, the referer's protocol//host when an entry equals it, its host, or
+ * its hostname from the first dot on (JavaScript's substr(-1): the last character when there
+ * is no dot), else the last entry, as the original's loop leaves it. Into out. */
+static int auth_host(const laravel *lv, sio_socket *s, buf *out)
+{
+    const struct laravel_config *c = lv->cfg;
+    const char *ref = eio_session_referer(sio_socket_session(s));
+    const char *sep = ref ? strstr(ref, "://") : NULL;
+    if (!sep || sep == ref || c->n_auth_hosts == 0)
+        return buf_puts(out, c->n_auth_hosts ? c->auth_hosts[0] : "http://localhost");
+    const char *host = sep + 3;
+    size_t hl = strcspn(host, "/?#");
+    char origin[600], hostport[300], hostname[300];
+    int ol = snprintf(origin, sizeof origin, "%.*s//%.*s", (int)(sep + 1 - ref), ref, (int)hl, host);
+    if (ol < 0 || (size_t)ol >= sizeof origin || hl >= sizeof hostport)
+        return buf_puts(out, c->auth_hosts[0]);
+    memcpy(hostport, host, hl);
+    hostport[hl] = '\0';
+    const char *at = strrchr(hostport, '@'); /* userinfo is not part of the host */
+    const char *h = at ? at + 1 : hostport;
+    size_t nl = *h == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":");
+    snprintf(hostname, sizeof hostname, "%.*s", (int)nl, h);
+    const char *dot = strchr(hostname, '.');
+    const char *suffix = dot ? dot : (*hostname ? hostname + strlen(hostname) - 1 : NULL);
+    for (size_t i = 0; i < c->n_auth_hosts; i++) {
+        const char *e = c->auth_hosts[i];
+        if ((suffix && !strcmp(suffix, e)) || !strcmp(origin, e) || !strcmp(h, e))
+            return buf_puts(out, origin);
+    }
+    return buf_puts(out, c->auth_hosts[c->n_auth_hosts - 1]);
+}
+
 /* POST authHost+authEndpoint, form channel_name=<channel>, with the client's auth.headers,
  * the Cookie of the connection's handshake unless auth.headers has one, and
  * X-Requested-With: XMLHttpRequest, as laravel-echo-server does (private-channel.ts). */
@@ -121,7 +154,7 @@ static int auth_callout(laravel *lv, sio_socket *s, const char *ch, json_object 
     bool has_cookie = false;
     size_t nh = 0;
     int r = -1;
-    if (buf_puts(&url, lv->cfg->auth_hosts[0]) < 0 || buf_puts(&url, lv->cfg->auth_endpoint) < 0 ||
+    if (auth_host(lv, s, &url) < 0 || buf_puts(&url, lv->cfg->auth_endpoint) < 0 ||
         buf_terminate(&url) < 0 || buf_puts(&form, "channel_name=") < 0)
         goto out;
     for (const unsigned char *c = (const unsigned char *)ch; *c; c++) {
@@ -153,7 +186,7 @@ static int auth_callout(laravel *lv, sio_socket *s, const char *ch, json_object 
         }
     }
     const char *cookie = eio_session_cookie(sio_socket_session(s));
-    if (!has_cookie && cookie) { /* LARAVEL_MAX_COOKIE at most, no CR/LF (an HTTP header) */
+    if (!has_cookie && cookie) { /* LARAVEL_MAX_HEADER at most, no CR/LF (an HTTP header) */
         hb[nh] = (buf)BUF_INIT;
         if (buf_printf(&hb[nh], "Cookie: %s", cookie) < 0 || buf_terminate(&hb[nh]) < 0) {
             buf_free(&hb[nh]);

@@ -19,9 +19,9 @@
 
 typedef struct laravel laravel;
 
-/* Bytes of a handshake's Cookie header kept for the auth callout (eio_config.keep_cookie);
- * a longer Cookie is not forwarded. */
-#define LARAVEL_MAX_COOKIE 4096
+/* Bytes of a handshake's Cookie and Referer kept for the auth callout
+ * (eio_config.keep_headers); a longer one is not used. */
+#define LARAVEL_MAX_HEADER 4096
 
 struct laravel_stats {
     uint64_t subscribes;  /* channels joined */

@@ -557,3 +557,52 @@ describe("Laravel presence: joins at the same moment on two rtd nodes", () => {
     }
   });
 });
+
+// authHost as an array: the handshake's Referer picks the entry (laravel-echo-server's
+// authHost()/hasMatchingHost()). The first entry is a port nobody listens on; the second is
+// the real /broadcasting/auth.
+for (const target of TARGETS) {
+  describe(`the Referer chooses the authHost, against ${target.name}`, () => {
+    it("no Referer: the first entry; a matching one: its protocol//host; another: the last entry (the original's loop)", SLOW, async () => {
+      const redis = await startRedis();
+      const php = await startPhpAuth();
+      const dead = `http://${HOST}:${await freePort()}`;
+      const server = await target.start(redis, [dead, php.url]);
+      const echos = [];
+      try {
+        const attempt = async (referer) => {
+          const e = new Echo({ broadcaster: "socket.io", host: server.url, client: io2, transports: ["websocket"], forceNew: true,
+            reconnection: false, auth: { headers: {} }, bearerToken: "3", ...(referer ? { extraHeaders: { Referer: referer } } : {}) });
+          echos.push(e);
+          const s = e.connector.socket;
+          await new Promise((res, rej) => { s.once("connect", res); s.once("connect_error", rej); });
+          const errors = [];
+          s.on("subscription_error", (ch, status) => errors.push(status));
+          e.private("orders.1");
+          const r = await Promise.race([
+            new Promise((res) => s.once("subscription_error", (ch, status) => res(status))),
+            eventually(async () => {
+              const c = await fetch(`${server.url}/apps/${APP.appId}/channels/private-orders.1`, { headers: { Authorization: `Bearer ${APP.key}` } });
+              assert.ok((await c.json()).subscription_count > 0);
+            }, { timeout: 10000 }).then(() => "joined"),
+          ]);
+          e.disconnect();
+          await sleep(200);
+          return r;
+        };
+        assert.equal(await attempt(null), 0, "the first entry: nobody there");
+        assert.equal(await attempt(`${php.url}/dashboard?x=1`), "joined", "the entry equal to the referer's protocol//host");
+        assert.equal(await attempt("http://elsewhere.test/page"), "joined", "no entry matches: the last one");
+        // rtd keeps at most 4096 bytes of a handshake header (the original keeps any size): a
+        // longer Referer is not used, so the first entry is
+        if (!target.reference) assert.equal(await attempt(`${php.url}/${"x".repeat(4100)}`), 0, "an oversize Referer is not kept");
+        assert.ok(server.alive());
+      } finally {
+        for (const e of echos) e.disconnect();
+        await server.stop();
+        await php.stop();
+        await redis.stop();
+      }
+    });
+  });
+}
