@@ -191,10 +191,12 @@ static int load_daemon(struct dbi *db, int64_t now_ms, struct stats *s, char **e
 {
     static const char sqlite_sql[] =
         "SELECT 'local', pid, version, started_at, updated_at, stopped_at, connections, "
-        "messages_in, messages_out FROM daemon_status WHERE id = 1";
+        "messages_in, messages_out, laravel IS NOT NULL, json_extract(laravel, '$.broadcasts'), "
+        "json_extract(laravel, '$.deliveries') FROM daemon_status WHERE id = 1";
     static const char pg_sql[] =
         "SELECT node_id, pid, version, started_at, updated_at, stopped_at, connections, "
-        "messages_in, messages_out FROM daemon_status ORDER BY node_id";
+        "messages_in, messages_out, laravel IS NOT NULL, (laravel::json->>'broadcasts')::bigint, "
+        "(laravel::json->>'deliveries')::bigint FROM daemon_status ORDER BY node_id";
     struct dbi_stmt *st;
     if (prep(db, dbi_kind(db) == DBI_PG ? pg_sql : sqlite_sql, &st, err) < 0)
         return -1;
@@ -218,6 +220,11 @@ static int load_daemon(struct dbi *db, int64_t now_ms, struct stats *s, char **e
         s->d_connections += n->connections;
         s->d_messages_in += n->messages_in;
         s->d_messages_out += n->messages_out;
+        if (dbi_column_int64(st, 9)) {
+            s->laravel_nodes++;
+            s->laravel_broadcasts += dbi_column_int64(st, 10);
+            s->laravel_deliveries += dbi_column_int64(st, 11);
+        }
         /* 'YYYY-MM-DD HH:MM:SS.SSS' sorts as time */
         if (last < 0 || strcmp(n->updated_at, s->nodes[last].updated_at) > 0)
             last = s->n_nodes;

@@ -55,6 +55,10 @@ struct stats {
     long long pid, d_connections, d_messages_in, d_messages_out;
     char version[32], started_at[24], updated_at[24], stopped_at[24];
     long long heartbeat_age_ms;
+    /* rtd --laravel-config's figures (daemon_status.laravel), summed over the nodes that
+     * have them: events sent to channels and packets delivered, since each node started */
+    int laravel_nodes;
+    long long laravel_broadcasts, laravel_deliveries;
     struct stats_node nodes[STATS_NODES]; /* by node id */
     int n_nodes;
     char generated_at[24];

@@ -179,6 +179,50 @@ static int active_now(struct ctx *c, tmpl_dict *b, char **err)
     return 0;
 }
 
+/* rtd --laravel-config's channels (daemon_status.laravel of the running nodes), summed by
+ * name, most subscribed first. Shown when a node has Laravel figures. */
+static int laravel_channels(struct ctx *c, tmpl_dict *b, char **err)
+{
+    struct dbi *db = c->app->ro;
+    long long nodes = 0;
+    if (dbi_query_int(db, "SELECT COUNT(*) FROM daemon_status WHERE laravel IS NOT NULL", &nodes) != 0)
+        return 0; /* a database rtd has not migrated yet: nothing to show */
+    if (!nodes)
+        return 0;
+    static const char sqlite_sql[] =
+        "SELECT j.key, SUM(j.value) AS n FROM daemon_status AS d, json_each(d.laravel, '$.channels') AS j"
+        " WHERE d.laravel IS NOT NULL AND d.stopped_at IS NULL GROUP BY j.key ORDER BY n DESC, j.key"
+        " LIMIT 100";
+    static const char pg_sql[] =
+        "SELECT j.key, SUM(j.value::text::bigint) AS n FROM daemon_status AS d,"
+        " json_each(d.laravel::json->'channels') AS j WHERE d.laravel IS NOT NULL"
+        " AND d.stopped_at IS NULL GROUP BY j.key ORDER BY n DESC, j.key LIMIT 100";
+    struct dbi_stmt *st;
+    const char *sql = dbi_kind(db) == DBI_PG ? pg_sql : sqlite_sql;
+    if (dbi_prepare(db, sql, &st) != 0) {
+        *err = admin_db_err(db, sql);
+        return -1;
+    }
+    tmpl_dict *l = tmpl_add_section(b, "LARAVEL");
+    int rc, n = 0;
+    while ((rc = dbi_step(st)) == DBI_ROW) {
+        tmpl_dict *r = tmpl_add_section(l, "CHANNEL");
+        const char *name = dbi_column_text(st, 0);
+        tmpl_set(r, "NAME", name ? name : "");
+        ui_set_count(r, "SUBSCRIBERS", dbi_column_int64(st, 1));
+        n++;
+    }
+    dbi_finalize(st);
+    if (rc != DBI_DONE) {
+        *err = admin_db_err(db, "Laravel channels");
+        return -1;
+    }
+    ui_set_count(l, "CHANNEL_COUNT", n);
+    if (!n)
+        tmpl_show(l, "NO_CHANNEL");
+    return 0;
+}
+
 void ui_connections(struct ctx *c)
 {
     struct conn_filter f;
@@ -208,7 +252,8 @@ void ui_connections(struct ctx *c)
         return;
     }
     tmpl_dict *b = p.body;
-    if (active_now(c, b, &err) < 0 || ui_platform_options(c, "connection_counts", b, f.platform, &err) < 0) {
+    if (laravel_channels(c, b, &err) < 0 || active_now(c, b, &err) < 0 ||
+        ui_platform_options(c, "connection_counts", b, f.platform, &err) < 0) {
         tmpl_dict_free(p.root);
         query_page_free(&page);
         ui_fail(c, "connections", err);

@@ -183,6 +183,11 @@ void ui_dashboard(struct ctx *c)
     ui_set_count(b, "D_CONNECTIONS", s->d_connections);
     ui_set_count(b, "D_MESSAGES_IN", s->d_messages_in);
     ui_set_count(b, "D_MESSAGES_OUT", s->d_messages_out);
+    if (s->laravel_nodes) { /* rtd --laravel-config */
+        tmpl_dict *l = tmpl_add_section(b, "LARAVEL");
+        ui_set_count(l, "BROADCASTS", s->laravel_broadcasts);
+        ui_set_count(l, "DELIVERIES", s->laravel_deliveries);
+    }
     for (int i = 0; i < s->n_nodes; i++) {
         const struct stats_node *n = &s->nodes[i];
         tmpl_dict *r = tmpl_add_section(b, "NODE");

@@ -94,7 +94,12 @@ static void status_tick(loop *l, void *ud)
     struct daemon *d = ud;
     struct platform_stats ps;
     platform_get_stats(d->plat, &ps);
-    store_status(d->st, platform_connections(d->plat), ps.messages_in, ps.messages_out);
+    buf lj = BUF_INIT; /* --laravel-config's figures for admin-fcgi */
+    bool lok = d->status.laravel &&
+               laravel_status_json(d->status.laravel, &lj, STORE_STATUS_LARAVEL_MAX) == 0;
+    store_status_laravel(d->st, platform_connections(d->plat), ps.messages_in, ps.messages_out,
+                         lok ? (const char *)lj.data : NULL);
+    buf_free(&lj);
     loop_timer_start(l, &d->status_timer, STATUS_EVERY_MS, status_tick, d);
 }
 
@@ -346,13 +351,15 @@ int main(int argc, char **argv)
         .max_per_ip = o.max_connections_per_ip,
         .allow_eio3 = o.allow_eio3,
         .send_threads = o.send_threads,
+        .keep_headers = o.laravel_config ? LARAVEL_MAX_HEADER : 0, /* for the auth callout */
     };
     struct sio_config sioc = {.connect_timeout_ms = o.connect_timeout_ms,
                              .recovery = o.recovery_window_ms > 0};
     d.sio = sio_server_new(d.l, &sioc, &ec);
     struct platform_config pc = {
         .max_message_bytes = o.max_message_bytes,
-        .presence = o.presence,
+        /* laravel-echo-server sends no such events: off for Laravel unless asked for */
+        .presence = o.presence && (!o.laravel_config || o.presence_given),
         .recovery_window_ms = o.recovery_window_ms,
         .recovery_max_events = o.recovery_max_events,
         .rate_limit = o.rate_limit,
@@ -402,7 +409,7 @@ int main(int argc, char **argv)
         if (laravel_serve(lv, d.http, o.max_payload) < 0)
             goto out;
     }
-    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster};
+    d.status = (struct status_sources){d.sio, d.plat, d.st, util_wall_ms(), d.cluster, lv};
     if (o.client_js) {
         if (load_file(o.client_js, &client_js) < 0) {
             rlogf(RLOG_ERROR, "Cannot read --client-js", "{\"path\":\"%s\"}", rlog_esc(o.client_js));
@@ -414,6 +421,8 @@ int main(int argc, char **argv)
     http_route(d.http, ec.path, route_engine, eio, o.max_payload);
     http_route(d.http, "/health", status_health, &d.status, 0);
     http_route(d.http, "/metrics", status_metrics, &d.status, 0);
+    if (lv) /* laravel-echo-server's GET / -> OK; last: "/" matches every path left */
+        laravel_serve_root(lv, d.http);
     status_tick(d.l, &d);
 
     rlogf(RLOG_INFO, "Socket.IO server running",

@@ -116,7 +116,8 @@ static const char usage_text[] =
     "  --max-payload BYTES       largest HTTP body or WebSocket message (1000000)\n"
     "  --connect-timeout MS      close sessions that join no namespace by then (45000)\n"
     "  --max-message-bytes N     longest send-message text in bytes (10000)\n"
-    "  --presence on|off         user-connected/user-disconnected broadcasts (on)\n"
+    "  --presence on|off         user-connected/user-disconnected broadcasts (on; off\n"
+    "                            with --laravel-config unless given)\n"
     "  --recovery-window MS      connection-state recovery: pid in CONNECT, offset as the\n"
     "                            last argument of receive-message (0: off, the default)\n"
     "  --recovery-max-events N   longest replay; beyond it a fresh session (1000)\n"
@@ -355,6 +356,7 @@ enum options_result options_parse(int argc, char **argv, struct rtd_options *o, 
             o->max_message_bytes = (size_t)v;
             break;
         case OPT_PRESENCE:
+            o->presence_given = true;
             if (!strcmp(a, "on"))
                 o->presence = true;
             else if (!strcmp(a, "off"))

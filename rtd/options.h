@@ -51,6 +51,7 @@ struct rtd_options {
     const char *redis_key;    /* --redis-key: the adapter's channel prefix (socket.io) */
     const char *laravel_config; /* --laravel-config: laravel-echo-server.json, or NULL */
     bool port_given, bind_given; /* --port / --bind on the command line (they win over it) */
+    bool presence_given;         /* --presence given: else off with --laravel-config */
     int admin_ui;             /* --admin-ui: 0 off, 1 production, 2 development (adminui.h) */
     bool admin_ui_readonly;   /* --admin-ui-readonly */
 };

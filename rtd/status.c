@@ -183,6 +183,52 @@ void status_metrics(http_request *req, void *ud)
                    (unsigned long long)cs.link.received, (unsigned long long)cs.delivered,
                    (unsigned long long)cs.dropped, (unsigned long long)cs.requests);
     }
+    if (src->laravel) {
+        struct laravel_stats ls;
+        laravel_get_stats(src->laravel, &ls);
+        buf_printf(&b,
+                   "# HELP rtd_laravel_broadcasts_received_total Laravel events received, by "
+                   "source (Redis subscriber, HTTP subscriber, Pusher-signed API).\n"
+                   "# TYPE rtd_laravel_broadcasts_received_total counter\n"
+                   "rtd_laravel_broadcasts_received_total{source=\"redis\"} %llu\n"
+                   "rtd_laravel_broadcasts_received_total{source=\"http\"} %llu\n"
+                   "rtd_laravel_broadcasts_received_total{source=\"pusher\"} %llu\n"
+                   "# HELP rtd_laravel_broadcasts_total Events sent to a channel (presence "
+                   "events too).\n"
+                   "# TYPE rtd_laravel_broadcasts_total counter\n"
+                   "rtd_laravel_broadcasts_total %llu\n"
+                   "# HELP rtd_laravel_deliveries_total Laravel event packets sent to sockets.\n"
+                   "# TYPE rtd_laravel_deliveries_total counter\n"
+                   "rtd_laravel_deliveries_total %llu\n"
+                   "# HELP rtd_laravel_subscriptions_total Channels joined.\n"
+                   "# TYPE rtd_laravel_subscriptions_total counter\n"
+                   "rtd_laravel_subscriptions_total %llu\n"
+                   "# HELP rtd_laravel_auth_callouts_total Auth callouts by result (200, another "
+                   "status, no answer).\n"
+                   "# TYPE rtd_laravel_auth_callouts_total counter\n"
+                   "rtd_laravel_auth_callouts_total{result=\"ok\"} %llu\n"
+                   "rtd_laravel_auth_callouts_total{result=\"denied\"} %llu\n"
+                   "rtd_laravel_auth_callouts_total{result=\"failed\"} %llu\n"
+                   "# HELP rtd_laravel_refused_total Bad input refused, by kind.\n"
+                   "# TYPE rtd_laravel_refused_total counter\n"
+                   "rtd_laravel_refused_total{kind=\"redis_message\"} %llu\n"
+                   "rtd_laravel_refused_total{kind=\"client_payload\"} %llu\n"
+                   "rtd_laravel_refused_total{kind=\"member_data\"} %llu\n"
+                   "rtd_laravel_refused_total{kind=\"unauthorized\"} %llu\n"
+                   "rtd_laravel_refused_total{kind=\"bad_request\"} %llu\n"
+                   "rtd_laravel_refused_total{kind=\"too_large\"} %llu\n"
+                   "# HELP rtd_laravel_api_requests_total HTTP API and subscriber requests.\n"
+                   "# TYPE rtd_laravel_api_requests_total counter\n"
+                   "rtd_laravel_api_requests_total %llu\n",
+                   (unsigned long long)ls.received, (unsigned long long)ls.http_events,
+                   (unsigned long long)ls.pusher_events, (unsigned long long)ls.broadcasts,
+                   (unsigned long long)ls.delivered, (unsigned long long)ls.subscribes,
+                   (unsigned long long)ls.auth_ok, (unsigned long long)ls.auth_denied,
+                   (unsigned long long)ls.auth_failed, (unsigned long long)ls.dropped,
+                   (unsigned long long)ls.refused, (unsigned long long)ls.member_refused,
+                   (unsigned long long)ls.api_unauthorized, (unsigned long long)ls.api_bad_request,
+                   (unsigned long long)ls.api_too_large, (unsigned long long)ls.api_requests);
+    }
     http_add_header(req, "Cache-Control", "no-store");
     http_respond_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }

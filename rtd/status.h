@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "rtd/cluster/cluster.h"
+#include "rtd/laravel/laravel.h"
 #include "rtd/net/http.h"
 #include "rtd/platform.h"
 #include "rtd/socketio/sio.h"
@@ -17,6 +18,7 @@ struct status_sources {
     store *store;
     int64_t started_ms; /* wall clock at start */
     cluster *cluster;   /* NULL without --redis */
+    laravel *laravel;   /* NULL without --laravel-config */
 };
 
 void status_health(http_request *req, void *ud);  /* ud: struct status_sources */

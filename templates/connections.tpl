@@ -4,6 +4,23 @@
    wide log past 1280 px scrolls inside its card.}}
 <div class="page-head"><h1>Connections</h1></div>
 
+{{#LARAVEL}}<section class="card">
+  <h2>Laravel channels <span class="count">{{CHANNEL_COUNT}}</span></h2>
+  <p class="muted">rtd --laravel-config: each channel's subscribed sockets, over every running
+    node, as of their last heartbeat.</p>
+  <div class="table-wrap">
+  <table class="data channels">
+    <thead><tr><th>Channel</th><th class="num">Subscribers</th></tr></thead>
+    <tbody>
+    {{#CHANNEL}}<tr data-channel="{{NAME}}"><td class="mono" data-label="Channel">{{NAME}}</td>
+      <td class="num" data-label="Subscribers">{{SUBSCRIBERS}}</td></tr>
+    {{/CHANNEL}}
+    {{#NO_CHANNEL}}<tr><td colspan="2" class="muted">No channel has subscribers.</td></tr>{{/NO_CHANNEL}}
+    </tbody>
+  </table>
+  </div>
+</section>{{/LARAVEL}}
+
 <section class="card">
   <h2>Connected now <span class="count">{{ACTIVE_COUNT}}</span></h2>
   {{#ACTIVE_MORE}}<p class="muted">Showing the newest {{SHOWN}}.</p>{{/ACTIVE_MORE}}

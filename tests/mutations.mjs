@@ -441,6 +441,38 @@ export const MUTATIONS = [
   },
   // ---- Laravel mode (rtd/laravel/) ----------------------------------------------------------
   {
+    id: "laravel-cookie-length",
+    file: "rtd/engine/eio.c",
+    from: "strlen(cookie) <= keep_headers",
+    to: "true",
+    why: "the handshake Cookie kept for the Laravel auth callout is at most LARAVEL_MAX_HEADER bytes",
+    tests: [{ node: ["platform/laravel.test.mjs"], grep: "handshake's Cookie" }],
+  },
+  {
+    id: "laravel-referer-length",
+    file: "rtd/engine/eio.c",
+    from: "strlen(referer) <= keep_headers",
+    to: "true",
+    why: "the handshake Referer kept for the Laravel authHost choice is at most LARAVEL_MAX_HEADER bytes",
+    tests: [{ node: ["platform/laravel-echo.test.mjs"], grep: "Referer chooses" }],
+  },
+  {
+    id: "laravel-user-id-length",
+    file: "rtd/laravel/laravel_presence.c",
+    from: "if (!u || !*u || strlen(u) > MAX_USER_ID || strchr(u, '\\t')) {",
+    to: "if (!u || !*u) {",
+    why: "a presence member's user_id: at most 200 bytes, no tab (the shared members' field format)",
+    tests: [{ node: ["platform/laravel.test.mjs"], grep: "user_id is bounded" }],
+  },
+  {
+    id: "laravel-status-json-bound",
+    file: "rtd/laravel/laravel.c",
+    from: "|| x->out->len + 3 > x->max) {",
+    to: ") {",
+    why: "the heartbeat's Laravel figures stay under STORE_STATUS_LARAVEL_MAX (channels cut off)",
+    tests: [{ node: ["platform/laravel.test.mjs"], grep: "heartbeat: bounded" }],
+  },
+  {
     id: "pusher-timestamp",
     file: "rtd/laravel/laravel.c",
     from: "if (*end || t < now - 600 || t > now + 600)",

@@ -8,6 +8,8 @@
  * connection forgets it in those callbacks and arms its retry timer. */
 #include "config.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -466,6 +468,81 @@ int redis_link_publish(redis_link *r, const char *channel, size_t channel_len,
     size_t lens[3] = {7, channel_len, len};
     if (redisAsyncCommandArgv(c->ac, on_publish_reply, NULL, 3, argv, lens) != REDIS_OK) {
         r->stats.publish_failed++;
+        return -1;
+    }
+    c->pending++;
+    return 0;
+}
+
+struct command_req {
+    redis_strings_fn *fn;
+    void *ud;
+};
+
+/* One reply element as text into num (integers), or its own bytes; false: not flat. */
+static bool element_text(const redisReply *e, char *num, size_t numsz, const char **s, size_t *len)
+{
+    switch (e->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        *s = e->str;
+        *len = e->len;
+        return true;
+    case REDIS_REPLY_INTEGER:
+        *len = (size_t)snprintf(num, numsz, "%lld", e->integer);
+        *s = num;
+        return true;
+    case REDIS_REPLY_NIL:
+        *s = NULL;
+        *len = 0;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct command_req *q = priv;
+    struct rconn *c = ac->data;
+    redisReply *rep = reply;
+    if (c)
+        c->pending--;
+    if (!q->fn) {
+        free(q);
+        return;
+    }
+    if (!rep || !c || c->link->freeing || rep->type == REDIS_REPLY_ERROR) {
+        q->fn(-1, NULL, NULL, q->ud);
+        free(q);
+        return;
+    }
+    bool arr = rep->type == REDIS_REPLY_ARRAY;
+    size_t n = arr ? rep->elements : 1;
+    const char **s = calloc(n ? n : 1, sizeof *s);
+    size_t *len = calloc(n ? n : 1, sizeof *len);
+    char (*num)[24] = calloc(n ? n : 1, sizeof *num);
+    bool ok = s && len && num && n <= INT_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = element_text(arr ? rep->element[i] : rep, num[i], sizeof num[i], &s[i], &len[i]);
+    q->fn(ok ? (int)n : -1, s, len, q->ud);
+    free(s);
+    free(len);
+    free(num);
+    free(q);
+}
+
+int redis_link_command(redis_link *r, int argc, const char **argv, const size_t *lens,
+                       redis_strings_fn *fn, void *ud)
+{
+    struct rconn *c = &r->pub;
+    struct command_req *q = can_send(c) ? malloc(sizeof *q) : NULL;
+    if (!q)
+        return -1;
+    q->fn = fn;
+    q->ud = ud;
+    if (redisAsyncCommandArgv(c->ac, on_command_reply, q, argc, argv, lens) != REDIS_OK) {
+        free(q);
         return -1;
     }
     c->pending++;

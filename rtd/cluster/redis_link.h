@@ -49,6 +49,15 @@ int redis_link_psubscribe(redis_link *r, const char *pattern);
 /* 0 when queued to Redis, -1 when refused (counted in publish_failed). */
 int redis_link_publish(redis_link *r, const char *channel, size_t channel_len,
                        const void *data, size_t len);
+/* A reply to redis_link_command: the elements of an array reply (strings, integers as
+ * text, nil as NULL), or one string or integer as n = 1; n = -1 on failure (link down,
+ * error reply, nested arrays). The strings live only during the call. */
+typedef void redis_strings_fn(int n, const char *const *s, const size_t *len, void *ud);
+/* Any command on the publishing connection (EVAL, SET, ...); fn may be NULL. 0 when queued
+ * (fn then runs exactly once, with n = -1 if the link goes down or is freed first), -1 when
+ * refused (link down, output bound). */
+int redis_link_command(redis_link *r, int argc, const char **argv, const size_t *lens,
+                       redis_strings_fn *fn, void *ud);
 /* PUBSUB NUMSUB channel: fn gets the count (n = 1, ints[0]) or n = -1. */
 int redis_link_numsub(redis_link *r, const char *channel, redis_reply_fn *fn, void *ud);
 

@@ -143,6 +143,8 @@ static void free_session(eio_session *s)
     pktq_clear(&s->queue);
     free(s->remote_addr);
     free(s->user_agent);
+    free(s->cookie);
+    free(s->referer);
     free(s->query);
     free(s);
 }
@@ -196,11 +198,14 @@ void eio_handshake_free(struct eio_handshake *hs)
 {
     free(hs->remote_addr);
     free(hs->user_agent);
+    free(hs->cookie);
+    free(hs->referer);
     free(hs->query);
     memset(hs, 0, sizeof *hs);
 }
 
-int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol)
+int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol,
+                          size_t keep_headers)
 {
     memset(hs, 0, sizeof *hs);
     hs->protocol = protocol;
@@ -214,6 +219,13 @@ int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int proto
         return -1;
     }
     hs->query = q.data;
+    const char *cookie = keep_headers ? http_request_header(req, "Cookie") : NULL;
+    const char *referer = keep_headers ? http_request_header(req, "Referer") : NULL;
+    if ((cookie && *cookie && strlen(cookie) <= keep_headers && !(hs->cookie = strdup(cookie))) ||
+        (referer && *referer && strlen(referer) <= keep_headers && !(hs->referer = strdup(referer)))) {
+        eio_handshake_free(hs);
+        return -1;
+    }
     const char *b64 = http_request_query(req, "b64");
     hs->b64 = b64 && *b64 && strcmp(b64, "0") != 0 && strcmp(b64, "false") != 0;
     return 0;
@@ -238,6 +250,8 @@ eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum 
     s->state = EIO_S_OPEN;
     s->remote_addr = hs->remote_addr;
     s->user_agent = hs->user_agent;
+    s->cookie = hs->cookie;
+    s->referer = hs->referer;
     s->query = hs->query;
     memset(hs, 0, sizeof *hs);
     eio_set_transport_counts(srv, s, +1);
@@ -612,6 +626,16 @@ const char *eio_session_remote_addr(const eio_session *s)
 const char *eio_session_user_agent(const eio_session *s)
 {
     return s->user_agent;
+}
+
+const char *eio_session_cookie(const eio_session *s)
+{
+    return s->cookie;
+}
+
+const char *eio_session_referer(const eio_session *s)
+{
+    return s->referer;
 }
 
 const char *eio_session_query(const eio_session *s, const char *name)

@@ -37,6 +37,9 @@ struct eio_config {
     unsigned max_per_ip;         /* sessions per client address, 0: no limit */
     bool allow_eio3;             /* accept EIO=3 (the v3 protocol; see eio3.c) */
     unsigned send_threads;       /* helper threads for WebSocket writes, 0: none */
+    /* Bytes of a handshake's Cookie and Referer headers kept for the upper layers
+     * (--laravel-config's auth callout); 0 keeps none, and a longer one is not kept at all. */
+    size_t keep_headers;
 };
 
 struct eio_callbacks {
@@ -97,6 +100,9 @@ int eio_session_protocol(const eio_session *s); /* 3 or 4 */
 /* Handshake facts kept for the upper layers: peer address, User-Agent, query string. */
 const char *eio_session_remote_addr(const eio_session *s);
 const char *eio_session_user_agent(const eio_session *s);
+/* The handshake's Cookie and Referer headers, or NULL (none, too long, keep_headers 0). */
+const char *eio_session_cookie(const eio_session *s);
+const char *eio_session_referer(const eio_session *s);
 /* Value of a query parameter of the handshake request, or NULL. */
 const char *eio_session_query(const eio_session *s, const char *name);
 /* Every query parameter of the handshake as "name\0value\0" pairs ending with "\0". */

@@ -230,7 +230,7 @@ void eio_handle_request(eio_server *srv, http_request *req)
         return;
     }
     struct eio_handshake hs;
-    if (eio_handshake_capture(&hs, req, protocol) < 0) {
+    if (eio_handshake_capture(&hs, req, protocol, srv->cfg.keep_headers) < 0) {
         http_respond(req, 500, "text/plain", "out of memory", 13);
         return;
     }

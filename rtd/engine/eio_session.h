@@ -48,6 +48,7 @@ struct eio_session {
     uint64_t probe_started;   /* loop time the probe WebSocket arrived */
     char *remote_addr;
     char *user_agent;
+    char *cookie, *referer;   /* the handshake's Cookie and Referer (keep_headers), or NULL */
     char *query;              /* "k\0v\0k\0v\0\0" of the handshake */
     void *user;
     /* Intrusive links: polling sessions with a held GET and packets to flush this turn;
@@ -61,6 +62,7 @@ struct eio_session {
 struct eio_handshake {
     char *remote_addr;
     char *user_agent;
+    char *cookie, *referer;
     char *query;
     int protocol;
     bool b64;
@@ -101,7 +103,8 @@ struct eio_server {
  * then freed). */
 eio_session *eio_session_create(eio_server *srv, struct eio_handshake *hs, enum eio_transport t,
                                 const struct eio_transport_ops *ops, void *tp);
-int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol);
+int eio_handshake_capture(struct eio_handshake *hs, http_request *req, int protocol,
+                          size_t keep_headers);
 void eio_handshake_free(struct eio_handshake *hs);
 /* Marks a polling session with a held GET for flushing before the loop sleeps. */
 void eio_session_want_flush(eio_session *s);

@@ -101,7 +101,7 @@ static const char *const pstmt_sql[P_COUNT] = {
     [P_CONN_CLOSE] = "UPDATE connections SET disconnected_at = $2, duration_ms = $3,"
                      " status = 'disconnected' WHERE socket_id = $1 AND status = 'active'",
     [P_STATUS] = "UPDATE daemon_status SET updated_at = $1, connections = $2, messages_in = $3,"
-                 " messages_out = $4 WHERE node_id = $5",
+                 " messages_out = $4, laravel = $6 WHERE node_id = $5",
     [P_MC_ADD] = "INSERT INTO message_counts(hour, platform, count) VALUES($1, $2, $3)"
                  " ON CONFLICT (hour, platform) DO UPDATE"
                  " SET count = message_counts.count + excluded.count",
@@ -793,8 +793,9 @@ static int pg_flush(store *st)
         util_format_db_time(util_wall_ms(), now);
         for (int i = 0; i < 3; i++)
             snprintf(n[i], sizeof n[i], "%lld", (long long)st->status_num[i]);
-        const char *v[] = {now, n[0], n[1], n[2], st->node_id};
-        if (wrun(b, P_STATUS, 5, v) < 0)
+        const char *v[] = {now, n[0], n[1], n[2], st->node_id,
+                           st->status_laravel[0] ? st->status_laravel : NULL};
+        if (wrun(b, P_STATUS, 6, v) < 0)
             return -1;
     }
     return 0;

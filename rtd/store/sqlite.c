@@ -80,7 +80,7 @@ static int prepare_writer(store *st, char **err)
          "INSERT INTO messages(socket_id, sender, message_text, platform, created_at, room)"
          " VALUES(?1, ?2, ?3, ?4, ?5, ?6)"},
         {&w->status, "UPDATE daemon_status SET updated_at = ?1, connections = ?2, messages_in = ?3,"
-                     " messages_out = ?4 WHERE id = 1"},
+                     " messages_out = ?4, laravel = ?5 WHERE id = 1"},
         {&w->mc_add, "INSERT INTO message_counts(hour, platform, count) VALUES(?1, ?2, ?3)"
                      " ON CONFLICT(hour, platform) DO UPDATE SET count = count + excluded.count"},
         {&w->mc_prune,
@@ -379,6 +379,7 @@ static int sq_apply(store *st, struct item *it)
     case K_STATUS:
         /* Only the newest heartbeat of a transaction is worth writing. */
         memcpy(st->status_num, it->num, sizeof st->status_num);
+        snprintf(st->status_laravel, sizeof st->status_laravel, "%s", it->s[0] ? it->s[0] : "");
         st->status_set = true;
         return 0;
     case K_QUERY:
@@ -441,6 +442,10 @@ static int sq_flush(store *st)
         sqlite3_bind_text(w->status, 1, now, -1, SQLITE_STATIC);
         for (int i = 0; i < 3; i++)
             sqlite3_bind_int64(w->status, 2 + i, st->status_num[i]);
+        if (st->status_laravel[0])
+            sqlite3_bind_text(w->status, 5, st->status_laravel, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(w->status, 5);
         if (run_stmt(w->status) != SQLITE_DONE)
             return -1;
     }

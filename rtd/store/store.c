@@ -277,7 +277,17 @@ int store_message(store *st, const char *socket_id, const char *sender, const ch
 
 int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t messages_out)
 {
-    struct item *it = item_new(K_STATUS, 0, NULL, NULL);
+    return store_status_laravel(st, connections, messages_in, messages_out, NULL);
+}
+
+int store_status_laravel(store *st, unsigned connections, uint64_t messages_in,
+                         uint64_t messages_out, const char *laravel_json)
+{
+    const char *s[] = {laravel_json};
+    size_t len[] = {laravel_json ? strlen(laravel_json) : 0};
+    if (len[0] >= STORE_STATUS_LARAVEL_MAX)
+        return -1;
+    struct item *it = item_new(K_STATUS, 1, s, len);
     if (it) {
         it->num[0] = connections;
         it->num[1] = (int64_t)messages_in;

@@ -105,6 +105,11 @@ void store_sessions_loaded(store *st, store_session_fn *fn, void *ud, int64_t *n
 
 /* Heartbeat for the dashboard: rewritten into daemon_status by the writer. */
 int store_status(store *st, unsigned connections, uint64_t messages_in, uint64_t messages_out);
+/* The same with daemon_status.laravel: the Laravel mode's figures as JSON text (NULL: none),
+ * at most STORE_STATUS_LARAVEL_MAX bytes (longer is refused). */
+#define STORE_STATUS_LARAVEL_MAX 16384
+int store_status_laravel(store *st, unsigned connections, uint64_t messages_in,
+                         uint64_t messages_out, const char *laravel_json);
 
 /* Figures for /health and /metrics (loop thread). */
 struct store_stats {

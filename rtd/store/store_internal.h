@@ -135,6 +135,7 @@ struct store {
     struct totals_acc tot;
     bool status_set;
     int64_t status_num[3];
+    char status_laravel[STORE_STATUS_LARAVEL_MAX]; /* "" when none (NULL in the row) */
     int64_t stop_ms; /* the shutdown transaction's time (wall clock) */
     bool failing; /* the last transaction failed (logged once per episode) */
     uint64_t failed_txns;

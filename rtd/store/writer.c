@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "rtd/lib/util.h"
@@ -42,6 +43,7 @@ static int apply_item(store *st, struct item *it)
     case K_STATUS:
         /* Only the newest heartbeat of a transaction is worth writing. */
         memcpy(st->status_num, it->num, sizeof st->status_num);
+        snprintf(st->status_laravel, sizeof st->status_laravel, "%s", it->s[0] ? it->s[0] : "");
         st->status_set = true;
         return 0;
     case K_QUERY:

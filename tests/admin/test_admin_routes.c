@@ -1172,6 +1172,44 @@ static void test_dashboard(void **state)
           err);
 }
 
+/* rtd --laravel-config's heartbeat figures: broadcasts on the dashboard, channels with
+ * their subscribers on the connections page (escaped), nothing of it without them. */
+static void test_laravel(void **state)
+{
+    (void)state;
+    struct resp r = admin_get("/admin");
+    assert_null(strstr(r.body, "Laravel broadcasts"));
+    resp_free(&r);
+    r = admin_get("/admin/connections");
+    assert_null(strstr(r.body, "Laravel channels"));
+    resp_free(&r);
+    assert_int_equal(sqlite3_exec(writer,
+                                  "UPDATE daemon_status SET laravel = '{\"broadcasts\":1234,"
+                                  "\"deliveries\":5678,\"channels\":{\"orders\":3,"
+                                  "\"presence-<b>room\":7}}'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    r = admin_get("/admin");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "Laravel broadcasts"));
+    assert_non_null(strstr(r.body, "<span data-laravel=\"broadcasts\">1,234</span>"));
+    assert_non_null(strstr(r.body, "<span data-laravel=\"deliveries\">5,678</span>"));
+    resp_free(&r);
+    r = admin_get("/admin/connections");
+    assert_int_equal(r.status, 200);
+    const char *t = strstr(r.body, "Laravel channels");
+    assert_non_null(t);
+    const char *room = strstr(t, ">presence-&lt;b&gt;room</td>\n      <td class=\"num\" data-label=\"Subscribers\">7</td>");
+    const char *orders = strstr(t, ">orders</td>\n      <td class=\"num\" data-label=\"Subscribers\">3</td>");
+    assert_non_null(room);
+    assert_non_null(orders);
+    assert_true(room < orders); /* most subscribed first */
+    assert_null(strstr(r.body, "<b>room"));
+    resp_free(&r);
+    assert_int_equal(sqlite3_exec(writer, "UPDATE daemon_status SET laravel = NULL", NULL, NULL, NULL),
+                     SQLITE_OK);
+}
+
 static void test_stats_json(void **state)
 {
     (void)state;
@@ -1892,6 +1930,7 @@ int main(void)
         cmocka_unit_test(test_logout_and_expiry),
         cmocka_unit_test(test_dashboard),
         cmocka_unit_test(test_stats_json),
+        cmocka_unit_test(test_laravel),
         cmocka_unit_test(test_messages_escaping),
         cmocka_unit_test(test_messages_filters),
         cmocka_unit_test(test_messages_pagination),

@@ -2,7 +2,8 @@
 // auth.php: a /broadcasting/auth for `php -S`, built on Laravel's own RedisBroadcaster::auth
 // and validAuthenticationResponse (Debian's php-illuminate-broadcasting and -http), as a
 // Laravel app's Broadcast::routes() serves it. The user is "Bearer <id>" in Authorization
-// (a stand-in for the session guard); routes/channels.php's callbacks are below.
+// or the laravel_session cookie "user-<id>" (stand-ins for the token and session guards);
+// routes/channels.php's callbacks are below.
 require '/usr/share/php/Illuminate/Http/autoload.php';
 require '/usr/share/php/Illuminate/Redis/autoload.php';
 require '/usr/share/php/Illuminate/Broadcasting/autoload.php';
@@ -19,7 +20,9 @@ class User
 
 $request = Request::capture();
 $auth = $request->header('Authorization');
-$user = $auth && preg_match('/^Bearer (\d+)$/', $auth, $m) ? new User((int) $m[1]) : null;
+$session = $request->cookie('laravel_session');
+$user = $auth && preg_match('/^Bearer (\d+)$/', $auth, $m) ? new User((int) $m[1])
+    : ($session && preg_match('/^user-(\d+)$/', $session, $m) ? new User((int) $m[1]) : null);
 $request->setUserResolver(fn () => $user);
 
 $b = new RedisBroadcaster(new Illuminate\Redis\RedisManager(new Illuminate\Container\Container(), 'predis', []));

@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { describe, it } from "node:test";
 import io2 from "sio2";
-import { connectSocket, eventually, makeClient, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
+import { connectSocket, eventually, makeClient, metrics, query, runRtd, sleep, startRtd, TESTS_DIR, withTempDir } from "./lib.mjs";
 import { startRedis } from "./redis.mjs";
 
 function config(dir, obj, name = "laravel-echo-server.json") {
@@ -58,6 +58,27 @@ describe("--laravel-config", () => {
       assert.match(rtd.stderr, /Unknown key in the Laravel config: ignored \{"key":"bogus"\}/);
       assert.match(rtd.stderr, /"key":"databaseConfig.redis.zz"/);
     } finally {
+      await rtd.stop();
+    }
+  }));
+});
+
+describe("--laravel-config and rtd's own presence events", () => {
+  it("no user-connected/user-disconnected for Laravel clients unless --presence on is given", () => withTempDir(async (dir) => {
+    const f = config(dir, { subscribers: { redis: false } });
+    for (const [args, want] of [[[], false], [["--presence", "on"], true]]) {
+      const rtd = await startRtd({ args: ["--laravel-config", f, ...args] });
+      const a = await connectSocket(makeClient(rtd));
+      const got = [];
+      a.onAny((e) => got.push(e));
+      const b = await connectSocket(makeClient(rtd));
+      b.close();
+      if (want) await eventually(() => assert.deepEqual(got, ["user-connected", "user-disconnected"]));
+      else {
+        await sleep(300);
+        assert.deepEqual(got, [], "laravel-echo-server sends no such events");
+      }
+      a.close();
       await rtd.stop();
     }
   }));
@@ -125,6 +146,28 @@ describe("Laravel channels and the Redis subscriber", () => {
       assert.equal(rtd.exit, null, "rtd still runs");
     } finally {
       for (const f of cleanups) await f();
+    }
+  });
+});
+
+describe("Laravel: the Redis subscriber with database \"sqlite\"", () => {
+  it("runs whatever the database, as the original's; members stay on the node (no rtd keys in Redis)", async () => {
+    const redis = await startRedis();
+    const f = config(redis.dir, { database: "sqlite", databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: "p_" } } });
+    const rtd = await startRtd({ args: ["--laravel-config", f] });
+    const a = record(await connectSocket(makeClient(rtd)));
+    try {
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000, what: "its PSUBSCRIBE" });
+      a.emit("subscribe", { channel: "orders" });
+      await sleep(200);
+      await redis.command(["PUBLISH", "p_orders", JSON.stringify({ event: "E", data: { n: 1 } })]);
+      await eventually(() => assert.deepEqual(a.all.at(-1), ["E", "orders", { n: 1 }]));
+      await sleep(500);
+      assert.deepEqual(await redis.command(["KEYS", "*rtd:*"]), []);
+    } finally {
+      a.close();
+      await rtd.stop();
+      await redis.stop();
     }
   });
 });
@@ -230,6 +273,197 @@ describe("Laravel private and presence channels, whisper", () => {
       b.close();
       try { await rtd.stop(); } catch (e) { rtd.printStderr(); throw e; }
       auth.close();
+    }
+  });
+});
+
+describe("Laravel: the handshake's Cookie in the auth callout", () => {
+  it("forwarded unless auth.headers has a Cookie; over polling too; one over 4096 bytes is not", async () => {
+    const cookies = [];
+    const auth = createServer((req, res) => {
+      req.resume();
+      req.on("end", () => { cookies.push(req.headers.cookie ?? null); res.writeHead(200).end("true"); });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { authHost: `http://127.0.0.1:${auth.address().port}`, subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const socks = [];
+    try {
+      const sub = async (cookie, opts, headers = {}) => {
+        const s = record(await connectSocket(makeClient(rtd, { extraHeaders: { Cookie: cookie }, ...opts })));
+        socks.push(s);
+        const n = cookies.length;
+        s.emit("subscribe", { channel: "private-x", auth: { headers } });
+        await eventually(() => assert.equal(cookies.length, n + 1));
+        return cookies.at(-1);
+      };
+      assert.equal(await sub("laravel_session=abc; XSRF-TOKEN=t"), "laravel_session=abc; XSRF-TOKEN=t");
+      assert.equal(await sub("laravel_session=poll", { kind: "polling" }), "laravel_session=poll");
+      assert.equal(await sub("laravel_session=hs", {}, { Cookie: "laravel_session=mine" }), "laravel_session=mine");
+      assert.equal(await sub("a=" + "x".repeat(4094)), "a=" + "x".repeat(4094)); // 4096 bytes: kept
+      assert.equal(await sub("a=" + "x".repeat(4095)), null); // 4097: not kept, not forwarded
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+      auth.close();
+    }
+  });
+});
+
+describe("Laravel presence: the member's user_id is bounded", () => {
+  it("a user_id over 200 bytes or with a tab is refused with subscription_error(channel, 0); 200 bytes joins", async () => {
+    const ids = { "presence-long": "x".repeat(201), "presence-tab": "a\tb", "presence-ok": "y".repeat(200) };
+    const auth = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        const ch = new URLSearchParams(body).get("channel_name");
+        res.writeHead(200).end(JSON.stringify({ channel_data: { user_id: ids[ch], user_info: {} } }));
+      });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const dir = (await import("./lib.mjs")).tempDir();
+    const rtd = await startRtd({ args: ["--laravel-config", config(dir, { authHost: `http://127.0.0.1:${auth.address().port}`, subscribers: { redis: false } })], dir });
+    const a = record(await connectSocket(makeClient(rtd)));
+    try {
+      for (const ch of Object.keys(ids)) a.emit("subscribe", { channel: ch });
+      await eventually(() => {
+        assert.deepEqual(a.all.filter((e) => e[0] === "subscription_error").map((e) => e[1]).sort(), ["presence-long", "presence-tab"]);
+        assert.deepEqual(a.all.find((e) => e[0] === "presence:subscribed")?.[2], [{ user_id: ids["presence-ok"], user_info: {}, socketId: a.id }]);
+      });
+      assert.ok(a.all.every((e) => e[0] !== "subscription_error" || e[2] === 0));
+      assert.equal((await metrics(rtd)).samples.get('rtd_laravel_refused_total{kind="member_data"}'), 2);
+    } finally {
+      a.close();
+      await rtd.stop();
+      auth.close();
+    }
+  });
+});
+
+describe("Laravel metrics on /metrics", () => {
+  it("rtd_laravel_*: broadcasts by source, deliveries, auth callouts by result, refusals by kind", async () => {
+    const crypto = await import("node:crypto");
+    const redis = await startRedis();
+    const auth = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        const ch = new URLSearchParams(body).get("channel_name");
+        if (ch === "presence-nodata") return res.writeHead(200).end("{}");
+        res.writeHead(ch === "private-ok" ? 200 : 403).end("{}");
+      });
+    });
+    await new Promise((r) => auth.listen(0, "127.0.0.1", r));
+    const prefix = "p_";
+    const f = config(redis.dir, {
+      authHost: `http://127.0.0.1:${auth.address().port}`, clients: [{ appId: "a", key: "k", secret: "s" }],
+      databaseConfig: { redis: { host: "127.0.0.1", port: redis.port, keyPrefix: prefix } },
+    });
+    const rtd = await startRtd({ args: ["--laravel-config", f, "--max-payload", "20000"] });
+    const socks = [];
+    try {
+      await eventually(async () => assert.equal(await redis.command(["PUBSUB", "NUMPAT"]), 1), { timeout: 10000 });
+      const a = record(await connectSocket(makeClient(rtd)));
+      const b = record(await connectSocket(makeClient(rtd)));
+      socks.push(a, b);
+      for (const s of [a, b]) s.emit("subscribe", { channel: "orders" });
+      a.emit("subscribe", { channel: "private-ok" });
+      a.emit("subscribe", { channel: "private-no" });
+      a.emit("subscribe", { channel: "presence-nodata" });
+      a.emit("subscribe", { nochannel: 1 });
+      await eventually(() => assert.equal(a.all.filter((e) => e[0] === "subscription_error").length, 2));
+      await redis.command(["PUBLISH", prefix + "orders", JSON.stringify({ event: "E", data: 1 })]);
+      await redis.command(["PUBLISH", prefix + "orders", "nope"]);
+      const api = (p, body, q = "") => fetch(`${rtd.url}/apps/a/${p}${q}`, { method: "POST", body, headers: { Authorization: "Bearer k" } });
+      assert.equal((await api("events", JSON.stringify({ channel: "orders", name: "H", data: 2 }))).status, 200);
+      assert.equal((await api("events", "{bad")).status, 400);
+      assert.equal((await api("events", JSON.stringify({ channel: "orders", name: "H", data: "x".repeat(30000) }))).status, 413);
+      assert.equal((await fetch(`${rtd.url}/apps/a/channels`, { headers: { Authorization: "Bearer wrong" } })).status, 403);
+      const body = JSON.stringify({ channel: "orders", name: "P", data: "{}" });
+      const q = { auth_key: "k", auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: "1.0", body_md5: crypto.createHash("md5").update(body).digest("hex") };
+      const sig = crypto.createHmac("sha256", "s").update(`POST\n/apps/a/events\n${Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join("&")}`).digest("hex");
+      assert.equal((await fetch(`${rtd.url}/apps/a/events?${new URLSearchParams({ ...q, auth_signature: sig })}`, { method: "POST", body })).status, 200);
+      await eventually(() => assert.deepEqual(b.all.map((e) => e[0]), ["E", "H", "P"]));
+      const m = (await metrics(rtd)).samples;
+      const get = (k) => m.get(`rtd_laravel_${k}`);
+      assert.deepEqual([get('broadcasts_received_total{source="redis"}'), get('broadcasts_received_total{source="http"}'), get('broadcasts_received_total{source="pusher"}')], [2, 1, 1]);
+      assert.equal(get("broadcasts_total"), 3);
+      assert.equal(get("deliveries_total"), 6);
+      assert.deepEqual([get('auth_callouts_total{result="ok"}'), get('auth_callouts_total{result="denied"}'), get('auth_callouts_total{result="failed"}')], [2, 1, 0]);
+      assert.equal(get('refused_total{kind="redis_message"}'), 1);
+      assert.equal(get('refused_total{kind="client_payload"}'), 1);
+      assert.equal(get('refused_total{kind="member_data"}'), 1);
+      assert.equal(get('refused_total{kind="unauthorized"}'), 1);
+      assert.equal(get('refused_total{kind="bad_request"}'), 1);
+      assert.equal(get('refused_total{kind="too_large"}'), 1);
+      assert.equal(get("api_requests_total"), 5);
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+      auth.close();
+      await redis.stop();
+    }
+  });
+});
+
+describe("Laravel figures in the heartbeat (daemon_status.laravel, for admin-fcgi)", () => {
+  it("broadcasts, deliveries and each channel's subscribers, rewritten with the heartbeat", { timeout: 30000 }, async () => {
+    const dir = (await import("./lib.mjs")).tempDir();
+    const f = config(dir, { clients: [{ appId: "a", key: "k" }], subscribers: { redis: false } });
+    const rtd = await startRtd({ args: ["--laravel-config", f], dir });
+    const socks = [];
+    try {
+      for (let i = 0; i < 3; i++) socks.push(record(await connectSocket(makeClient(rtd))));
+      for (const s of socks) s.emit("subscribe", { channel: "orders" });
+      socks[0].emit("subscribe", { channel: 'news"<x>' });
+      await sleep(200);
+      const r = await fetch(`${rtd.url}/apps/a/events`, { method: "POST", headers: { Authorization: "Bearer k" },
+        body: JSON.stringify({ channel: "orders", name: "E", data: { n: 1 } }) });
+      assert.equal(r.status, 200);
+      await eventually(async () => {
+        const [row] = await query(rtd.db, "SELECT laravel FROM daemon_status");
+        assert.deepEqual(JSON.parse(row.laravel), { broadcasts: 1, deliveries: 3, channels: { orders: 3, 'news"<x>': 1 } });
+      }, { timeout: 20000, interval: 500, what: "the heartbeat's Laravel figures" });
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
+    }
+    // without --laravel-config the column stays NULL
+    const plain = await startRtd({ db: rtd.db, dir });
+    try {
+      await sleep(5500);
+      const [row] = await query(plain.db, "SELECT laravel FROM daemon_status");
+      assert.equal(row.laravel, null);
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
+describe("Laravel figures in the heartbeat: bounded", () => {
+  it("channels past 16 KiB of JSON are left out; the row is still written, valid", { timeout: 30000 }, async () => {
+    const dir = (await import("./lib.mjs")).tempDir();
+    const rtd = await startRtd({ args: ["--laravel-config", config(dir, { subscribers: { redis: false } })], dir });
+    const socks = [];
+    try {
+      // 5 sockets x 100 channels (the per-socket limit) x ~45 bytes of JSON each: over 16 KiB
+      for (let i = 0; i < 5; i++) {
+        const s = record(await connectSocket(makeClient(rtd)));
+        socks.push(s);
+        for (let j = 0; j < 100; j++) s.emit("subscribe", { channel: `orders.${i}.${j}.${"z".repeat(24)}` });
+      }
+      await eventually(async () => {
+        const [row] = await query(rtd.db, "SELECT laravel FROM daemon_status");
+        assert.ok(row.laravel, "written");
+        const n = Object.keys(JSON.parse(row.laravel).channels).length;
+        assert.ok(n > 100 && n < 500, `${n} channels`);
+        assert.ok(row.laravel.length < 16384);
+      }, { timeout: 20000, interval: 500, what: "a bounded heartbeat" });
+    } finally {
+      for (const s of socks) s.close();
+      await rtd.stop();
     }
   });
 });

@@ -92,7 +92,7 @@ describe("PostgreSQL: several nodes on one database", { skip }, () => {
     ctx.extra.push(a, b);
     assert.deepEqual(
       (await query(db, "SELECT version FROM schema_migrations ORDER BY version")).map((r) => r.version),
-      [1, 2, 3],
+      [1, 2, 3, 4],
       "each migration applied once",
     );
     const sa = [await ctx.client({}, a), await ctx.client({ kind: "polling" }, a)];

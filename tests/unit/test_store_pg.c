@@ -200,7 +200,7 @@ static void test_open_migrates_and_writes_status(void **state)
     struct env *e = *state;
     e->st = open_node(e, "n1", 0);
     e->c = pg_conn(e->url);
-    assert_int_equal(q_int(e->c, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(q_int(e->c, "SELECT count(*) FROM schema_migrations"), 4);
     char t[256];
     assert_string_equal(q_text(e->c, t, sizeof t, "SELECT node_id FROM daemon_status"), "n1");
     assert_string_equal(q_text(e->c, t, sizeof t, "SELECT stopped_at FROM daemon_status"), "<null>");
@@ -210,7 +210,7 @@ static void test_open_migrates_and_writes_status(void **state)
                             "<null>");
     /* a second open migrates nothing more */
     e->st = open_node(e, "n1", 0);
-    assert_int_equal(q_int(e->c, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(q_int(e->c, "SELECT count(*) FROM schema_migrations"), 4);
 }
 
 static void test_messages_pages_and_counters(void **state)
