@@ -39,8 +39,8 @@ static int set_str(char **dst, const char *v)
 
 static void warn_unknown(const char *where, const char *key)
 {
-    rlogf(RLOG_WARN, "Unknown key in the Laravel config: ignored", "{\"key\":\"%s%s\"}", where,
-          key);
+    rlogf(RLOG_WARN, "Unknown key in the Laravel config: ignored", "{\"key\":\"%s%s\"}", rlog_esc(where),
+          rlog_esc(key));
 }
 
 /* A string value, or NULL allowed when nullable. */
