@@ -261,6 +261,9 @@ void ui_stats_json(struct ctx *c)
                 s->generated_at, s->connections_total, s->connections_active, s->messages_total,
                 s->messages_today, s->sessions_closed, s->session_ms_avg, s->session_ms_max,
                 s->db_bytes);
+    if (s->laravel_nodes) /* rtd --laravel-config: the dashboard's Laravel line follows */
+        sbuf_printf(&j, "\"laravel\":{\"nodes\":%d,\"broadcasts\":%lld,\"deliveries\":%lld},",
+                    s->laravel_nodes, s->laravel_broadcasts, s->laravel_deliveries);
     sbuf_puts(&j, "\"connectionsByPlatform\":");
     json_platforms(&j, s->conn_platforms, s->n_conn_platforms);
     sbuf_puts(&j, ",\"messagesByPlatform\":");

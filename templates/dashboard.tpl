@@ -95,8 +95,8 @@
     <dt>Messages in / out</dt><dd><span data-stat="daemon.messagesIn">{{D_MESSAGES_IN}}</span> /
       <span data-stat="daemon.messagesOut">{{D_MESSAGES_OUT}}</span></dd>
     <dt>Closed sessions</dt><dd data-stat="sessions.closed">{{SESSIONS_CLOSED}}</dd>
-    {{#LARAVEL}}<dt>Laravel broadcasts</dt><dd><span data-laravel="broadcasts">{{BROADCASTS}}</span>
-      events to channels, <span data-laravel="deliveries">{{DELIVERIES}}</span> deliveries
+    {{#LARAVEL}}<dt>Laravel broadcasts</dt><dd><span data-laravel="broadcasts" data-stat="laravel.broadcasts">{{BROADCASTS}}</span>
+      events to channels, <span data-laravel="deliveries" data-stat="laravel.deliveries">{{DELIVERIES}}</span> deliveries
       <span class="muted">(since each node started)</span></dd>{{/LARAVEL}}
   </dl>
   <div class="table-wrap">

@@ -1192,8 +1192,8 @@ static void test_laravel(void **state)
     r = admin_get("/admin");
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "Laravel broadcasts"));
-    assert_non_null(strstr(r.body, "<span data-laravel=\"broadcasts\">1,234</span>"));
-    assert_non_null(strstr(r.body, "<span data-laravel=\"deliveries\">5,678</span>"));
+    assert_non_null(strstr(r.body, "<span data-laravel=\"broadcasts\" data-stat=\"laravel.broadcasts\">1,234</span>"));
+    assert_non_null(strstr(r.body, "<span data-laravel=\"deliveries\" data-stat=\"laravel.deliveries\">5,678</span>"));
     resp_free(&r);
     r = admin_get("/admin/connections");
     assert_int_equal(r.status, 200);
@@ -1205,6 +1205,11 @@ static void test_laravel(void **state)
     assert_non_null(orders);
     assert_true(room < orders); /* most subscribed first */
     assert_null(strstr(r.body, "<b>room"));
+    resp_free(&r);
+    /* the live refresh's figures */
+    r = admin_get("/admin/stats.json");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"laravel\":{\"nodes\":1,\"broadcasts\":1234,\"deliveries\":5678},"));
     resp_free(&r);
     assert_int_equal(sqlite3_exec(writer, "UPDATE daemon_status SET laravel = NULL", NULL, NULL, NULL),
                      SQLITE_OK);
