@@ -108,6 +108,28 @@ row("Laravel: 1 000 Echo subscribers, Redis publisher: deliveries/s (node = lara
 });
 row("  same: server CPU per delivery (ns)", "laravel", "server.cpu_ns_per_delivery", { higher: false });
 
+// rtd-only opt-in steps, against rtd's own fanout1 of the same run: the cost of a feature.
+const rtdOnly = [];
+const base = get(load("fanout1", "rtd"), "messages.deliveries_per_s");
+const vsBase = (label, step) => {
+  const j = load(step, "rtd");
+  if (!j) return;
+  const v = get(j, "messages.deliveries_per_s");
+  const d = typeof v === "number" && typeof base === "number" && base > 0 ? `${(((v - base) / base) * 100).toFixed(1)} %` : "—";
+  rtdOnly.push(`| ${label} | ${fmt(v)} | ${fmt(get(j, "server.cpu_ns_per_delivery"))} | ${d} |`);
+};
+vsBase("fanout1 with --recovery-window (every event carries its offset)", "fanout-recovery");
+for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+  const m = /^(adminui-[a-z]+)\.rtd\.json$/.exec(f);
+  if (m) vsBase(`fanout1 with --admin-ui (${m[1].slice(8)})`, m[1]);
+}
+let recovery = null;
+try {
+  recovery = JSON.parse(fs.readFileSync(path.join(dir, "recovery.rtd.result"), "utf8"));
+} catch {
+  /* not run */
+}
+
 const out = [];
 const machine = (() => {
   try {
@@ -119,6 +141,15 @@ const machine = (() => {
 if (machine) out.push("```", machine, "```", "");
 out.push("| figure | rtd | node | rtd better by | target |", "|---|---:|---:|---:|---|");
 for (const r of rows) out.push(`| ${r.join(" | ")} |`);
+
+if (rtdOnly.length) {
+  out.push("", "rtd-only steps, against this run's rtd fanout1 (same load):", "");
+  out.push("| step | deliveries/s | CPU ns/delivery | vs fanout1 |", "|---|---:|---:|---:|", ...rtdOnly);
+}
+if (recovery)
+  out.push("", `Recovery after an rtd restart (${recovery.signal}): ${recovery.clients} clients, ${recovery.missed} missed messages each: ` +
+    `all recovered in ${recovery.all_ms} ms (p50 ${recovery.p50_ms} ms, p99 ${recovery.p99_ms} ms); ` +
+    `not recovered ${recovery.not_recovered}, wrong replays ${recovery.wrong_replay}.`);
 
 // The cost curve: the same fan-out from 100 to 10 000 clients.
 const curve = [];
