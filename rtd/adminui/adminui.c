@@ -1187,6 +1187,7 @@ adminui *adminui_new(loop *l, sio_server *srv, const struct adminui_config *cfg,
 void adminui_set_cluster(adminui *a, cluster *c)
 {
     a->cluster = c;
+    cluster_set_admin_data(c, true);
     /* the UI keys servers by serverId: nodes on one host need their own, as instrument()
      * makes hostname#pid in cluster workers */
     if (!a->cfg.server_id)

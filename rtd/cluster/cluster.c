@@ -105,6 +105,7 @@ struct cluster {
     struct cnsp *nsps;
     size_t nnsps;
     struct cluster_stats stats;
+    bool admin_data; /* fetchSockets replies carry data._admin (cluster_set_admin_data) */
     json_tokener *tok;
     buf scratch;
     cluster_server_event_fn *on_server_event;
@@ -363,7 +364,7 @@ static void add_room(const char *room, void *ud)
     put_json_str(b, room);
 }
 
-static void socket_json(buf *b, sio_socket *s)
+static void socket_json(buf *b, sio_socket *s, bool admin)
 {
     eio_session *es = sio_socket_session(s);
     const char *rooms[256];
@@ -407,7 +408,22 @@ static void socket_json(buf *b, sio_socket *s)
     }
     const char *data = sio_socket_data_json(s);
     buf_puts(b, "],\"data\":");
-    buf_puts(b, data ? data : "{}");
+    if (admin) { /* as instrument() sets it: the first 12 characters of the client's id */
+        buf_printf(b, "{\"_admin\":{\"clientId\":\"%.12s\",\"transport\":\"%s\"}",
+                   eio_session_id(es),
+                   eio_session_transport(es) == EIO_T_WEBSOCKET ? "websocket" : "polling");
+        const char *m = data && data[0] == '{' ? data + 1 : NULL;
+        while (m && (*m == ' ' || *m == '\n' || *m == '\t' || *m == '\r'))
+            m++;
+        if (m && *m && *m != '}') {
+            buf_putc(b, ',');
+            buf_puts(b, m); /* the object's members and its closing brace */
+        } else {
+            buf_putc(b, '}');
+        }
+    } else {
+        buf_puts(b, data ? data : "{}");
+    }
     buf_putc(b, '}');
 }
 
@@ -698,8 +714,6 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
         }
         if (uid && !strcmp(uid, c->uid))
             break;
-        if (t == REQ_REMOTE_DISCONNECT && uid && !strcmp(uid, c->uid))
-            break; /* ours (cluster_disconnect_remote): it is for the other nodes */
         if (target_from(opts, &tl) < 0) {
             drop(c, channel, channel_len, "bad opts");
             target_free(&tl);
@@ -714,7 +728,7 @@ static void on_request(cluster *c, struct cnsp *cn, const char *channel, size_t 
         for (long i = 0; i < n; i++) {
             if (i)
                 buf_putc(&b, ',');
-            socket_json(&b, list[i]);
+            socket_json(&b, list[i], c->admin_data);
         }
         buf_puts(&b, "]}");
         free(list);
@@ -956,6 +970,11 @@ int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const cha
     int r = buf_terminate(&b) == 0 ? publish_str(c, cn->request, &b) : -1;
     buf_free(&b);
     return r < 0 ? -1 : 0;
+}
+
+void cluster_set_admin_data(cluster *c, bool on)
+{
+    c->admin_data = on;
 }
 
 int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid)

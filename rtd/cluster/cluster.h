@@ -73,6 +73,10 @@ int cluster_remote_op(cluster *c, const char *nsp, enum cluster_op op, const cha
 /* Asks the other nodes to disconnect the socket sid of nsp, closing its connection (the
  * adapter's disconnectSockets with close true); this node ignores its own request. */
 int cluster_disconnect_remote(cluster *c, const char *nsp, const char *sid);
+/* With on, the sockets this node sends for another node's fetchSockets carry
+ * data._admin {clientId, transport}, as @socket.io/admin-ui's instrument() sets it on every
+ * socket, so a Node.js admin shows them like its own (rtd --admin-ui). */
+void cluster_set_admin_data(cluster *c, bool on);
 cluster *cluster_new(loop *l, sio_server *srv, const struct cluster_config *cfg, char **err);
 /* Free the sio server first: its last disconnects still broadcast through the cluster. */
 void cluster_free(cluster *c);

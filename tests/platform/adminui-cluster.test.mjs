@@ -124,6 +124,10 @@ describe("--admin-ui in a cluster", () => {
       assert.ok(mine, `all_sockets has rtd's socket: ${JSON.stringify(sockets.map((s) => s.id))}`);
       assert.equal(mine.nsp, "/");
       assert.ok(mine.rooms.includes(u.id));
+      // rtd's fetchSockets reply carries data._admin, as instrument() sets it on its own sockets
+      assert.equal(mine.clientId, u.io.engine.id.slice(0, 12));
+      assert.equal(mine.transport, u.io.engine.transport.name);
+      assert.equal(mine.data._admin, undefined, "the UI's own field is not shown as data");
       await eventually(() => {
         const pids = new Set(admin.seen.filter((a) => a[0] === "server_stats").map((a) => a[1].pid));
         assert.ok(pids.has(ctx.rtd.proc.pid) && pids.has(process.pid), JSON.stringify([...pids]));
