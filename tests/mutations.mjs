@@ -314,6 +314,14 @@ export const MUTATIONS = [
     why: "--connect-timeout for Engine.IO v3 sessions too (a refused 2.x client that keeps pinging; commit 96ede41)",
     tests: [{ node: ["platform/eio3.test.mjs"], grep: "connect-timeout" }],
   },
+  {
+    id: "json-depth",
+    file: "rtd/socketio/sio.c",
+    from: "        srv->cfg.max_json_depth = 32;",
+    to: "        srv->cfg.max_json_depth = 64;",
+    why: "payloads are parsed at a bounded depth (32): deeper input ends the session",
+    tests: [{ node: ["js/sio-raw.test.mjs"], grep: "nested 32 deep" }],
+  },
   // ---- --auth-secret (rtd/platform.c, rtd/auth.c) -------------------------------------------
   {
     id: "auth-missing-token",

@@ -323,6 +323,21 @@ serverSuite("Socket.IO packets over a raw WebSocket", { engineOnly: false }, (ct
     });
   }
 
+  // rtd parses payloads with json-c at a bounded depth of 32 (the array of arguments counts as
+  // one level); Node.js has no bound beyond its stack. Deeper input ends the session, as any
+  // payload rtd cannot parse does.
+  ctx.test("rtdOnly: a payload nested 32 deep is delivered; 33 deep closes the session", rtdOnly(), async (t) => {
+    const nest = (d) => "[".repeat(d) + "]".repeat(d);
+    const s = await connected(t, "/");
+    s.send(`2["message",${nest(31)}]`);
+    const r = await s.next();
+    assert.deepEqual(r.data[0], "message-back");
+    assert.equal(JSON.stringify(r.data[1]), nest(31));
+    const deep = await connected(t, "/");
+    deep.send(`2["message",${nest(32)}]`);
+    await deep.expectClosed();
+  });
+
   ctx.test("rtdOnly: an EVENT sent right behind its CONNECT (same TCP write) is delivered", rtdOnly(), async (t) => {
     // The reference adds the socket to the namespace asynchronously and closes the connection
     // when the EVENT comes first. Official clients wait for the CONNECT answer, so rtd may (and
