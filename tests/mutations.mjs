@@ -236,7 +236,7 @@ export const MUTATIONS = [
   {
     id: "max-connections",
     file: "rtd/engine/eio_server.c",
-    from: "if (srv->cfg.max_sessions && srv->sessions.len >= srv->cfg.max_sessions) {",
+    from: "if (srv->cfg.max_sessions && srv->sessions.len - srv->n_lingering >= srv->cfg.max_sessions) {",
     to: "if (false) {",
     why: "--max-connections: a further handshake gets 503",
     tests: [{ node: ["platform/limits.test.mjs"], grep: "503" }],
@@ -482,7 +482,7 @@ export const MUTATIONS = [
   },
   {
     id: "pusher-timestamp",
-    file: "rtd/laravel/laravel.c",
+    file: "rtd/laravel/laravel_api.c",
     from: "if (*end || t < now - 600 || t > now + 600)",
     to: "if (*end)",
     why: "Pusher's signed API: auth_timestamp within 600 s",
@@ -491,7 +491,7 @@ export const MUTATIONS = [
   // ---- the Admin UI (rtd/adminui/) ----------------------------------------------------------
   {
     id: "adminui-login-throttle",
-    file: "rtd/adminui/adminui.c",
+    file: "rtd/adminui/adminui_login.c",
     from: "if (f && f->count >= MAX_FAILURES) {",
     to: "if (false) {",
     why: "--admin-ui: failed logins are throttled (5 per address in 15 minutes)",
@@ -516,7 +516,7 @@ export const MUTATIONS = [
   {
     id: "sio-pending-connect-once",
     file: "rtd/socketio/sio.c",
-    from: "    if (client_waiting(c, h->nsp, h->nsp_len))\n        return;",
+    from: "    if (client_waiting(c, h->nsp, h->nsp_len) || client_restoring(c, h->nsp, h->nsp_len))\n        return;",
     to: "    if (false)\n        return;",
     why: "a second CONNECT to a namespace whose authorization is pending gets no second socket",
     tests: [{ node: ["platform/adminui.test.mjs"], grep: "second CONNECT meanwhile" }],
