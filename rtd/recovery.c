@@ -93,6 +93,33 @@ static void purge(recovery *r, int64_t now)
 static void save_row(recovery *r, sio_socket *s, int64_t left_ms);
 static void really_free(recovery *r);
 
+/* A session made from a socket that leaves (or is taken over): its ids, rooms and
+ * identity, left at left_ms, resuming after the newest offset. NULL out of memory. */
+static struct session *session_of_socket(recovery *r, sio_socket *s, int64_t left_ms)
+{
+    struct session *ss = calloc(1, sizeof *ss);
+    if (!ss)
+        return NULL;
+    memcpy(ss->pid, sio_socket_pid(s), sizeof ss->pid);
+    memcpy(ss->sid, sio_socket_id(s), sizeof ss->sid);
+    ss->left_ms = left_ms;
+    ss->since = r->newest;
+    const char *rooms[256];
+    size_t n = sio_socket_rooms(s, rooms, 256);
+    if (n > 256)
+        n = 256;
+    ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
+    for (size_t i = 0; ss->rooms && i < n; i++)
+        if ((ss->rooms[ss->nrooms] = strdup(rooms[i])))
+            ss->nrooms++;
+    const char *user = NULL, *plat = NULL;
+    if (r->who)
+        r->who(s, &user, &plat, r->ud);
+    ss->user_id = user ? strdup(user) : NULL;
+    ss->platform = plat ? strdup(plat) : NULL;
+    return ss;
+}
+
 /* The pid is still attached to a connected socket (its transport died unnoticed, or another
  * tab has the same pid): the newest connection takes the session, the old socket is closed
  * without being saved (Node.js's race, socketio/socket.io#4880). */
@@ -102,26 +129,9 @@ static struct session *take_live(recovery *r, const char *pid)
     sio_socket *old = lp ? sio_socket_find(r->root, lp->sid) : NULL;
     if (!old || sio_socket_restoring(old) || strcmp(sio_socket_pid(old), pid) != 0)
         return NULL;
-    struct session *ss = calloc(1, sizeof *ss);
+    struct session *ss = session_of_socket(r, old, util_wall_ms());
     if (!ss)
         return NULL;
-    memcpy(ss->pid, pid, strlen(pid) + 1);
-    memcpy(ss->sid, lp->sid, sizeof ss->sid);
-    ss->left_ms = util_wall_ms();
-    ss->since = r->newest;
-    const char *rooms[256];
-    size_t n = sio_socket_rooms(old, rooms, 256);
-    if (n > 256)
-        n = 256;
-    ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
-    for (size_t i = 0; ss->rooms && i < n; i++)
-        if ((ss->rooms[ss->nrooms] = strdup(rooms[i])))
-            ss->nrooms++;
-    const char *user = NULL, *plat = NULL;
-    if (r->who)
-        r->who(old, &user, &plat, r->ud);
-    ss->user_id = user ? strdup(user) : NULL;
-    ss->platform = plat ? strdup(plat) : NULL;
     sio_disconnect(old, true); /* not recoverable: on_close saves nothing */
     return ss;
 }
@@ -336,26 +346,9 @@ static void on_close(sio_socket *s, const char *reason, void *ud)
         }
         return;
     }
-    struct session *ss = calloc(1, sizeof *ss);
+    struct session *ss = session_of_socket(r, s, now);
     if (!ss)
         return;
-    memcpy(ss->pid, sio_socket_pid(s), sizeof ss->pid);
-    memcpy(ss->sid, sio_socket_id(s), sizeof ss->sid);
-    ss->left_ms = now;
-    ss->since = r->newest;
-    const char *rooms[256];
-    size_t n = sio_socket_rooms(s, rooms, 256);
-    if (n > 256)
-        n = 256;
-    ss->rooms = n ? calloc(n, sizeof *ss->rooms) : NULL;
-    for (size_t i = 0; ss->rooms && i < n; i++)
-        if ((ss->rooms[i] = strdup(rooms[i])))
-            ss->nrooms++;
-    const char *user = NULL, *plat = NULL;
-    if (r->who)
-        r->who(s, &user, &plat, r->ud);
-    ss->user_id = user ? strdup(user) : NULL;
-    ss->platform = plat ? strdup(plat) : NULL;
     struct session *prev = map_get(&r->sessions, ss->pid);
     if (prev) {
         map_del(&r->sessions, prev->pid);
